@@ -1,0 +1,258 @@
+//! The `sesguard` command line: scan CloudTrail files with the engine and an in-memory state.
+
+use std::io::{self, BufWriter, IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use sesguard::Engine;
+use sesguard::config::{Config, Overrides};
+use sesguard::input::{self, InputError};
+use sesguard::rules;
+use sesguard::scan::{Scanner, Sink, Stats};
+use sesguard::signal::{self, Signal};
+
+#[derive(Parser)]
+#[command(
+    name = "sesguard",
+    version,
+    about = "Catch Amazon SES abuse in CloudTrail records"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Evaluate CloudTrail records from files, directories or stdin and print signals.
+    ///
+    /// PATH is a file, a directory (recursed; .json, .jsonl, .ndjson and .gz files in name
+    /// order) or - for stdin. Each file may hold EventBridge envelopes, bare records, a
+    /// CloudTrail log file {"Records":[...]}, a JSON array or JSON Lines, gzip-compressed or not.
+    ///
+    /// Exit status: 0 all input read; 1 some input unreadable or malformed (everything readable
+    /// still evaluated and printed); 2 usage or configuration error.
+    Scan(ScanArgs),
+    /// List the detections and the API calls each one reads.
+    Rules {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = RulesFormat::Table)]
+        format: RulesFormat,
+    },
+}
+
+#[derive(Args)]
+struct ScanArgs {
+    /// Files, directories, or - for stdin.
+    #[arg(required = true, value_name = "PATH")]
+    paths: Vec<PathBuf>,
+    /// TOML file with settings and [[suppressions]] (the same file the Lambda reads).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Output format [default: table on a terminal, else jsonl].
+    #[arg(long, value_enum)]
+    format: Option<Format>,
+    /// R2: no signal for events less than this many days after the first event seen [default: 0].
+    #[arg(long, value_name = "DAYS")]
+    learning_days: Option<u32>,
+    /// R2: forget a principal not seen for this many days [default: 28].
+    #[arg(long, value_name = "DAYS")]
+    forget_days: Option<u32>,
+    /// R4: longest time from adding an identity to deleting it [default: 60].
+    #[arg(long, visible_alias = "window-minutes", value_name = "MINUTES")]
+    sequence_window_minutes: Option<u32>,
+    /// R1/R3/R5: repeats within this many minutes after a signal give no new one [default: 60].
+    #[arg(long, value_name = "MINUTES")]
+    dedup_minutes: Option<u32>,
+    /// Tor exit list (one address per line, # comments): R3 is high severity from these.
+    #[arg(long, value_name = "FILE")]
+    tor_exit_list: Option<PathBuf>,
+    /// No summary or progress on stderr (problems are still reported).
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Format {
+    /// One signal per line, as JSON (what the Lambda publishes).
+    Jsonl,
+    /// A readable table.
+    Table,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum RulesFormat {
+    Table,
+    Json,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SESGUARD_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
+    match cli.command {
+        Command::Scan(args) => scan(args),
+        Command::Rules { format } => list_rules(format),
+    }
+}
+
+fn scan(args: ScanArgs) -> ExitCode {
+    let overrides = Overrides {
+        learning_days: args.learning_days,
+        forget_days: args.forget_days,
+        sequence_window_minutes: args.sequence_window_minutes,
+        dedup_minutes: args.dedup_minutes,
+        tor_exit_list: args.tor_exit_list.clone(),
+    };
+    let config = match Config::load(args.config.as_deref(), &overrides) {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("sesguard: error: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    let engine = Engine::new(config);
+    let format = args.format.unwrap_or(if io::stdout().is_terminal() {
+        Format::Table
+    } else {
+        Format::Jsonl
+    });
+    let progress = !args.quiet && io::stderr().is_terminal();
+    let sink = Terminal {
+        out: BufWriter::with_capacity(64 * 1024, io::stdout().lock()),
+        format,
+        header_written: false,
+        progress,
+        progress_shown: false,
+    };
+    let (sources, expand_errors) = input::expand(&args.paths);
+    let mut scanner = match Scanner::new(&engine, sink) {
+        Ok(scanner) => scanner,
+        Err(err) => {
+            eprintln!("sesguard: error: cannot start: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    for error in expand_errors {
+        scanner.report(error);
+    }
+    let result = scanner.scan(&sources);
+    let (mut sink, stats) = scanner.into_parts();
+    let flushed = sink.finish();
+    if let Err(err) = result.and(flushed)
+        && err.kind() != io::ErrorKind::BrokenPipe
+    {
+        eprintln!("sesguard: error: cannot write output: {err}");
+        return ExitCode::from(1);
+    }
+    if !args.quiet {
+        eprintln!("sesguard: {stats}");
+    }
+    if stats.clean() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+/// Signals to stdout, problems and progress to stderr.
+struct Terminal<W: Write> {
+    out: W,
+    format: Format,
+    header_written: bool,
+    progress: bool,
+    progress_shown: bool,
+}
+
+impl<W: Write> Terminal<W> {
+    fn clear_progress(&mut self) {
+        if self.progress_shown {
+            eprint!("\r\x1b[K");
+            self.progress_shown = false;
+        }
+    }
+
+    fn finish(&mut self) -> io::Result<()> {
+        self.clear_progress();
+        self.out.flush()
+    }
+}
+
+impl<W: Write> Sink for Terminal<W> {
+    fn signal(&mut self, signal: &Signal) -> io::Result<()> {
+        match self.format {
+            Format::Jsonl => writeln!(self.out, "{}", signal.to_json()),
+            Format::Table => {
+                if !self.header_written {
+                    self.header_written = true;
+                    writeln!(self.out, "{}", signal::table_header())?;
+                }
+                writeln!(self.out, "{}", signal::table_row(signal))
+            }
+        }
+    }
+
+    fn problem(&mut self, error: &InputError) {
+        self.clear_progress();
+        eprintln!("sesguard: {error}");
+    }
+
+    fn progress(&mut self, stats: &Stats) {
+        if self.progress {
+            eprint!(
+                "\r\x1b[Ksesguard: {} files, {} records, {} signals…",
+                stats.files,
+                stats.records,
+                stats.signal_count()
+            );
+            self.progress_shown = true;
+        }
+    }
+}
+
+fn list_rules(format: RulesFormat) -> ExitCode {
+    match format {
+        RulesFormat::Json => {
+            let list: Vec<serde_json::Value> = rules::ALL
+                .iter()
+                .map(|rule| {
+                    serde_json::json!({
+                        "rule_id": rule.id,
+                        "title": rule.title,
+                        "severity": rule.severity,
+                        "tactic": rule.tactic,
+                        "technique": rule.technique,
+                        "seed": rule.seed,
+                        "triggers": rule.triggers.iter().map(|t| serde_json::json!({
+                            "event_source": t.event_source,
+                            "event_name": t.event_name,
+                            "service_code": t.service_code,
+                        })).collect::<Vec<_>>(),
+                    })
+                })
+                .collect();
+            println!("{}", serde_json::Value::Array(list));
+        }
+        RulesFormat::Table => {
+            for rule in rules::ALL {
+                println!("{}  {}  {}", rule.id, rule.severity.as_str(), rule.title);
+                for t in rule.triggers {
+                    match t.service_code {
+                        Some(code) => println!(
+                            "    {} {} (serviceCode {code})",
+                            t.event_source, t.event_name
+                        ),
+                        None => println!("    {} {}", t.event_source, t.event_name),
+                    }
+                }
+            }
+        }
+    }
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,353 @@
+//! Settings, suppressions and the Tor exit list: one [`Config`], read from a TOML file (the same
+//! file for the CLI and the Lambda), then overridden by flags or environment variables.
+//!
+//! ```toml
+//! learning_days = 7
+//! forget_days = 28
+//! sequence_window_minutes = 60
+//! dedup_minutes = 60
+//! tor_exit_list = "tor-exits.txt"   # relative to this file
+//!
+//! [[suppressions]]
+//! rule = "ses-discovery-long-term-key"   # optional: all rules when absent
+//! principal = "arn:aws:iam::111122223333:user/ci-*"   # optional glob on the principal
+//! source_ip = "203.0.113.0/24"           # optional CIDR (or one address)
+//! user_agent = "*Terraform*"             # optional glob
+//! expires = "2027-01-01"                 # optional; compared with event time
+//! reason = "deploy pipeline health check"
+//! ```
+
+use std::collections::HashSet;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use globset::{GlobBuilder, GlobMatcher};
+use ipnet::IpNet;
+use serde::Deserialize;
+
+use crate::rules;
+use crate::signal::Subject;
+use crate::time::{DAY, MINUTE, Seconds, parse_date_or_time};
+
+/// A configuration that cannot be used, with what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Toml { path: PathBuf, message: String },
+    #[error("{path}: suppression {index}: {message}")]
+    Suppression {
+        path: PathBuf,
+        index: usize,
+        message: String,
+    },
+    #[error("Tor exit list {path}, line {line}: {text:?} is not an IP address")]
+    TorList {
+        path: PathBuf,
+        line: usize,
+        text: String,
+    },
+    #[error("{name}: {message}")]
+    Setting { name: String, message: String },
+}
+
+/// Windows and periods, in seconds of event time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// R2: no signal while an event is less than this after the first event the state saw.
+    pub learning: Seconds,
+    /// R2: a principal not seen for this long is forgotten.
+    pub forget: Seconds,
+    /// R4: the longest time from an add to its delete.
+    pub window: Seconds,
+    /// R1/R3/R5: repeats within this after a signal give no new one.
+    pub dedup: Seconds,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            learning: 0,
+            forget: 28 * DAY,
+            window: 60 * MINUTE,
+            dedup: 60 * MINUTE,
+        }
+    }
+}
+
+/// Overrides from flags or environment variables; `None` keeps the file's value.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub learning_days: Option<u32>,
+    pub forget_days: Option<u32>,
+    pub sequence_window_minutes: Option<u32>,
+    pub dedup_minutes: Option<u32>,
+    pub tor_exit_list: Option<PathBuf>,
+}
+
+/// Everything the engine is configured with.
+#[derive(Debug, Default)]
+pub struct Config {
+    pub settings: Settings,
+    pub suppressions: Vec<Suppression>,
+    pub tor: TorList,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    learning_days: Option<u32>,
+    forget_days: Option<u32>,
+    sequence_window_minutes: Option<u32>,
+    dedup_minutes: Option<u32>,
+    tor_exit_list: Option<PathBuf>,
+    #[serde(default)]
+    suppressions: Vec<SuppressionFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SuppressionFile {
+    rule: Option<String>,
+    principal: Option<String>,
+    source_ip: Option<String>,
+    user_agent: Option<String>,
+    expires: Option<toml::Value>,
+    reason: Option<String>,
+}
+
+impl Config {
+    /// Loads `path` (if any), applies `overrides`, and reads the Tor exit list.
+    pub fn load(path: Option<&Path>, overrides: &Overrides) -> Result<Config, ConfigError> {
+        let (file, base) = match path {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.to_owned(),
+                    source,
+                })?;
+                let file: ConfigFile = toml::from_str(&text).map_err(|err| ConfigError::Toml {
+                    path: path.to_owned(),
+                    message: err.to_string().trim_end().to_owned(),
+                })?;
+                (file, path.parent().map(Path::to_owned))
+            }
+            None => (ConfigFile::default(), None),
+        };
+        let suppressions = file
+            .suppressions
+            .iter()
+            .enumerate()
+            .map(|(index, spec)| {
+                Suppression::compile(spec).map_err(|message| ConfigError::Suppression {
+                    path: path.map(Path::to_owned).unwrap_or_default(),
+                    index: index + 1,
+                    message,
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut settings = Settings::default();
+        let days = |v: u32| Seconds::from(v) * DAY;
+        let minutes = |v: u32| Seconds::from(v) * MINUTE;
+        if let Some(v) = overrides.learning_days.or(file.learning_days) {
+            settings.learning = days(v);
+        }
+        if let Some(v) = overrides.forget_days.or(file.forget_days) {
+            settings.forget = days(v);
+        }
+        if let Some(v) = overrides
+            .sequence_window_minutes
+            .or(file.sequence_window_minutes)
+        {
+            settings.window = minutes(v);
+        }
+        if let Some(v) = overrides.dedup_minutes.or(file.dedup_minutes) {
+            settings.dedup = minutes(v);
+        }
+        if settings.forget == 0 {
+            return Err(ConfigError::Setting {
+                name: "forget_days".to_owned(),
+                message: "must be at least 1 (0 would make every sighting new)".to_owned(),
+            });
+        }
+        // A path from the file is relative to the file; one from a flag, to the working directory.
+        let tor_path = match (&overrides.tor_exit_list, &file.tor_exit_list) {
+            (Some(flag), _) => Some(flag.clone()),
+            (None, Some(from_file)) => Some(match &base {
+                Some(base) if from_file.is_relative() => base.join(from_file),
+                _ => from_file.clone(),
+            }),
+            (None, None) => None,
+        };
+        let tor = match tor_path {
+            Some(path) => TorList::load(&path)?,
+            None => TorList::default(),
+        };
+        Ok(Config {
+            settings,
+            suppressions,
+            tor,
+        })
+    }
+}
+
+/// One `[[suppressions]]` entry: every field given must match.
+#[derive(Debug)]
+pub struct Suppression {
+    pub rule: Option<&'static str>,
+    pub principal: Option<GlobMatcher>,
+    pub source_ip: Option<IpNet>,
+    pub user_agent: Option<GlobMatcher>,
+    /// Event time from which the entry no longer applies.
+    pub expires: Option<Seconds>,
+    pub reason: Option<String>,
+}
+
+impl Suppression {
+    fn compile(spec: &SuppressionFile) -> Result<Suppression, String> {
+        let rule = match &spec.rule {
+            Some(id) => Some(rules::by_id(id).map(|r| r.id).ok_or_else(|| {
+                let known: Vec<&str> = rules::ALL.iter().map(|r| r.id).collect();
+                format!("unknown rule {id:?}; the rules are {}", known.join(", "))
+            })?),
+            None => None,
+        };
+        let glob = |field: &str, pattern: &Option<String>| -> Result<Option<GlobMatcher>, String> {
+            pattern
+                .as_deref()
+                .map(|p| {
+                    GlobBuilder::new(p)
+                        .case_insensitive(true)
+                        .build()
+                        .map(|g| g.compile_matcher())
+                        .map_err(|err| format!("{field}: {err}"))
+                })
+                .transpose()
+        };
+        let source_ip = spec
+            .source_ip
+            .as_deref()
+            .map(|text| {
+                text.parse::<IpNet>()
+                    .or_else(|_| text.parse::<IpAddr>().map(IpNet::from))
+                    .map_err(|_| format!("source_ip {text:?} is not a CIDR block or an IP address"))
+            })
+            .transpose()?;
+        let expires = match &spec.expires {
+            None => None,
+            Some(toml::Value::String(text)) => {
+                Some(parse_date_or_time(text).map_err(|e| format!("expires: {e}"))?)
+            }
+            Some(toml::Value::Datetime(dt)) => {
+                Some(parse_date_or_time(&dt.to_string()).map_err(|e| format!("expires: {e}"))?)
+            }
+            Some(other) => {
+                return Err(format!(
+                    "expires: expected a date, found {}",
+                    other.type_str()
+                ));
+            }
+        };
+        let suppression = Suppression {
+            rule,
+            principal: glob("principal", &spec.principal)?,
+            source_ip,
+            user_agent: glob("user_agent", &spec.user_agent)?,
+            expires,
+            reason: spec.reason.clone(),
+        };
+        if suppression.rule.is_none()
+            && suppression.principal.is_none()
+            && suppression.source_ip.is_none()
+            && suppression.user_agent.is_none()
+        {
+            return Err("matches every signal of every rule; give at least one of rule, principal, source_ip, user_agent".to_owned());
+        }
+        Ok(suppression)
+    }
+
+    /// Whether this entry suppresses `rule_id` for the event `subject` at event time `now`.
+    pub fn matches(&self, rule_id: &str, subject: &Subject, now: Seconds) -> bool {
+        self.rule.is_none_or(|r| r == rule_id)
+            && self.expires.is_none_or(|expires| now < expires)
+            && self.principal.as_ref().is_none_or(|glob| {
+                subject
+                    .principal
+                    .as_deref()
+                    .is_some_and(|p| glob.is_match(p))
+            })
+            && self.source_ip.is_none_or(|net| {
+                subject
+                    .source_ip
+                    .as_deref()
+                    .and_then(|ip| ip.parse::<IpAddr>().ok())
+                    .is_some_and(|ip| net.contains(&ip))
+            })
+            && self.user_agent.as_ref().is_none_or(|glob| {
+                subject
+                    .user_agent
+                    .as_deref()
+                    .is_some_and(|ua| glob.is_match(ua))
+            })
+    }
+}
+
+/// Tor exit addresses, in the format of the Tor Project's bulk exit list: one address per line,
+/// `#` comments. Lines of the `exit-addresses` format (`ExitAddress <ip> <date>`) are read too.
+#[derive(Debug, Default)]
+pub struct TorList {
+    addresses: HashSet<IpAddr>,
+}
+
+impl TorList {
+    pub fn load(path: &Path) -> Result<TorList, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(&text).map_err(|(line, text)| ConfigError::TorList {
+            path: path.to_owned(),
+            line,
+            text,
+        })
+    }
+
+    /// Parses the list; the error gives the 1-based line and its text.
+    pub fn parse(text: &str) -> Result<TorList, (usize, String)> {
+        let mut addresses = HashSet::new();
+        for (index, line) in text.lines().enumerate() {
+            let content = line.split('#').next().unwrap_or("").trim();
+            if content.is_empty() {
+                continue;
+            }
+            let mut words = content.split_whitespace();
+            let address = match words.next() {
+                Some("ExitAddress") => words.next().unwrap_or(""),
+                Some("ExitNode" | "Published" | "LastStatus") => continue,
+                Some(word) => word,
+                None => continue,
+            };
+            let ip = address
+                .parse::<IpAddr>()
+                .map_err(|_| (index + 1, crate::input::truncate(content, 60)))?;
+            addresses.insert(ip);
+        }
+        Ok(TorList { addresses })
+    }
+
+    pub fn contains(&self, ip: &str) -> bool {
+        ip.parse::<IpAddr>()
+            .is_ok_and(|ip| self.addresses.contains(&ip))
+    }
+
+    pub fn len(&self) -> usize {
+        self.addresses.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.addresses.is_empty()
+    }
+}

@@ -1,0 +1,450 @@
+//! Input readers: files, directories and stdin, in every shape CloudTrail records travel in.
+//!
+//! Auto-detected per file: an EventBridge envelope (`detail` holds the record), a bare record, a
+//! CloudTrail log file `{"Records":[...]}`, a JSON array of records or envelopes, JSON Lines of any
+//! of these, and any of them gzip-compressed (detected by magic bytes, not by name).
+//!
+//! Memory is bounded by the largest line (JSON Lines, and CloudTrail's one-line log files) or the
+//! largest top-level value (pretty-printed documents), never by the input's total size. Malformed
+//! input is reported with its position and skipped; reading goes on wherever the format allows
+//! (the next line in JSON Lines, the next record in an array).
+
+use std::fmt;
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Cursor, Read};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use flate2::bufread::MultiGzDecoder;
+use memchr::memmem;
+use serde::Deserialize;
+use serde::de::IgnoredAny;
+use serde_json::value::RawValue;
+
+use crate::event::{Envelope, json_kind};
+
+const BUFFER: usize = 256 * 1024;
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+/// File name endings read when a directory is scanned (explicit file arguments are always read).
+const SCANNED_SUFFIXES: &[&str] = &[".json", ".jsonl", ".ndjson", ".gz"];
+
+/// Where a record or an error sits in the input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Position {
+    pub file: Arc<str>,
+    /// 1-based line: set for JSON Lines and for syntax errors.
+    pub line: Option<u64>,
+    pub column: Option<u64>,
+    /// 1-based top-level value, for documents that hold several pretty-printed values.
+    pub value: Option<u64>,
+    /// 1-based index inside a `Records` list or a JSON array.
+    pub record: Option<u64>,
+}
+
+impl Position {
+    pub fn file(file: &Arc<str>) -> Self {
+        Position {
+            file: file.clone(),
+            line: None,
+            column: None,
+            value: None,
+            record: None,
+        }
+    }
+
+    fn with_record(&self, index: usize) -> Self {
+        Position {
+            record: Some(index as u64 + 1),
+            ..self.clone()
+        }
+    }
+}
+
+impl fmt::Display for Position {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.file)?;
+        let mut sep = ": ";
+        let mut part = |f: &mut fmt::Formatter<'_>, name: &str, n: Option<u64>| {
+            if let Some(n) = n {
+                write!(f, "{sep}{name} {n}")?;
+                sep = ", ";
+            }
+            Ok(())
+        };
+        part(f, "line", self.line)?;
+        part(f, "column", self.column)?;
+        part(f, "value", self.value.filter(|v| *v > 1))?;
+        part(f, "record", self.record)
+    }
+}
+
+/// Input that could not be read or understood, with where it was.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{position}: {message}")]
+pub struct InputError {
+    pub position: Position,
+    pub message: String,
+    /// True when the input could not be read at all (open or I/O failure), false when it was
+    /// read but is not valid input.
+    pub unreadable: bool,
+}
+
+impl InputError {
+    pub fn new(position: Position, message: impl Into<String>) -> Self {
+        InputError {
+            position,
+            message: message.into(),
+            unreadable: false,
+        }
+    }
+
+    pub fn unreadable(position: Position, message: impl Into<String>) -> Self {
+        InputError {
+            unreadable: true,
+            ..Self::new(position, message)
+        }
+    }
+}
+
+/// Receives what a reader finds, in input order.
+pub trait Visitor {
+    /// One CloudTrail record (already unwrapped from its envelope), as JSON text.
+    fn record(&mut self, json: &str, position: &Position);
+    /// Input that was skipped.
+    fn error(&mut self, error: InputError);
+}
+
+/// A named input: a file or standard input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    Stdin,
+    File(PathBuf),
+}
+
+impl Source {
+    pub fn name(&self) -> Arc<str> {
+        match self {
+            Source::Stdin => Arc::from("<stdin>"),
+            Source::File(path) => Arc::from(path.display().to_string()),
+        }
+    }
+}
+
+/// Expands command-line paths into sources: `-` is stdin, directories are walked recursively
+/// with entries in name order (CloudTrail's file names sort by time), hidden entries and files
+/// that are not `.json`, `.jsonl`, `.ndjson` or `.gz` skipped.
+pub fn expand(paths: &[PathBuf]) -> (Vec<Source>, Vec<InputError>) {
+    let mut sources = Vec::new();
+    let mut errors = Vec::new();
+    for path in paths {
+        if path.as_os_str() == "-" {
+            sources.push(Source::Stdin);
+            continue;
+        }
+        if !path.is_dir() {
+            // Existence is checked when the file is opened, so the error names the cause.
+            sources.push(Source::File(path.clone()));
+            continue;
+        }
+        let walk = walkdir::WalkDir::new(path)
+            .follow_links(true)
+            .sort_by_file_name()
+            .into_iter()
+            .filter_entry(|e| e.depth() == 0 || !is_hidden(e.file_name()));
+        for entry in walk {
+            match entry {
+                Ok(entry) if entry.file_type().is_file() && is_scanned(entry.path()) => {
+                    sources.push(Source::File(entry.into_path()));
+                }
+                Ok(_) => {}
+                Err(err) => {
+                    let at = err.path().unwrap_or(path);
+                    let name: Arc<str> = Arc::from(at.display().to_string());
+                    errors.push(InputError::unreadable(
+                        Position::file(&name),
+                        err.to_string(),
+                    ));
+                }
+            }
+        }
+    }
+    (sources, errors)
+}
+
+fn is_hidden(name: &std::ffi::OsStr) -> bool {
+    name.to_string_lossy().starts_with('.')
+}
+
+fn is_scanned(path: &Path) -> bool {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    SCANNED_SUFFIXES.iter().any(|s| name.ends_with(s))
+}
+
+/// Reads one source to the end, reporting records and errors to `visitor`.
+pub fn read_source(source: &Source, visitor: &mut impl Visitor) {
+    let name = source.name();
+    match source {
+        Source::Stdin => read_stream(&name, io::stdin().lock(), visitor),
+        Source::File(path) => match File::open(path) {
+            Ok(file) => read_stream(&name, file, visitor),
+            Err(err) => visitor.error(InputError::unreadable(
+                Position::file(&name),
+                format!("cannot open: {err}"),
+            )),
+        },
+    }
+}
+
+/// Reads a stream that may be gzip-compressed.
+pub fn read_stream(name: &Arc<str>, reader: impl Read, visitor: &mut impl Visitor) {
+    let mut raw = BufReader::with_capacity(BUFFER, reader);
+    let gzip = match raw.fill_buf() {
+        Ok(head) => head.starts_with(&[0x1f, 0x8b]),
+        Err(err) => {
+            visitor.error(InputError::unreadable(
+                Position::file(name),
+                format!("cannot read: {err}"),
+            ));
+            return;
+        }
+    };
+    if gzip {
+        let inflated = BufReader::with_capacity(BUFFER, MultiGzDecoder::new(raw));
+        read_text(name, inflated, visitor);
+    } else {
+        read_text(name, raw, visitor);
+    }
+}
+
+/// Reads uncompressed text: JSON Lines when the first non-blank line is a whole JSON value (or is
+/// broken beyond repair), else a stream of (pretty-printed) JSON documents.
+fn read_text(name: &Arc<str>, mut reader: impl BufRead, visitor: &mut impl Visitor) {
+    let io_error = |line: u64, err: io::Error| {
+        let mut position = Position::file(name);
+        position.line = Some(line);
+        InputError::unreadable(position, format!("cannot read: {err}"))
+    };
+    if let Err(err) = skip_bom(&mut reader) {
+        visitor.error(io_error(1, err));
+        return;
+    }
+    let mut line = Vec::new();
+    let mut line_no = 0u64;
+    loop {
+        line.clear();
+        match reader.read_until(b'\n', &mut line) {
+            Ok(0) => {
+                let message = if line_no == 0 {
+                    "empty input: no JSON value"
+                } else {
+                    "blank input: no JSON value"
+                };
+                visitor.error(InputError::new(Position::file(name), message));
+                return;
+            }
+            Ok(_) => line_no += 1,
+            Err(err) => {
+                visitor.error(io_error(line_no + 1, err));
+                return;
+            }
+        }
+        if !is_blank(&line) {
+            break;
+        }
+    }
+    let incomplete = matches!(
+        serde_json::from_slice::<IgnoredAny>(&line),
+        Err(err) if err.is_eof()
+    );
+    if incomplete {
+        read_documents(name, line_no, Cursor::new(line).chain(reader), visitor);
+        return;
+    }
+    loop {
+        if !is_blank(&line) {
+            let mut position = Position::file(name);
+            position.line = Some(line_no);
+            match std::str::from_utf8(&line) {
+                Ok(text) => read_value(text, &position, visitor),
+                Err(err) => visitor.error(InputError::new(
+                    position,
+                    format!(
+                        "invalid UTF-8 at byte {} of the line",
+                        err.valid_up_to() + 1
+                    ),
+                )),
+            }
+        }
+        line.clear();
+        match reader.read_until(b'\n', &mut line) {
+            Ok(0) => return,
+            Ok(_) => line_no += 1,
+            Err(err) => {
+                visitor.error(io_error(line_no + 1, err));
+                return;
+            }
+        }
+    }
+}
+
+/// Pretty-printed documents: one or more top-level values. A syntax error ends the file, since
+/// no later value can be found reliably after it.
+fn read_documents(name: &Arc<str>, first_line: u64, reader: impl Read, visitor: &mut impl Visitor) {
+    let values = serde_json::Deserializer::from_reader(reader).into_iter::<Box<RawValue>>();
+    for (index, value) in values.enumerate() {
+        match value {
+            Ok(value) => {
+                let mut position = Position::file(name);
+                position.value = Some(index as u64 + 1);
+                read_value(value.get(), &position, visitor);
+            }
+            Err(err) => {
+                let mut position = Position::file(name);
+                if err.line() > 0 {
+                    position.line = Some(err.line() as u64 + first_line - 1);
+                    position.column = Some(err.column() as u64);
+                }
+                visitor.error(if err.is_io() {
+                    InputError::unreadable(position, format!("cannot read: {}", describe(&err)))
+                } else {
+                    InputError::new(
+                        position,
+                        format!("{}; the rest of this file is skipped", describe(&err)),
+                    )
+                });
+                return;
+            }
+        }
+    }
+}
+
+/// One top-level value: a `Records` file, an array, an envelope or a bare record.
+pub fn read_value(json: &str, position: &Position, visitor: &mut impl Visitor) {
+    let trimmed = json.trim_start();
+    if trimmed.starts_with('[') {
+        match serde_json::from_str::<Vec<&RawValue>>(json) {
+            Ok(items) => {
+                for (index, item) in items.iter().enumerate() {
+                    read_item(item.get(), &position.with_record(index), true, visitor);
+                }
+            }
+            Err(err) => visitor.error(InputError::new(position.clone(), describe(&err))),
+        }
+        return;
+    }
+    if trimmed.starts_with('{') && memmem::find(json.as_bytes(), b"\"Records\"").is_some() {
+        #[derive(Deserialize)]
+        struct LogFile<'a> {
+            #[serde(rename = "Records", borrow)]
+            records: Option<Vec<&'a RawValue>>,
+        }
+        match serde_json::from_str::<LogFile>(json) {
+            Ok(LogFile {
+                records: Some(records),
+            }) => {
+                for (index, record) in records.iter().enumerate() {
+                    read_item(record.get(), &position.with_record(index), false, visitor);
+                }
+                return;
+            }
+            Ok(LogFile { records: None }) => {}
+            Err(err) => {
+                visitor.error(InputError::new(position.clone(), describe(&err)));
+                return;
+            }
+        }
+    }
+    read_item(json, position, true, visitor);
+}
+
+/// One item: a record, or (where envelopes may appear) an EventBridge envelope around one.
+fn read_item(json: &str, position: &Position, may_be_envelope: bool, visitor: &mut impl Visitor) {
+    if !json.trim_start().starts_with('{') {
+        visitor.error(InputError::new(
+            position.clone(),
+            format!(
+                "expected a CloudTrail record (a JSON object), found {}",
+                json_kind(json)
+            ),
+        ));
+        return;
+    }
+    let bytes = json.as_bytes();
+    let envelope_like = may_be_envelope
+        && (memmem::find(bytes, b"\"detail-type\"").is_some()
+            || memmem::find(bytes, b"\"detail\"").is_some());
+    if !envelope_like {
+        visitor.record(json, position);
+        return;
+    }
+    match serde_json::from_str::<Envelope>(json) {
+        Ok(envelope) => match unwrap_envelope(&envelope) {
+            Ok(Some(detail)) => visitor.record(detail, position),
+            Ok(None) => visitor.record(json, position),
+            Err(message) => visitor.error(InputError::new(position.clone(), message)),
+        },
+        Err(err) => visitor.error(InputError::new(
+            position.clone(),
+            format!("EventBridge envelope: {}", describe(&err)),
+        )),
+    }
+}
+
+/// The record inside an envelope; `None` when the object is no envelope after all.
+fn unwrap_envelope<'a>(envelope: &Envelope<'a>) -> Result<Option<&'a str>, String> {
+    if envelope.detail_type.is_none() && envelope.source.is_none() {
+        return Ok(None);
+    }
+    if let Some(kind) = envelope.detail_type.as_deref()
+        && !kind.ends_with("via CloudTrail")
+    {
+        return Err(format!(
+            "unsupported EventBridge detail-type {:?}: sesguard reads CloudTrail events \
+             (\"AWS API Call via CloudTrail\")",
+            truncate(kind, 80)
+        ));
+    }
+    match envelope.detail {
+        None => Err("EventBridge envelope without a detail".to_owned()),
+        Some(detail) if detail.get() == "null" => {
+            Err("EventBridge envelope with a null detail".to_owned())
+        }
+        Some(detail) if !detail.get().trim_start().starts_with('{') => Err(format!(
+            "EventBridge detail must be a CloudTrail record (a JSON object), found {}",
+            json_kind(detail.get())
+        )),
+        Some(detail) => Ok(Some(detail.get())),
+    }
+}
+
+fn skip_bom(reader: &mut impl BufRead) -> io::Result<()> {
+    if reader.fill_buf()?.starts_with(BOM) {
+        reader.consume(BOM.len());
+    }
+    Ok(())
+}
+
+fn is_blank(line: &[u8]) -> bool {
+    line.iter().all(u8::is_ascii_whitespace)
+}
+
+/// A serde_json error without its " at line L column C" suffix, which would point into a
+/// fragment rather than the file; callers give the position themselves.
+pub fn describe(err: &serde_json::Error) -> String {
+    let text = err.to_string();
+    match text.rfind(" at line ") {
+        Some(at) => text[..at].to_owned(),
+        None => text,
+    }
+}
+
+/// At most `max` characters of `text`, for quoting attacker-controlled input in messages.
+pub fn truncate(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text.to_owned(),
+    }
+}

@@ -1,0 +1,144 @@
+//! The five detections. Each file holds one rule's seed metadata (title, severity, MITRE ids,
+//! triage text) beside its logic; rules are pure over the [`State`](crate::state::State) port.
+
+pub mod discovery_long_term_key;
+pub mod enumeration_unseen_user;
+pub mod identity_deleted;
+pub mod modification;
+pub mod verify_then_delete;
+
+use serde::{Deserialize, Serialize};
+
+use crate::event::Record;
+
+pub const SES: &str = "ses.amazonaws.com";
+pub const SERVICE_QUOTAS: &str = "servicequotas.amazonaws.com";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Info,
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Low => "low",
+            Severity::Medium => "medium",
+            Severity::High => "high",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
+/// An API call a rule reads: the EventBridge patterns of the template are derived from these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Trigger {
+    pub event_source: &'static str,
+    pub event_name: &'static str,
+    /// Required `requestParameters.serviceCode`, if any (Service Quotas is shared by all services).
+    pub service_code: Option<&'static str>,
+}
+
+impl Trigger {
+    pub const fn ses(event_name: &'static str) -> Self {
+        Trigger {
+            event_source: SES,
+            event_name,
+            service_code: None,
+        }
+    }
+
+    /// Whether `record` is this call (the service code is checked by [`Trigger::matches_params`]).
+    fn matches_call(&self, record: &Record) -> bool {
+        record.source() == self.event_source && record.name() == self.event_name
+    }
+}
+
+/// What a signal says about its rule, from the seed documents.
+#[derive(Debug)]
+pub struct RuleMeta {
+    pub id: &'static str,
+    pub title: &'static str,
+    pub severity: Severity,
+    pub tactic: &'static str,
+    pub tactic_name: &'static str,
+    pub technique: &'static str,
+    pub technique_name: &'static str,
+    /// The seed's triage steps, with Datadog's placeholders (`{{@evt.name}}`,
+    /// `{{@userIdentity.arn}}`, `{{@network.client.ip}}`) filled in per signal.
+    pub triage: &'static [&'static str],
+    pub triggers: &'static [Trigger],
+    /// Where the semantics come from.
+    pub seed: &'static str,
+}
+
+/// Every rule, in id order.
+pub const ALL: [&RuleMeta; 5] = [
+    &discovery_long_term_key::RULE,
+    &enumeration_unseen_user::RULE,
+    &modification::RULE,
+    &verify_then_delete::RULE,
+    &identity_deleted::RULE,
+];
+
+/// The rule with this id.
+pub fn by_id(id: &str) -> Option<&'static RuleMeta> {
+    ALL.iter().copied().find(|rule| rule.id == id)
+}
+
+/// Whether any rule reads this call, judged on eventSource and eventName alone (the cheap test
+/// every record passes through; rules check the rest).
+pub fn reads(record: &Record) -> bool {
+    ALL.iter()
+        .any(|rule| rule.triggers.iter().any(|t| t.matches_call(record)))
+}
+
+impl RuleMeta {
+    /// Whether this rule reads `record`'s call; `service_code` is the record's
+    /// `requestParameters.serviceCode`.
+    pub fn triggered_by(&self, record: &Record, service_code: Option<&str>) -> bool {
+        self.triggers.iter().any(|t| {
+            t.matches_call(record)
+                && t.service_code
+                    .is_none_or(|code| service_code.is_some_and(|c| c.eq_ignore_ascii_case(code)))
+        })
+    }
+}
+
+/// Every distinct trigger of every rule, in first-seen order.
+pub fn all_triggers() -> Vec<Trigger> {
+    let mut out: Vec<Trigger> = Vec::new();
+    for trigger in ALL.iter().flat_map(|rule| rule.triggers.iter()) {
+        if !out.contains(trigger) {
+            out.push(*trigger);
+        }
+    }
+    out
+}
+
+/// The triage steps shared by the Datadog seeds (000–003), which differ only in wording.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! datadog_triage {
+    ($ip_sep:literal, $contact_intro:literal, $ir:literal) => {
+        &[
+            concat!(
+                "Determine if the API call: `{{@evt.name}}` should have been made by the user: `{{@userIdentity.arn}}` from this IP address",
+                $ip_sep,
+                "`{{@network.client.ip}}` ."
+            ),
+            "If the action is legitimate, consider including the user in a suppression list (a `[[suppressions]]` entry in the sesguard config). See [Best practices for creating detection rules with Datadog Cloud SIEM](https://www.datadoghq.com/blog/writing-datadog-security-detection-rules/#fine-tune-security-signals-to-reduce-noise) for more information.",
+            concat!(
+                $contact_intro,
+                "\n   - Contact the user: `{{@userIdentity.arn}}` and see if they made the API call.\n   - Look at the other actions the user `{{@userIdentity.arn}}` has taken (CloudTrail, or the Cloud SIEM - User Investigation dashboard).\n   - Look for more traffic from the IP `{{@network.client.ip}}` (CloudTrail, or the Cloud SIEM - IP Investigation dashboard)."
+            ),
+            $ir,
+        ]
+    };
+}

@@ -1,0 +1,188 @@
+//! The Signal record and its renderings: JSON (one line per signal, the same text the Lambda
+//! publishes to SNS), a terminal table, and the triage text with the seed's placeholders filled.
+
+use std::fmt::Write as _;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::rules::{RuleMeta, Severity};
+
+/// Namespace of the deterministic signal ids (UUID v5 of rule id and event ids).
+const SIGNAL_NAMESPACE: Uuid = Uuid::from_u128(0x6d2c_8f4e_1b3a_4c5d_9e7f_0a1b_2c3d_4e5f);
+
+/// The event a signal is about, as the signal shows it. Built once per evaluated event.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Subject {
+    pub event_id: String,
+    pub event_name: String,
+    pub event_source: String,
+    pub event_time: String,
+    pub account_id: String,
+    pub region: String,
+    /// The principal key: the session issuer's ARN for assumed roles, else the user ARN, else
+    /// the principal id.
+    pub principal: Option<String>,
+    pub user_arn: Option<String>,
+    pub user_type: Option<String>,
+    pub access_key_id: Option<String>,
+    pub source_ip: Option<String>,
+    pub user_agent: Option<String>,
+    /// The identity the call names, as given (an ARN stays an ARN).
+    pub identity: Option<String>,
+    pub error_code: Option<String>,
+    pub tor: bool,
+}
+
+/// One detection result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Signal {
+    pub signal_id: String,
+    pub rule_id: String,
+    pub title: String,
+    pub severity: Severity,
+    pub tactic: String,
+    pub tactic_name: String,
+    pub technique: String,
+    pub technique_name: String,
+    #[serde(flatten)]
+    pub subject: Subject,
+    /// Other events the signal rests on (for verify-then-delete: the add).
+    pub related_event_ids: Vec<String>,
+    pub triage: Vec<String>,
+}
+
+impl Signal {
+    pub fn new(
+        rule: &RuleMeta,
+        severity: Severity,
+        subject: Subject,
+        related_event_ids: Vec<String>,
+    ) -> Self {
+        let signal_id = signal_id(rule.id, &subject, &related_event_ids);
+        let triage = rule
+            .triage
+            .iter()
+            .map(|step| fill_triage(step, &subject))
+            .collect();
+        Signal {
+            signal_id,
+            rule_id: rule.id.to_owned(),
+            title: rule.title.to_owned(),
+            severity,
+            tactic: rule.tactic.to_owned(),
+            tactic_name: rule.tactic_name.to_owned(),
+            technique: rule.technique.to_owned(),
+            technique_name: rule.technique_name.to_owned(),
+            subject,
+            related_event_ids,
+            triage,
+        }
+    }
+
+    /// The signal as one line of JSON.
+    pub fn to_json(&self) -> String {
+        // Serialising plain strings, bools and enums cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+/// Deterministic from the rule and the event (and, for pairs, the related events), so a retried
+/// or duplicated event yields the same id.
+pub fn signal_id(rule_id: &str, subject: &Subject, related: &[String]) -> String {
+    let mut name = format!("{rule_id}\n{}\n{}", subject.event_id, subject.event_name);
+    for id in related {
+        name.push('\n');
+        name.push_str(id);
+    }
+    Uuid::new_v5(&SIGNAL_NAMESPACE, name.as_bytes()).to_string()
+}
+
+/// Fills Datadog's placeholders with values made safe for a markdown code span.
+pub fn fill_triage(step: &str, subject: &Subject) -> String {
+    let user = subject
+        .user_arn
+        .as_deref()
+        .or(subject.principal.as_deref())
+        .unwrap_or("unknown");
+    step.replace("{{@evt.name}}", &code_span_text(&subject.event_name))
+        .replace("{{@userIdentity.arn}}", &code_span_text(user))
+        .replace(
+            "{{@network.client.ip}}",
+            &code_span_text(subject.source_ip.as_deref().unwrap_or("unknown")),
+        )
+}
+
+/// Text that cannot leave the code span it is put in: no backticks, no line breaks or other
+/// control characters, at most 200 characters.
+fn code_span_text(value: &str) -> String {
+    let clean: String = value
+        .chars()
+        .map(|c| if c == '`' || c.is_control() { ' ' } else { c })
+        .collect();
+    crate::input::truncate(&clean, 200)
+}
+
+/// Columns of the terminal table: header and width.
+const COLUMNS: [(&str, usize); 7] = [
+    ("TIME", 20),
+    ("SEVERITY", 8),
+    ("RULE", 27),
+    ("ACCOUNT/REGION", 24),
+    ("PRINCIPAL", 44),
+    ("EVENT", 26),
+    ("IDENTITY / IP", 40),
+];
+
+/// The header line of the terminal table.
+pub fn table_header() -> String {
+    let header: Vec<String> = COLUMNS.iter().map(|(name, _)| (*name).to_owned()).collect();
+    table_line(&header)
+}
+
+/// One signal as a line of the terminal table.
+pub fn table_row(signal: &Signal) -> String {
+    let s = &signal.subject;
+    let target = match (&s.identity, &s.source_ip) {
+        (Some(identity), Some(ip)) => format!("{identity} / {ip}"),
+        (Some(identity), None) => identity.clone(),
+        (None, Some(ip)) => ip.clone(),
+        (None, None) => String::new(),
+    };
+    let event = match &s.error_code {
+        Some(code) => format!("{} ({code})", s.event_name),
+        None => s.event_name.clone(),
+    };
+    let severity = if s.tor {
+        format!("{} tor", signal.severity.as_str())
+    } else {
+        signal.severity.as_str().to_owned()
+    };
+    table_line(&[
+        s.event_time.clone(),
+        severity,
+        signal.rule_id.clone(),
+        format!("{}/{}", s.account_id, s.region),
+        s.principal.clone().unwrap_or_default(),
+        event,
+        target,
+    ])
+}
+
+fn table_line(cells: &[String]) -> String {
+    let mut line = String::new();
+    for (cell, (_, width)) in cells.iter().zip(COLUMNS) {
+        let clean: String = cell
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect();
+        let text = if clean.chars().count() > width {
+            crate::input::truncate(&clean, width - 1)
+        } else {
+            clean
+        };
+        let _ = write!(line, "{text:<width$}  ");
+    }
+    line.truncate(line.trim_end().len());
+    line
+}

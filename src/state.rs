@@ -1,0 +1,331 @@
+//! The State port the rules read and write, and its in-memory implementation (the CLI's).
+//!
+//! Every operation is one atomic step an adapter can implement with a single conditional write,
+//! and every one is replay-safe: evaluating the same event again (EventBridge delivers at least
+//! once, Lambda retries) reaches the same decision, and the signal claim then decides whether
+//! it is published again. All times are event times ([`Seconds`]); an entry whose expiry is
+//! before the current event's time counts as absent, whether or not it was removed yet.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Mutex;
+
+use crate::signal::Subject;
+use crate::time::Seconds;
+
+/// A state backend failure. Transient ones make the Lambda return an error so the event is retried.
+#[derive(Debug, thiserror::Error)]
+#[error("state backend: {message}")]
+pub struct StateError {
+    pub message: String,
+    pub transient: bool,
+}
+
+/// R2: whether a principal is new.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sighting {
+    /// Never seen, seen last more than the forget period ago, or first sighted by this very event.
+    New,
+    Known,
+}
+
+/// R4: which side of an add/delete pair an event is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    Add,
+    Delete,
+}
+
+/// An event remembered for pairing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mark {
+    pub event_id: String,
+    pub time: Seconds,
+    /// What a signal needs to describe the event when its counterpart arrives later.
+    pub subject: Subject,
+}
+
+/// The outcome of claiming a signal before it is emitted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// First claim: emit it.
+    Fresh,
+    /// Claimed earlier but never marked published (a crash or failure in between): emit it again.
+    Unfinished,
+    /// Already published: emit nothing.
+    Done,
+}
+
+/// What the rules need to remember. Keys are built by the rules and always include the account.
+pub trait State: Sync {
+    /// Records `now` as the time of the first event the state ever saw, unless one is recorded,
+    /// and returns the recorded time.
+    fn first_event_time(
+        &self,
+        now: Seconds,
+    ) -> impl Future<Output = Result<Seconds, StateError>> + Send;
+
+    /// Sights `key` at `now` and refreshes it so it is remembered until `now + forget`.
+    fn sight(
+        &self,
+        key: &str,
+        event_id: &str,
+        now: Seconds,
+        forget: Seconds,
+    ) -> impl Future<Output = Result<Sighting, StateError>> + Send;
+
+    /// Opens a dedup window of `window` seconds for `key` at `now`, unless one opened by another
+    /// event is less than `window` away from `now` (on either side: records may arrive out of
+    /// order). Returns whether it opened one; the window kept is the latest opened.
+    fn open_window(
+        &self,
+        key: &str,
+        event_id: &str,
+        now: Seconds,
+        window: Seconds,
+    ) -> impl Future<Output = Result<bool, StateError>> + Send;
+
+    /// Remembers `mark` as one `side` of `key` for `window` seconds and returns the marks of the
+    /// other side it pairs with: for an add, deletes in `(t, t + window]`; for a delete, adds in
+    /// `[t - window, t)`. Whichever of a pair arrives second finds the first.
+    fn pair(
+        &self,
+        key: &str,
+        side: Side,
+        mark: &Mark,
+        window: Seconds,
+    ) -> impl Future<Output = Result<Vec<Mark>, StateError>> + Send;
+
+    /// Claims `signal_id` (until `expires`) before the signal is emitted.
+    fn claim_signal(
+        &self,
+        signal_id: &str,
+        now: Seconds,
+        expires: Seconds,
+    ) -> impl Future<Output = Result<Claim, StateError>> + Send;
+
+    /// Marks a claimed signal as published, so a retry does not publish it again.
+    fn mark_published(
+        &self,
+        signal_id: &str,
+    ) -> impl Future<Output = Result<(), StateError>> + Send;
+}
+
+/// The in-memory state of `sesguard scan`. Expired entries are dropped now and then, once the
+/// newest event time seen is well past their expiry, so memory follows the number of live keys
+/// (principals, open windows, identities within the window), not the input size.
+#[derive(Debug, Default)]
+pub struct MemoryState {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    first_event: Option<Seconds>,
+    sightings: HashMap<String, SightingEntry>,
+    windows: HashMap<String, WindowEntry>,
+    marks: HashMap<String, Vec<(Side, Mark, Seconds)>>,
+    signals: HashMap<String, (bool, Seconds)>,
+    newest: Seconds,
+    operations: u64,
+}
+
+#[derive(Debug)]
+struct SightingEntry {
+    last_seen: Seconds,
+    expires: Seconds,
+    new_by: String,
+}
+
+#[derive(Debug)]
+struct WindowEntry {
+    opened: Seconds,
+    expires: Seconds,
+    opened_by: String,
+}
+
+/// Entries are kept this long past their expiry (in event time) before they are dropped, so
+/// late duplicates and out-of-order records within a day still find them.
+const PRUNE_GRACE: Seconds = crate::time::DAY;
+const PRUNE_EVERY: u64 = 4096;
+
+impl MemoryState {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn with<T>(&self, now: Seconds, f: impl FnOnce(&mut Inner) -> T) -> Result<T, StateError> {
+        let mut inner = self.inner.lock().map_err(|_| StateError {
+            message: "in-memory state poisoned by an earlier panic".to_owned(),
+            transient: false,
+        })?;
+        inner.newest = inner.newest.max(now);
+        inner.operations += 1;
+        if inner.operations.is_multiple_of(PRUNE_EVERY) {
+            inner.prune();
+        }
+        Ok(f(&mut inner))
+    }
+
+    /// Number of live entries of every kind (for tests of the memory bound).
+    pub fn len(&self) -> usize {
+        self.inner
+            .lock()
+            .map(|i| i.sightings.len() + i.windows.len() + i.marks.len() + i.signals.len())
+            .unwrap_or(0)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Drops every entry that expired before `now - grace` (normally done as events flow).
+    pub fn prune_now(&self) {
+        if let Ok(mut inner) = self.inner.lock() {
+            inner.prune();
+        }
+    }
+}
+
+impl Inner {
+    fn prune(&mut self) {
+        let cutoff = self.newest.saturating_sub(PRUNE_GRACE);
+        self.sightings.retain(|_, e| e.expires >= cutoff);
+        self.windows.retain(|_, e| e.expires >= cutoff);
+        self.marks.retain(|_, marks| {
+            marks.retain(|(_, _, expires)| *expires >= cutoff);
+            !marks.is_empty()
+        });
+        self.signals.retain(|_, (_, expires)| *expires >= cutoff);
+    }
+}
+
+impl State for MemoryState {
+    async fn first_event_time(&self, now: Seconds) -> Result<Seconds, StateError> {
+        self.with(now, |inner| *inner.first_event.get_or_insert(now))
+    }
+
+    async fn sight(
+        &self,
+        key: &str,
+        event_id: &str,
+        now: Seconds,
+        forget: Seconds,
+    ) -> Result<Sighting, StateError> {
+        self.with(now, |inner| {
+            let expires = now.saturating_add(forget);
+            match inner.sightings.get_mut(key) {
+                Some(entry) if entry.new_by == event_id => Sighting::New,
+                Some(entry) if entry.expires >= now => {
+                    if now > entry.last_seen {
+                        entry.last_seen = now;
+                        entry.expires = expires;
+                    }
+                    Sighting::Known
+                }
+                _ => {
+                    let entry = SightingEntry {
+                        last_seen: now,
+                        expires,
+                        new_by: event_id.to_owned(),
+                    };
+                    inner.sightings.insert(key.to_owned(), entry);
+                    Sighting::New
+                }
+            }
+        })
+    }
+
+    async fn open_window(
+        &self,
+        key: &str,
+        event_id: &str,
+        now: Seconds,
+        window: Seconds,
+    ) -> Result<bool, StateError> {
+        self.with(now, |inner| {
+            let open = WindowEntry {
+                opened: now,
+                expires: now.saturating_add(window),
+                opened_by: event_id.to_owned(),
+            };
+            match inner.windows.get_mut(key) {
+                Some(entry) if entry.opened_by == event_id => true,
+                Some(entry) if now.abs_diff(entry.opened) < window.unsigned_abs() => false,
+                Some(entry) => {
+                    if now > entry.opened {
+                        *entry = open;
+                    }
+                    true
+                }
+                None => {
+                    inner.windows.insert(key.to_owned(), open);
+                    true
+                }
+            }
+        })
+    }
+
+    async fn pair(
+        &self,
+        key: &str,
+        side: Side,
+        mark: &Mark,
+        window: Seconds,
+    ) -> Result<Vec<Mark>, StateError> {
+        self.with(mark.time, |inner| {
+            let marks = inner.marks.entry(key.to_owned()).or_default();
+            if !marks
+                .iter()
+                .any(|(s, m, _)| *s == side && m.event_id == mark.event_id)
+            {
+                // An add is needed until its window closes; a delete as long as an add up to
+                // `window` before it may still arrive.
+                let expires = mark.time.saturating_add(window);
+                marks.push((side, mark.clone(), expires));
+            }
+            marks
+                .iter()
+                .filter(|(s, other, _)| *s != side && pairs(side, mark.time, other.time, window))
+                .map(|(_, other, _)| other.clone())
+                .collect()
+        })
+    }
+
+    async fn claim_signal(
+        &self,
+        signal_id: &str,
+        now: Seconds,
+        expires: Seconds,
+    ) -> Result<Claim, StateError> {
+        self.with(now, |inner| match inner.signals.get(signal_id) {
+            Some((true, _)) => Claim::Done,
+            Some((false, _)) => Claim::Unfinished,
+            None => {
+                inner.signals.insert(signal_id.to_owned(), (false, expires));
+                Claim::Fresh
+            }
+        })
+    }
+
+    async fn mark_published(&self, signal_id: &str) -> Result<(), StateError> {
+        let mut inner = self.inner.lock().map_err(|_| StateError {
+            message: "in-memory state poisoned by an earlier panic".to_owned(),
+            transient: false,
+        })?;
+        if let Some(entry) = inner.signals.get_mut(signal_id) {
+            entry.0 = true;
+        }
+        Ok(())
+    }
+}
+
+/// Whether an event at `time` on `side` pairs with one at `other` on the other side: the delete
+/// strictly after the add and at most `window` later.
+pub fn pairs(side: Side, time: Seconds, other: Seconds, window: Seconds) -> bool {
+    let (add, delete) = match side {
+        Side::Add => (time, other),
+        Side::Delete => (other, time),
+    };
+    delete > add && delete - add <= window
+}
