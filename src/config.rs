@@ -123,27 +123,36 @@ struct SuppressionFile {
 impl Config {
     /// Loads `path` (if any), applies `overrides`, and reads the Tor exit list.
     pub fn load(path: Option<&Path>, overrides: &Overrides) -> Result<Config, ConfigError> {
-        let (file, base) = match path {
+        match path {
             Some(path) => {
                 let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
                     path: path.to_owned(),
                     source,
                 })?;
-                let file: ConfigFile = toml::from_str(&text).map_err(|err| ConfigError::Toml {
-                    path: path.to_owned(),
-                    message: err.to_string().trim_end().to_owned(),
-                })?;
-                (file, path.parent().map(Path::to_owned))
+                Self::parse(&text, path, overrides)
             }
-            None => (ConfigFile::default(), None),
-        };
+            None => Self::build(ConfigFile::default(), Path::new(""), overrides),
+        }
+    }
+
+    /// Parses TOML text as if read from `path` (relative paths in it are relative to its folder).
+    pub fn parse(text: &str, path: &Path, overrides: &Overrides) -> Result<Config, ConfigError> {
+        let file: ConfigFile = toml::from_str(text).map_err(|err| ConfigError::Toml {
+            path: path.to_owned(),
+            message: err.to_string().trim_end().to_owned(),
+        })?;
+        Self::build(file, path, overrides)
+    }
+
+    fn build(file: ConfigFile, path: &Path, overrides: &Overrides) -> Result<Config, ConfigError> {
+        let base = path.parent().map(Path::to_owned);
         let suppressions = file
             .suppressions
             .iter()
             .enumerate()
             .map(|(index, spec)| {
                 Suppression::compile(spec).map_err(|message| ConfigError::Suppression {
-                    path: path.map(Path::to_owned).unwrap_or_default(),
+                    path: path.to_owned(),
                     index: index + 1,
                     message,
                 })

@@ -65,7 +65,8 @@ pub trait State: Sync {
         now: Seconds,
     ) -> impl Future<Output = Result<Seconds, StateError>> + Send;
 
-    /// Sights `key` at `now` and refreshes it so it is remembered until `now + forget`.
+    /// Sights `key` at `now` and refreshes it so it is remembered until `now + forget`: a key
+    /// last seen `forget` or more before `now` is new again.
     fn sight(
         &self,
         key: &str,
@@ -216,7 +217,7 @@ impl State for MemoryState {
             let expires = now.saturating_add(forget);
             match inner.sightings.get_mut(key) {
                 Some(entry) if entry.new_by == event_id => Sighting::New,
-                Some(entry) if entry.expires >= now => {
+                Some(entry) if entry.expires > now => {
                     if now > entry.last_seen {
                         entry.last_seen = now;
                         entry.expires = expires;
@@ -328,4 +329,81 @@ pub fn pairs(side: Side, time: Seconds, other: Seconds, window: Seconds) -> bool
         Side::Delete => (other, time),
     };
     delete > add && delete - add <= window
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::time::{DAY, MINUTE};
+
+    fn block<F: Future>(future: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime")
+            .block_on(future)
+    }
+
+    #[test]
+    fn memory_follows_live_keys_not_input_size() {
+        let state = MemoryState::new();
+        block(async {
+            for i in 0..200_000i64 {
+                let now = i * MINUTE;
+                let key = format!("k{i}");
+                state.sight(&key, &key, now, DAY).await.expect("sight");
+                state
+                    .open_window(&key, &key, now, 60 * MINUTE)
+                    .await
+                    .expect("window");
+                state
+                    .claim_signal(&key, now, now + 2 * DAY)
+                    .await
+                    .expect("claim");
+            }
+        });
+        // One key a minute, each live about three days (expiry plus the prune grace):
+        // a few thousand per kind, not 200,000.
+        assert!(state.len() < 3 * 6_000, "{} entries", state.len());
+    }
+
+    #[test]
+    fn an_expired_entry_counts_as_absent_before_it_is_pruned() {
+        let state = MemoryState::new();
+        block(async {
+            assert_eq!(
+                state.sight("k", "a", 0, 100).await.ok(),
+                Some(Sighting::New)
+            );
+            assert_eq!(
+                state.sight("k", "b", 99, 100).await.ok(),
+                Some(Sighting::Known)
+            );
+            assert_eq!(
+                state.sight("k", "c", 199, 100).await.ok(),
+                Some(Sighting::New)
+            );
+            assert_eq!(
+                state.sight("k", "c", 199, 100).await.ok(),
+                Some(Sighting::New),
+                "a replay decides the same"
+            );
+        });
+    }
+
+    #[test]
+    fn a_claimed_signal_is_unfinished_until_marked_published() {
+        let state = MemoryState::new();
+        block(async {
+            assert_eq!(
+                state.claim_signal("s", 0, 10).await.ok(),
+                Some(Claim::Fresh)
+            );
+            assert_eq!(
+                state.claim_signal("s", 0, 10).await.ok(),
+                Some(Claim::Unfinished)
+            );
+            state.mark_published("s").await.expect("mark");
+            assert_eq!(state.claim_signal("s", 0, 10).await.ok(), Some(Claim::Done));
+        });
+    }
 }
