@@ -17,7 +17,10 @@ step "cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets --locked -- -D warnings
 
 step "cargo test"
-cargo test --all-targets --locked
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+cargo test --all-targets --locked 2>&1 | tee "$log"
+passed=$(grep -Eo '^test result: ok\. [0-9]+ passed' "$log" | awk '{s += $4} END {print s + 0}')
 
 step "README commands"
 # The newcomer's first command must show signals from events/.
@@ -28,3 +31,6 @@ if [ "$count" -lt 5 ]; then
   exit 1
 fi
 echo "scan events/: $count signals"
+
+echo
+echo "tests: $passed passed, 0 failed"

@@ -8,7 +8,7 @@ use crate::rules::{
     self, RuleMeta, Severity, discovery_long_term_key as r1, enumeration_unseen_user as r2,
     identity_deleted as r5, modification as r3, verify_then_delete as r4,
 };
-use crate::signal::{Signal, Subject};
+use crate::signal::{Signal, Subject, capped};
 use crate::state::{Claim, State, StateError};
 use crate::time::{DAY, Seconds, parse_event_time};
 
@@ -128,22 +128,20 @@ impl<'r> Event<'r> {
         let principal = user.and_then(principal);
         let source_ip = non_empty(&record.source_ip_address);
         let subject = Subject {
-            event_id: event_id.to_owned(),
-            event_name: record.name().to_owned(),
-            event_source: record.source().to_owned(),
-            event_time: time_text.to_owned(),
-            account_id: account.to_owned(),
-            region: region.to_owned(),
-            principal: principal.map(str::to_owned),
-            user_arn: user.and_then(|u| non_empty(&u.arn)).map(str::to_owned),
-            user_type: user.and_then(|u| non_empty(&u.kind)).map(str::to_owned),
-            access_key_id: user
-                .and_then(|u| non_empty(&u.access_key_id))
-                .map(str::to_owned),
-            source_ip: source_ip.map(str::to_owned),
-            user_agent: non_empty(&record.user_agent).map(str::to_owned),
-            identity: identity_field.map(str::to_owned),
-            error_code: non_empty(&record.error_code).map(str::to_owned),
+            event_id: capped(event_id),
+            event_name: capped(record.name()),
+            event_source: capped(record.source()),
+            event_time: capped(time_text),
+            account_id: capped(account),
+            region: capped(region),
+            principal: principal.map(capped),
+            user_arn: user.and_then(|u| non_empty(&u.arn)).map(capped),
+            user_type: user.and_then(|u| non_empty(&u.kind)).map(capped),
+            access_key_id: user.and_then(|u| non_empty(&u.access_key_id)).map(capped),
+            source_ip: source_ip.map(capped),
+            user_agent: non_empty(&record.user_agent).map(capped),
+            identity: identity_field.map(capped),
+            error_code: non_empty(&record.error_code).map(capped),
             tor: source_ip.is_some_and(|ip| tor.contains(ip)),
         };
         Ok(Event {

@@ -110,7 +110,20 @@ impl<'a> Record<'a> {
                 json_kind(json)
             )));
         }
-        serde_json::from_str(json)
+        serde_json::from_str(json).map_err(|err| {
+            // Parse again, only on failure, to name the field that is wrong.
+            let mut de = serde_json::Deserializer::from_str(json);
+            match serde_path_to_error::deserialize::<_, Record>(&mut de) {
+                Err(tracked) if tracked.path().iter().next().is_some() => {
+                    serde::de::Error::custom(format!(
+                        "{}: {}",
+                        tracked.path(),
+                        crate::input::describe(tracked.inner())
+                    ))
+                }
+                _ => err,
+            }
+        })
     }
 
     pub fn source(&self) -> &str {

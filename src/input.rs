@@ -11,7 +11,7 @@
 
 use std::fmt;
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, Cursor, Read};
+use std::io::{self, BufRead, BufReader, Chain, Cursor, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -25,6 +25,7 @@ use crate::event::{Envelope, json_kind};
 
 const BUFFER: usize = 256 * 1024;
 const BOM: &[u8] = b"\xEF\xBB\xBF";
+const GZIP_MAGIC: &[u8] = &[0x1f, 0x8b];
 /// File name endings read when a directory is scanned (explicit file arguments are always read).
 const SCANNED_SUFFIXES: &[&str] = &[".json", ".jsonl", ".ndjson", ".gz"];
 
@@ -200,9 +201,8 @@ pub fn read_source(source: &Source, visitor: &mut impl Visitor) {
 
 /// Reads a stream that may be gzip-compressed.
 pub fn read_stream(name: &Arc<str>, reader: impl Read, visitor: &mut impl Visitor) {
-    let mut raw = BufReader::with_capacity(BUFFER, reader);
-    let gzip = match raw.fill_buf() {
-        Ok(head) => head.starts_with(&[0x1f, 0x8b]),
+    let raw = match peek(BufReader::with_capacity(BUFFER, reader), GZIP_MAGIC.len()) {
+        Ok(raw) => raw,
         Err(err) => {
             visitor.error(InputError::unreadable(
                 Position::file(name),
@@ -211,7 +211,7 @@ pub fn read_stream(name: &Arc<str>, reader: impl Read, visitor: &mut impl Visito
             return;
         }
     };
-    if gzip {
+    if raw.get_ref().0.get_ref().starts_with(GZIP_MAGIC) {
         let inflated = BufReader::with_capacity(BUFFER, MultiGzDecoder::new(raw));
         read_text(name, inflated, visitor);
     } else {
@@ -221,16 +221,25 @@ pub fn read_stream(name: &Arc<str>, reader: impl Read, visitor: &mut impl Visito
 
 /// Reads uncompressed text: JSON Lines when the first non-blank line is a whole JSON value (or is
 /// broken beyond repair), else a stream of (pretty-printed) JSON documents.
-fn read_text(name: &Arc<str>, mut reader: impl BufRead, visitor: &mut impl Visitor) {
+fn read_text(name: &Arc<str>, reader: impl BufRead, visitor: &mut impl Visitor) {
     let io_error = |line: u64, err: io::Error| {
         let mut position = Position::file(name);
         position.line = Some(line);
         InputError::unreadable(position, format!("cannot read: {err}"))
     };
-    if let Err(err) = skip_bom(&mut reader) {
-        visitor.error(io_error(1, err));
-        return;
-    }
+    let mut reader = match peek(reader, BOM.len()) {
+        Ok(mut reader) => {
+            let (head, _) = reader.get_mut();
+            if head.get_ref() == BOM {
+                head.set_position(BOM.len() as u64);
+            }
+            reader
+        }
+        Err(err) => {
+            visitor.error(io_error(1, err));
+            return;
+        }
+    };
     let mut line = Vec::new();
     let mut line_no = 0u64;
     loop {
@@ -407,11 +416,9 @@ fn unwrap_envelope<'a>(envelope: &Envelope<'a>) -> Result<Option<&'a str>, Strin
             truncate(kind, 80)
         ));
     }
+    // serde reads `"detail": null` as `None`, like a missing detail.
     match envelope.detail {
-        None => Err("EventBridge envelope without a detail".to_owned()),
-        Some(detail) if detail.get() == "null" => {
-            Err("EventBridge envelope with a null detail".to_owned())
-        }
+        None => Err("EventBridge envelope without a detail (missing or null)".to_owned()),
         Some(detail) if !detail.get().trim_start().starts_with('{') => Err(format!(
             "EventBridge detail must be a CloudTrail record (a JSON object), found {}",
             json_kind(detail.get())
@@ -420,11 +427,12 @@ fn unwrap_envelope<'a>(envelope: &Envelope<'a>) -> Result<Option<&'a str>, Strin
     }
 }
 
-fn skip_bom(reader: &mut impl BufRead) -> io::Result<()> {
-    if reader.fill_buf()?.starts_with(BOM) {
-        reader.consume(BOM.len());
-    }
-    Ok(())
+/// Reads the first `n` bytes (fewer at the end of input) and puts them back in front of the
+/// rest. Unlike `fill_buf`, this waits for all `n`: a pipe may deliver one byte at a time.
+fn peek<R: BufRead>(mut reader: R, n: usize) -> io::Result<Chain<Cursor<Vec<u8>>, R>> {
+    let mut head = Vec::with_capacity(n);
+    (&mut reader).take(n as u64).read_to_end(&mut head)?;
+    Ok(Cursor::new(head).chain(reader))
 }
 
 fn is_blank(line: &[u8]) -> bool {

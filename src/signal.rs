@@ -11,6 +11,22 @@ use crate::rules::{RuleMeta, Severity};
 /// Namespace of the deterministic signal ids (UUID v5 of rule id and event ids).
 const SIGNAL_NAMESPACE: Uuid = Uuid::from_u128(0x6d2c_8f4e_1b3a_4c5d_9e7f_0a1b_2c3d_4e5f);
 
+/// The most bytes of one input string a signal carries: attacker-chosen values (identity
+/// names, user agents) cannot make a signal exceed SNS's 256 KB message limit.
+pub const MAX_FIELD_BYTES: usize = 4096;
+
+/// `text`, cut to [`MAX_FIELD_BYTES`] with a visible marker when longer.
+pub fn capped(text: &str) -> String {
+    if text.len() <= MAX_FIELD_BYTES {
+        return text.to_owned();
+    }
+    let mut end = MAX_FIELD_BYTES;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…[truncated {} bytes]", &text[..end], text.len() - end)
+}
+
 /// The event a signal is about, as the signal shows it. Built once per evaluated event.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Subject {
@@ -77,6 +93,36 @@ impl Signal {
             subject,
             related_event_ids,
             triage,
+        }
+    }
+
+    /// A short human title (e.g. an SNS `Subject`): printable ASCII only, at most 100 characters.
+    pub fn short_title(&self) -> String {
+        let s = &self.subject;
+        let who = s.principal.as_deref().unwrap_or("unknown principal");
+        let text = format!(
+            "[{}] {}: {} by {} in {}/{}",
+            self.severity.as_str(),
+            self.rule_id,
+            s.event_name,
+            who,
+            s.account_id,
+            s.region
+        );
+        let ascii: String = text
+            .chars()
+            .map(|c| {
+                if c.is_ascii_graphic() || c == ' ' {
+                    c
+                } else {
+                    '?'
+                }
+            })
+            .collect();
+        if ascii.len() <= 100 {
+            ascii
+        } else {
+            format!("{}...", &ascii[..97])
         }
     }
 
@@ -185,4 +231,54 @@ fn table_line(cells: &[String]) -> String {
     }
     line.truncate(line.trim_end().len());
     line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rules::ALL;
+
+    fn hostile_signal() -> Signal {
+        let huge = "x".repeat(5 * 1024 * 1024);
+        let subject = Subject {
+            event_id: "e".to_owned(),
+            event_name: "DeleteIdentity\r\nBcc: victim@example.com".to_owned(),
+            principal: Some("arn:aws:iam::1:user/\u{202e}évil\u{0}".to_owned()),
+            identity: Some(capped(&format!("é{huge}"))),
+            user_agent: Some(capped(&huge)),
+            ..Subject::default()
+        };
+        Signal::new(ALL[4], ALL[4].severity, subject, Vec::new())
+    }
+
+    #[test]
+    fn oversized_fields_are_cut_with_a_visible_marker_and_the_json_stays_small() {
+        let signal = hostile_signal();
+        let identity = signal.subject.identity.as_deref().unwrap_or("");
+        assert!(
+            identity.ends_with("bytes]") && identity.contains("…[truncated "),
+            "{}",
+            &identity[identity.len() - 40..]
+        );
+        assert!(
+            signal.to_json().len() < 64 * 1024,
+            "{} bytes",
+            signal.to_json().len()
+        );
+        assert_eq!(capped("short"), "short");
+    }
+
+    #[test]
+    fn the_short_title_is_printable_ascii_of_at_most_100_characters() {
+        let title = hostile_signal().short_title();
+        assert!(title.len() <= 100, "{title}");
+        assert!(
+            title.chars().all(|c| c.is_ascii_graphic() || c == ' '),
+            "{title:?}"
+        );
+        assert!(
+            title.starts_with("[medium] ses-identity-deleted: DeleteIdentity??Bcc"),
+            "{title}"
+        );
+    }
 }

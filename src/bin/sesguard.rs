@@ -85,6 +85,8 @@ enum Format {
 enum RulesFormat {
     Table,
     Json,
+    /// The EventBridge event patterns that deliver every call the rules read.
+    Eventbridge,
 }
 
 fn main() -> ExitCode {
@@ -238,6 +240,12 @@ fn list_rules(format: RulesFormat) -> ExitCode {
                 })
                 .collect();
             println!("{}", serde_json::Value::Array(list));
+        }
+        RulesFormat::Eventbridge => {
+            println!(
+                "{}",
+                serde_json::Value::Array(rules::eventbridge_patterns())
+            );
         }
         RulesFormat::Table => {
             for rule in rules::ALL {

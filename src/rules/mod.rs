@@ -142,3 +142,67 @@ macro_rules! datadog_triage {
         ]
     };
 }
+
+/// The EventBridge event patterns that deliver exactly the calls the rules read: one per event
+/// source (and service code). The template's rules must match these; `sesguard rules --format
+/// eventbridge` prints them.
+pub fn eventbridge_patterns() -> Vec<serde_json::Value> {
+    let mut groups: Vec<(&str, Option<&str>, Vec<&str>)> = Vec::new();
+    for trigger in all_triggers() {
+        match groups.iter_mut().find(|(source, code, _)| {
+            *source == trigger.event_source && *code == trigger.service_code
+        }) {
+            Some((_, _, names)) => names.push(trigger.event_name),
+            None => groups.push((
+                trigger.event_source,
+                trigger.service_code,
+                vec![trigger.event_name],
+            )),
+        }
+    }
+    groups
+        .into_iter()
+        .map(|(source, code, mut names)| {
+            names.sort_unstable();
+            let service = source.strip_suffix(".amazonaws.com").unwrap_or(source);
+            let mut detail = serde_json::json!({"eventSource": [source], "eventName": names});
+            if let Some(code) = code {
+                detail["requestParameters"] = serde_json::json!({"serviceCode": [code]});
+            }
+            serde_json::json!({
+                "source": [format!("aws.{service}")],
+                "detail-type": [crate::event::CLOUDTRAIL_API_CALL],
+                "detail": detail,
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn eventbridge_patterns_cover_every_trigger_once() {
+        let patterns = eventbridge_patterns();
+        assert_eq!(patterns.len(), 2, "{patterns:?}");
+        let ses_names = patterns[0]["detail"]["eventName"]
+            .as_array()
+            .map_or(0, Vec::len);
+        assert_eq!(patterns[0]["source"][0], "aws.ses");
+        assert_eq!(
+            ses_names,
+            all_triggers()
+                .iter()
+                .filter(|t| t.event_source == SES)
+                .count()
+        );
+        assert_eq!(ses_names, 13);
+        assert_eq!(patterns[1]["source"][0], "aws.servicequotas");
+        assert_eq!(
+            patterns[1]["detail"]["requestParameters"]["serviceCode"][0],
+            "ses"
+        );
+        assert_eq!(patterns[1]["detail"]["eventName"][0], "ListServiceQuotas");
+    }
+}
