@@ -85,6 +85,7 @@ pub struct Scanner<'e, K: Sink> {
     stats: Stats,
     output_error: Option<std::io::Error>,
     last_progress: Instant,
+    full_parse: bool,
 }
 
 const PROGRESS_EVERY: Duration = Duration::from_millis(250);
@@ -101,7 +102,16 @@ impl<'e, K: Sink> Scanner<'e, K> {
             stats: Stats::default(),
             output_error: None,
             last_progress: Instant::now(),
+            full_parse: false,
         })
+    }
+
+    /// Parses every record, instead of skipping those that name no event source a rule reads.
+    /// Signals are the same either way (a test compares them); only records of other services
+    /// go unvalidated on the fast path.
+    pub fn full_parse(mut self, full: bool) -> Self {
+        self.full_parse = full;
+        self
     }
 
     /// Scans `sources` in order; stops early only if the output fails.
@@ -175,7 +185,7 @@ impl<K: Sink> Visitor for Scanner<'_, K> {
             self.last_progress = Instant::now();
             self.sink.progress(&self.stats);
         }
-        if self.output_error.is_some() {
+        if self.output_error.is_some() || (!self.full_parse && !rules::may_match(json)) {
             return;
         }
         match Record::parse(json) {
@@ -218,7 +228,18 @@ impl Sink for Collect {
 
 /// Scans in-memory text as one source named `name` (for tests and embedding).
 pub fn scan_text(engine: &Engine, name: &str, text: &[u8]) -> (Collect, Stats) {
-    let mut scanner = match Scanner::new(engine, Collect::default()) {
+    scan_text_with(engine, name, text, false)
+}
+
+/// [`scan_text`], choosing whether every record is parsed (see [`Scanner::full_parse`]).
+pub fn scan_text_with(
+    engine: &Engine,
+    name: &str,
+    text: &[u8],
+    full_parse: bool,
+) -> (Collect, Stats) {
+    let scanner = Scanner::new(engine, Collect::default()).map(|s| s.full_parse(full_parse));
+    let mut scanner = match scanner {
         Ok(scanner) => scanner,
         Err(err) => {
             let problem = InputError::unreadable(Position::file(&name.into()), err.to_string());

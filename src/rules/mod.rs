@@ -111,6 +111,20 @@ impl RuleMeta {
     }
 }
 
+/// Whether a record's JSON text may hold a call some rule reads, without parsing it: every rule
+/// needs its `eventSource`, and CloudTrail writes those values without escapes, so a record that
+/// names none of them cannot match. Used to skip most records of a CloudTrail archive unparsed.
+pub fn may_match(json: &str) -> bool {
+    use std::sync::LazyLock;
+    static SOURCES: LazyLock<[memchr::memmem::Finder<'static>; 2]> = LazyLock::new(|| {
+        [
+            memchr::memmem::Finder::new(SES),
+            memchr::memmem::Finder::new(SERVICE_QUOTAS),
+        ]
+    });
+    SOURCES.iter().any(|f| f.find(json.as_bytes()).is_some())
+}
+
 /// Every distinct trigger of every rule, in first-seen order.
 pub fn all_triggers() -> Vec<Trigger> {
     let mut out: Vec<Trigger> = Vec::new();
@@ -181,6 +195,17 @@ pub fn eventbridge_patterns() -> Vec<serde_json::Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_prefilter_knows_every_event_source_a_trigger_names() {
+        for trigger in all_triggers() {
+            let record = format!(r#"{{"eventSource":"{}"}}"#, trigger.event_source);
+            assert!(may_match(&record), "{record}");
+        }
+        assert!(!may_match(
+            r#"{"eventSource":"s3.amazonaws.com","eventName":"GetAccount"}"#
+        ));
+    }
 
     #[test]
     fn eventbridge_patterns_cover_every_trigger_once() {
