@@ -80,7 +80,7 @@ impl Default for Settings {
 }
 
 /// Overrides from flags or environment variables; `None` keeps the file's value.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Overrides {
     pub learning_days: Option<u32>,
     pub forget_days: Option<u32>,

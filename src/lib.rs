@@ -4,13 +4,16 @@
 //! [`state::State`]) → signals ([`signal`]) → a sink (the CLI's stdout, or SNS in the Lambda).
 //! The engine never knows where it runs.
 
+pub mod aws;
 pub mod config;
 pub mod engine;
 pub mod event;
 pub mod input;
+pub mod lambda;
 pub mod rules;
 pub mod scan;
 pub mod signal;
+pub mod sink;
 pub mod state;
 pub mod time;
 

@@ -300,9 +300,9 @@ impl State for MemoryState {
         expires: Seconds,
     ) -> Result<Claim, StateError> {
         self.with(now, |inner| match inner.signals.get(signal_id) {
-            Some((true, _)) => Claim::Done,
-            Some((false, _)) => Claim::Unfinished,
-            None => {
+            Some((true, until)) if *until > now => Claim::Done,
+            Some((false, until)) if *until > now => Claim::Unfinished,
+            _ => {
                 inner.signals.insert(signal_id.to_owned(), (false, expires));
                 Claim::Fresh
             }

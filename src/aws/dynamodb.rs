@@ -1,0 +1,475 @@
+//! The State port on one DynamoDB table.
+//!
+//! # Table and item layout
+//! The table (`template.yaml`, resource `StateTable`) has one key attribute, `pk` (String, hash
+//! key), and TTL on `expires_at` (Number, epoch seconds in *event* time). DynamoDB deletes expired
+//! items only within about two days, so every read and condition below compares the item's own
+//! time attributes with the current event's time itself; TTL only reclaims space.
+//!
+//! | `pk` | attributes | written by |
+//! |---|---|---|
+//! | `meta#first-event` | `time` | [`State::first_event_time`] (once, conditional put; cached per container) |
+//! | `seen#<key>` | `last_seen`, `new_by` (event that made it new), `expires_at` = last_seen + forget | [`State::sight`] (R2) |
+//! | `window#<key>` | `opened`, `opened_by`, `expires_at` = opened + window + 1 day | [`State::open_window`] (R1/R3/R5 dedup) |
+//! | `pair#<key>` | one attribute per remembered event, `a:<eventID>` (add) or `d:<eventID>` (delete), holding `{"time","event_id","subject"}` as JSON; `expires_at` | [`State::pair`] (R4) |
+//! | `signal#<signal_id>` | `status` (`pending` or `published`), `expires_at` | [`State::claim_signal`], [`State::mark_published`] |
+//!
+//! Keys longer than [`MAX_KEY_CHARS`] (attacker-chosen identity names can be megabytes) are
+//! shortened to a prefix plus a UUID v5 of the whole key.
+//!
+//! # Calls per event (the budget)
+//! Every operation is one conditional write whose failure returns the old item
+//! (`ReturnValuesOnConditionCheckFailure = ALL_OLD`), so no read precedes a write:
+//! - an event no rule reads: 0 calls (the engine never reaches the state);
+//! - `GetAccount`/`GetAccountSendingEnabled` by an AKIA key: R1 window + R2 sighting = 2;
+//! - any other discovery call: 1 (R2); a verify/create: R3 window + R4 pair = 2;
+//! - a delete: R3 window + R4 pair + R5 window = 3. The third is unavoidable: three rules keep
+//!   independent conditional state for it (their keys differ), and DynamoDB cannot apply several
+//!   independent conditions in one call (a transaction fails as a whole);
+//! - the first event a container sees: +1 (learning start); a principal's first sighting or its
+//!   return after the forget period: +1 (the conditional create after the refresh missed);
+//!   an R4 item holding events older than the window: +1 to remove them;
+//! - a signal: +2 (claim before publishing, mark after).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::ProvideErrorMetadata;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
+use aws_smithy_runtime_api::client::result::SdkError;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::signal::Subject;
+use crate::state::{Claim, Mark, Side, Sighting, State, StateError, pairs};
+use crate::time::{DAY, Seconds};
+
+/// The key attribute and the TTL attribute; `template.yaml` must declare the same names.
+pub const KEY_ATTRIBUTE: &str = "pk";
+pub const TTL_ATTRIBUTE: &str = "expires_at";
+/// Longest key component kept verbatim (DynamoDB allows 2048 bytes for a partition key).
+pub const MAX_KEY_CHARS: usize = 512;
+
+const KEY_NAMESPACE: Uuid = Uuid::from_u128(0x1f0e_3c2b_9a48_4d7e_8f61_5b4a_3c2d_1e0f);
+const UNKNOWN: i64 = i64::MIN;
+
+type Item = HashMap<String, AttributeValue>;
+
+/// The DynamoDB State adapter. Build it once per container.
+#[derive(Debug)]
+pub struct DynamoState {
+    client: Client,
+    table: String,
+    first_event: AtomicI64,
+}
+
+impl DynamoState {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        DynamoState {
+            client,
+            table: table.into(),
+            first_event: AtomicI64::new(UNKNOWN),
+        }
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+}
+
+/// The `pk` of an item of `kind` for the engine's `key`, shortened if very long.
+pub fn item_key(kind: &str, key: &str) -> String {
+    if key.chars().count() <= MAX_KEY_CHARS {
+        return format!("{kind}#{key}");
+    }
+    let prefix: String = key.chars().take(200).collect();
+    let digest = Uuid::new_v5(&KEY_NAMESPACE, key.as_bytes());
+    format!("{kind}#{prefix}…#{digest}")
+}
+
+/// The attribute name of a remembered R4 event.
+fn mark_attribute(side: Side, event_id: &str) -> String {
+    let tag = match side {
+        Side::Add => "a:",
+        Side::Delete => "d:",
+    };
+    if event_id.len() <= 200 {
+        format!("{tag}{event_id}")
+    } else {
+        format!("{tag}{}", Uuid::new_v5(&KEY_NAMESPACE, event_id.as_bytes()))
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredMark {
+    time: Seconds,
+    event_id: String,
+    subject: Subject,
+}
+
+fn n(value: Seconds) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+fn s(value: &str) -> AttributeValue {
+    AttributeValue::S(value.to_owned())
+}
+
+fn number(item: &Item, name: &str) -> Option<Seconds> {
+    item.get(name)?.as_n().ok()?.parse().ok()
+}
+
+fn string<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
+    item.get(name)?.as_s().ok().map(String::as_str)
+}
+
+fn state_error<E: ProvideErrorMetadata, R>(operation: &str, err: &SdkError<E, R>) -> StateError {
+    let code = err.code();
+    StateError {
+        message: format!(
+            "DynamoDB {operation}: {}",
+            err.message()
+                .or(code)
+                .map_or_else(|| err.to_string(), str::to_owned)
+        ),
+        transient: super::is_transient(err, code),
+    }
+}
+
+/// The outcome of a conditional write: `Ok(old item)` when it was written, `Err(old item)` when
+/// the condition failed (the old item as DynamoDB returned it; `None` when there was none).
+type Conditional = Result<Option<Item>, Option<Item>>;
+
+macro_rules! conditional {
+    ($operation:literal, $call:expr, $failure:path) => {
+        match $call.send().await {
+            Ok(output) => Ok(Ok(output.attributes)),
+            Err(err) => match err.as_service_error() {
+                Some($failure(failed)) => Ok(Err(failed.item.clone())),
+                _ => Err(state_error($operation, &err)),
+            },
+        }
+    };
+}
+
+impl DynamoState {
+    async fn update(
+        &self,
+        pk: &str,
+        update: &str,
+        condition: Option<&str>,
+        names: &[(&str, &str)],
+        values: Vec<(&str, AttributeValue)>,
+    ) -> Result<Conditional, StateError> {
+        let mut call = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(KEY_ATTRIBUTE, s(pk))
+            .update_expression(update)
+            .set_condition_expression(condition.map(str::to_owned))
+            .return_values(ReturnValue::AllOld)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        for (placeholder, name) in names {
+            call = call.expression_attribute_names(*placeholder, *name);
+        }
+        for (placeholder, value) in values {
+            call = call.expression_attribute_values(placeholder, value);
+        }
+        conditional!(
+            "UpdateItem",
+            call,
+            aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException
+        )
+    }
+
+    async fn put_new(
+        &self,
+        pk: &str,
+        attributes: Vec<(&str, AttributeValue)>,
+        now: Seconds,
+    ) -> Result<Conditional, StateError> {
+        let mut call = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item(KEY_ATTRIBUTE, s(pk))
+            .condition_expression("attribute_not_exists(#pk) OR #ttl <= :now")
+            .expression_attribute_names("#pk", KEY_ATTRIBUTE)
+            .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
+            .expression_attribute_values(":now", n(now))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        for (name, value) in attributes {
+            call = call.item(name, value);
+        }
+        conditional!(
+            "PutItem",
+            call,
+            aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException
+        )
+    }
+}
+
+impl State for DynamoState {
+    async fn first_event_time(&self, now: Seconds) -> Result<Seconds, StateError> {
+        let cached = self.first_event.load(Ordering::Relaxed);
+        if cached != UNKNOWN {
+            return Ok(cached);
+        }
+        // Never expires: the far-future TTL keeps the conditional put's "or expired" arm inert.
+        let outcome = self
+            .put_new(
+                "meta#first-event",
+                vec![("time", n(now)), (TTL_ATTRIBUTE, n(i64::MAX / 2))],
+                now,
+            )
+            .await?;
+        let recorded = match outcome {
+            Ok(_) => now,
+            Err(old) => old
+                .as_ref()
+                .and_then(|item| number(item, "time"))
+                .unwrap_or(now),
+        };
+        self.first_event.store(recorded, Ordering::Relaxed);
+        Ok(recorded)
+    }
+
+    async fn sight(
+        &self,
+        key: &str,
+        event_id: &str,
+        now: Seconds,
+        forget: Seconds,
+    ) -> Result<Sighting, StateError> {
+        let pk = item_key("seen", key);
+        let expires = now.saturating_add(forget);
+        let replay = |item: &Item| string(item, "new_by") == Some(event_id);
+        // Steady state: refresh a live principal seen before `now` (one call).
+        let refreshed = self
+            .update(
+                &pk,
+                "SET last_seen = :now, #ttl = :exp",
+                Some("attribute_exists(#pk) AND #ttl > :now AND last_seen < :now"),
+                &[("#pk", KEY_ATTRIBUTE), ("#ttl", TTL_ATTRIBUTE)],
+                vec![(":now", n(now)), (":exp", n(expires))],
+            )
+            .await?;
+        match refreshed {
+            Ok(Some(old)) => {
+                return Ok(if replay(&old) {
+                    Sighting::New
+                } else {
+                    Sighting::Known
+                });
+            }
+            Err(Some(old)) if number(&old, TTL_ATTRIBUTE).is_some_and(|ttl| ttl > now) => {
+                // Live and already seen at or after `now`.
+                return Ok(if replay(&old) {
+                    Sighting::New
+                } else {
+                    Sighting::Known
+                });
+            }
+            // Absent or expired (including "expired" items TTL has not deleted yet).
+            _ => {}
+        }
+        let created = self
+            .update(
+                &pk,
+                "SET last_seen = :now, #ttl = :exp, new_by = :eid",
+                Some("attribute_not_exists(#pk) OR #ttl <= :now"),
+                &[("#pk", KEY_ATTRIBUTE), ("#ttl", TTL_ATTRIBUTE)],
+                vec![
+                    (":now", n(now)),
+                    (":exp", n(expires)),
+                    (":eid", s(event_id)),
+                ],
+            )
+            .await?;
+        Ok(match created {
+            Ok(_) => Sighting::New,
+            // Another invocation created it first: only one of them sees it new.
+            Err(Some(old)) if replay(&old) => Sighting::New,
+            Err(_) => Sighting::Known,
+        })
+    }
+
+    async fn open_window(
+        &self,
+        key: &str,
+        event_id: &str,
+        now: Seconds,
+        window: Seconds,
+    ) -> Result<bool, StateError> {
+        let pk = item_key("window", key);
+        let outcome = self
+            .update(
+                &pk,
+                "SET opened = :now, opened_by = :eid, #ttl = :exp",
+                Some("attribute_not_exists(#pk) OR opened <= :lo"),
+                &[("#pk", KEY_ATTRIBUTE), ("#ttl", TTL_ATTRIBUTE)],
+                vec![
+                    (":now", n(now)),
+                    (":eid", s(event_id)),
+                    (":exp", n(now.saturating_add(window).saturating_add(DAY))),
+                    (":lo", n(now.saturating_sub(window))),
+                ],
+            )
+            .await?;
+        Ok(match outcome {
+            Ok(_) => true,
+            Err(None) => false,
+            Err(Some(old)) => {
+                // A replay of the event that opened it, or an event a whole window before it
+                // (out of order: it fires, and the later window is kept).
+                string(&old, "opened_by") == Some(event_id)
+                    || number(&old, "opened")
+                        .is_some_and(|opened| opened >= now.saturating_add(window))
+            }
+        })
+    }
+
+    async fn pair(
+        &self,
+        key: &str,
+        side: Side,
+        mark: &Mark,
+        window: Seconds,
+    ) -> Result<Vec<Mark>, StateError> {
+        let pk = item_key("pair", key);
+        let stored = StoredMark {
+            time: mark.time,
+            event_id: mark.event_id.clone(),
+            subject: mark.subject.clone(),
+        };
+        let json = serde_json::to_string(&stored).map_err(|err| StateError {
+            message: format!("cannot encode an R4 mark: {err}"),
+            transient: false,
+        })?;
+        let attribute = mark_attribute(side, &mark.event_id);
+        let outcome = self
+            .update(
+                &pk,
+                "SET #m = :mark, #ttl = :exp",
+                None,
+                &[("#m", &attribute), ("#ttl", TTL_ATTRIBUTE)],
+                vec![
+                    (":mark", s(&json)),
+                    (
+                        ":exp",
+                        n(mark.time.saturating_add(window).saturating_add(DAY)),
+                    ),
+                ],
+            )
+            .await?;
+        let old = match outcome {
+            Ok(Some(old)) | Err(Some(old)) => old,
+            Ok(None) | Err(None) => return Ok(Vec::new()),
+        };
+        let other = match side {
+            Side::Add => "d:",
+            Side::Delete => "a:",
+        };
+        let mut found = Vec::new();
+        let mut stale = Vec::new();
+        for (name, value) in &old {
+            let Some(side_tag) = name.get(..2).filter(|tag| *tag == "a:" || *tag == "d:") else {
+                continue;
+            };
+            let Some(other_mark) = value
+                .as_s()
+                .ok()
+                .and_then(|j| serde_json::from_str::<StoredMark>(j).ok())
+            else {
+                continue;
+            };
+            if other_mark.time.saturating_add(window).saturating_add(DAY) < mark.time {
+                stale.push(name.clone());
+            } else if side_tag == other && pairs(side, mark.time, other_mark.time, window) {
+                found.push(Mark {
+                    event_id: other_mark.event_id,
+                    time: other_mark.time,
+                    subject: other_mark.subject,
+                });
+            }
+        }
+        if !stale.is_empty() {
+            // Keeps an identity verified and deleted all day from outgrowing the item size limit.
+            let names: Vec<(String, &str)> = stale
+                .iter()
+                .enumerate()
+                .map(|(i, name)| (format!("#s{i}"), name.as_str()))
+                .collect();
+            let remove = format!(
+                "REMOVE {}",
+                names
+                    .iter()
+                    .map(|(p, _)| p.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            let name_refs: Vec<(&str, &str)> =
+                names.iter().map(|(p, name)| (p.as_str(), *name)).collect();
+            let _ = self
+                .update(&pk, &remove, None, &name_refs, Vec::new())
+                .await?;
+        }
+        found.sort_by(|a, b| (a.time, &a.event_id).cmp(&(b.time, &b.event_id)));
+        Ok(found)
+    }
+
+    async fn claim_signal(
+        &self,
+        signal_id: &str,
+        now: Seconds,
+        expires: Seconds,
+    ) -> Result<Claim, StateError> {
+        let pk = item_key("signal", signal_id);
+        let outcome = self
+            .put_new(
+                &pk,
+                vec![("status", s("pending")), (TTL_ATTRIBUTE, n(expires))],
+                now,
+            )
+            .await?;
+        Ok(match outcome {
+            Ok(_) => Claim::Fresh,
+            Err(Some(old)) if string(&old, "status") == Some("published") => Claim::Done,
+            Err(_) => Claim::Unfinished,
+        })
+    }
+
+    async fn mark_published(&self, signal_id: &str) -> Result<(), StateError> {
+        let pk = item_key("signal", signal_id);
+        let _ = self
+            .update(
+                &pk,
+                "SET #status = :published",
+                None,
+                &[("#status", "status")],
+                vec![(":published", s("published"))],
+            )
+            .await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_keys_are_shortened_deterministically_and_distinctly() {
+        assert_eq!(item_key("seen", "r2|1|arn"), "seen#r2|1|arn");
+        let a = item_key("pair", &format!("r4|1|r|{}", "a".repeat(5_000_000)));
+        let b = item_key("pair", &format!("r4|1|r|{}b", "a".repeat(5_000_000)));
+        assert!(a.len() < 1024 && b.len() < 1024);
+        assert_ne!(a, b);
+        assert_eq!(
+            a,
+            item_key("pair", &format!("r4|1|r|{}", "a".repeat(5_000_000)))
+        );
+    }
+}

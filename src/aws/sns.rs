@@ -1,0 +1,87 @@
+//! The SNS sink: one message per signal.
+//!
+//! `Message` is the signal JSON exactly as `sesguard scan --format jsonl` prints it;
+//! `MessageAttributes` carry `rule_id`, `severity`, `account_id` and `region` for subscription
+//! filter policies; `Subject` is the signal's short title (printable ASCII, ≤ 100 characters:
+//! attacker-chosen identity names cannot make the publish fail).
+
+use aws_sdk_sns::Client;
+use aws_sdk_sns::error::ProvideErrorMetadata;
+use aws_sdk_sns::types::MessageAttributeValue;
+
+use crate::signal::Signal;
+use crate::sink::{PublishError, Publisher};
+
+/// SNS's limit for a whole message, attributes included.
+pub const MAX_MESSAGE_BYTES: usize = 256 * 1024;
+
+#[derive(Debug, Clone)]
+pub struct SnsPublisher {
+    client: Client,
+    topic_arn: String,
+}
+
+impl SnsPublisher {
+    pub fn new(client: Client, topic_arn: impl Into<String>) -> Self {
+        SnsPublisher {
+            client,
+            topic_arn: topic_arn.into(),
+        }
+    }
+}
+
+fn attribute(value: &str) -> Result<MessageAttributeValue, PublishError> {
+    // SNS rejects empty attribute values.
+    let value = if value.is_empty() { "unknown" } else { value };
+    MessageAttributeValue::builder()
+        .data_type("String")
+        .string_value(value)
+        .build()
+        .map_err(|err| PublishError {
+            message: format!("SNS message attribute: {err}"),
+            transient: false,
+        })
+}
+
+impl Publisher for SnsPublisher {
+    async fn publish(&self, signal: &Signal) -> Result<(), PublishError> {
+        let message = signal.to_json();
+        if message.len() > MAX_MESSAGE_BYTES - 4096 {
+            // Signal fields are capped (signal::MAX_FIELD_BYTES), so this cannot happen; refuse
+            // rather than send something SNS would reject after retries.
+            return Err(PublishError {
+                message: format!(
+                    "signal {} is {} bytes, over the SNS limit",
+                    signal.signal_id,
+                    message.len()
+                ),
+                transient: false,
+            });
+        }
+        let subject = &signal.subject;
+        let result = self
+            .client
+            .publish()
+            .topic_arn(&self.topic_arn)
+            .subject(signal.short_title())
+            .message(message)
+            .message_attributes("rule_id", attribute(&signal.rule_id)?)
+            .message_attributes("severity", attribute(signal.severity.as_str())?)
+            .message_attributes("account_id", attribute(&subject.account_id)?)
+            .message_attributes("region", attribute(&subject.region)?)
+            .send()
+            .await;
+        result.map(|_| ()).map_err(|err| {
+            let code = err.code();
+            PublishError {
+                message: format!(
+                    "SNS Publish: {}",
+                    err.message()
+                        .or(code)
+                        .map_or_else(|| err.to_string(), str::to_owned)
+                ),
+                transient: super::is_transient(&err, code),
+            }
+        })
+    }
+}

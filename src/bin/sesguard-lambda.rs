@@ -1,0 +1,84 @@
+//! `sesguard-lambda`: one EventBridge event per invocation → engine → DynamoDB state → SNS.
+//! Builds configuration and AWS clients once per container; the work is in `sesguard::lambda`.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+use serde_json::value::RawValue;
+use sesguard::Engine;
+use sesguard::aws::calls::CallCounter;
+use sesguard::aws::dynamodb::DynamoState;
+use sesguard::aws::sns::SnsPublisher;
+use sesguard::lambda::{Handler, LambdaConfig, Report, emf_lines};
+
+struct App {
+    handler: Handler<DynamoState, SnsPublisher>,
+    dynamodb_calls: CallCounter,
+}
+
+async fn start() -> Result<App, Error> {
+    let config = LambdaConfig::from_env(|name| std::env::var(name).ok())?;
+    let task_root = std::env::var_os("LAMBDA_TASK_ROOT").map(std::path::PathBuf::from);
+    let engine = Engine::new(config.engine_config(task_root.as_deref())?);
+    // Honours AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_DYNAMODB / _SNS, so the same binary runs
+    // against a local emulator.
+    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let dynamodb_calls = CallCounter::new();
+    let dynamodb = aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::config::Builder::from(&sdk)
+            .interceptor(dynamodb_calls.clone())
+            .build(),
+    );
+    let sns = aws_sdk_sns::Client::new(&sdk);
+    tracing::info!(
+        table = %config.table_name,
+        topic = %config.topic_arn,
+        suppressions = engine.config().suppressions.len(),
+        tor_exits = engine.config().tor.len(),
+        "sesguard-lambda ready"
+    );
+    Ok(App {
+        handler: Handler::new(
+            engine,
+            DynamoState::new(dynamodb, config.table_name),
+            SnsPublisher::new(sns, config.topic_arn),
+        ),
+        dynamodb_calls,
+    })
+}
+
+impl App {
+    async fn invoke(&self, event: LambdaEvent<Box<RawValue>>) -> Result<(), Error> {
+        self.dynamodb_calls.reset();
+        let mut report = Report::default();
+        let result = self
+            .handler
+            .handle(event.payload.get(), &event.context.request_id, &mut report)
+            .await;
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis());
+        for line in emf_lines(&report, now, self.dynamodb_calls.total()) {
+            println!("{line}");
+        }
+        if let Err(err) = &result {
+            tracing::error!(error = %err, request_id = %event.context.request_id, "invocation failed; Lambda will retry it");
+        }
+        result.map_err(Into::into)
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let app = match start().await {
+        Ok(app) => app,
+        Err(err) => {
+            tracing::error!(error = %err, "sesguard-lambda cannot start");
+            return Err(err);
+        }
+    };
+    // One App per container for the life of the process.
+    let app: &'static App = Box::leak(Box::new(app));
+    lambda_runtime::run(service_fn(move |event| app.invoke(event))).await
+}

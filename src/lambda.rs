@@ -1,0 +1,315 @@
+//! The Lambda's work, apart from the runtime: one EventBridge event in, signals out to a
+//! [`Publisher`], state in a [`State`]. `src/bin/sesguard-lambda.rs` only wires AWS clients to it.
+//!
+//! # Delivery protocol: exactly-once effect over at-least-once delivery
+//! 1. **Evaluate.** Every state write the rules make is replay-safe: evaluating the same event
+//!    again reaches the same decisions (see [`crate::state`]).
+//! 2. **Claim.** Each decided signal is claimed by its deterministic id (a conditional put of
+//!    `signal#<id>` with status `pending`; the engine does this). A claim already `published`
+//!    means an earlier delivery finished: nothing is sent.
+//! 3. **Publish** to SNS. On failure the handler returns an error, Lambda retries the event, and
+//!    the retry finds the claim `pending` (unfinished) and publishes it.
+//! 4. **Mark** the claim `published`.
+//!
+//! Nothing is lost: a signal is only ever marked after SNS accepted it. The one window for a
+//! duplicate is a crash after SNS accepted the message and before the mark (step 3 → 4); SNS
+//! standard topics offer no transactional publish, so the retry then sends it again (same
+//! `signal_id`, which subscribers can de-duplicate on).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::engine::{Engine, EngineError};
+use crate::event::Record;
+use crate::input::{self, InputError, Position, Visitor};
+use crate::sink::{PublishError, Publisher};
+use crate::state::{State, StateError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum HandlerError {
+    /// The event can never be evaluated; after Lambda's retries it lands in the on-failure
+    /// destination instead of vanishing.
+    #[error("malformed event: {0}")]
+    Malformed(String),
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error(transparent)]
+    Publish(#[from] PublishError),
+}
+
+/// What one invocation did, for logs and metrics.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Report {
+    pub records: u64,
+    pub matched: u64,
+    pub published: BTreeMap<String, u64>,
+    pub suppressed: u64,
+    pub deduplicated: u64,
+    pub malformed: u64,
+    pub state_errors: u64,
+    pub publish_errors: u64,
+}
+
+/// The engine with its state and sink.
+pub struct Handler<S, P> {
+    engine: Engine,
+    state: S,
+    publisher: P,
+}
+
+#[derive(Default)]
+struct Collect {
+    records: Vec<(String, Position)>,
+    errors: Vec<InputError>,
+}
+
+impl Visitor for Collect {
+    fn record(&mut self, json: &str, position: &Position) {
+        self.records.push((json.to_owned(), position.clone()));
+    }
+
+    fn error(&mut self, error: InputError) {
+        self.errors.push(error);
+    }
+}
+
+impl<S: State, P: Publisher> Handler<S, P> {
+    pub fn new(engine: Engine, state: S, publisher: P) -> Self {
+        Handler {
+            engine,
+            state,
+            publisher,
+        }
+    }
+
+    pub fn state(&self) -> &S {
+        &self.state
+    }
+
+    pub fn publisher(&self) -> &P {
+        &self.publisher
+    }
+
+    /// Handles one invocation payload (normally one EventBridge envelope; arrays and bare
+    /// records are accepted too). Valid records are evaluated even when others are malformed;
+    /// the malformed ones then make the invocation fail.
+    pub async fn handle(
+        &self,
+        payload: &str,
+        request_id: &str,
+        report: &mut Report,
+    ) -> Result<(), HandlerError> {
+        let name: Arc<str> = Arc::from(format!("invocation {request_id}"));
+        let mut found = Collect::default();
+        input::read_value(payload, &Position::file(&name), &mut found);
+        let mut problems: Vec<String> = found.errors.iter().map(ToString::to_string).collect();
+        for (json, position) in &found.records {
+            report.records += 1;
+            let record = match Record::parse(json) {
+                Ok(record) => record,
+                Err(err) => {
+                    problems.push(format!("{position}: {}", input::describe(&err)));
+                    continue;
+                }
+            };
+            let evaluation = match self.engine.evaluate(&record, &self.state).await {
+                Ok(evaluation) => evaluation,
+                Err(EngineError::Malformed(message)) => {
+                    problems.push(format!("{position}: {message}"));
+                    continue;
+                }
+                Err(EngineError::State(err)) => {
+                    report.state_errors += 1;
+                    return Err(err.into());
+                }
+            };
+            tracing::debug!(
+                event_id = record.event_id.as_deref().unwrap_or(""),
+                event_name = record.name(),
+                matched = evaluation.matched,
+                signals = evaluation.signals.len(),
+                "evaluated"
+            );
+            report.matched += u64::from(evaluation.matched);
+            report.suppressed += evaluation.suppressed as u64;
+            report.deduplicated += evaluation.deduplicated as u64;
+            for signal in &evaluation.signals {
+                if let Err(err) = self.publisher.publish(signal).await {
+                    report.publish_errors += 1;
+                    return Err(err.into());
+                }
+                if let Err(err) = self.engine.published(signal, &self.state).await {
+                    report.state_errors += 1;
+                    return Err(err.into());
+                }
+                *report.published.entry(signal.rule_id.clone()).or_default() += 1;
+                tracing::info!(
+                    signal_id = %signal.signal_id,
+                    rule_id = %signal.rule_id,
+                    severity = signal.severity.as_str(),
+                    event_id = %signal.subject.event_id,
+                    account_id = %signal.subject.account_id,
+                    region = %signal.subject.region,
+                    "signal published"
+                );
+            }
+        }
+        if problems.is_empty() {
+            return Ok(());
+        }
+        report.malformed += problems.len() as u64;
+        for problem in &problems {
+            tracing::error!(problem = %input::truncate(problem, 500), "malformed event");
+        }
+        Err(HandlerError::Malformed(input::truncate(
+            &problems.join("; "),
+            2000,
+        )))
+    }
+}
+
+/// CloudWatch Embedded Metric Format lines for one invocation (namespace `sesguard`).
+pub fn emf_lines(report: &Report, timestamp_ms: u128, dynamodb_calls: u64) -> Vec<String> {
+    let metric = |name: &str| serde_json::json!({"Name": name, "Unit": "Count"});
+    let totals = [
+        ("EventsEvaluated", report.matched),
+        ("Records", report.records),
+        ("SignalsPublished", report.published.values().sum()),
+        ("Suppressed", report.suppressed),
+        ("Deduplicated", report.deduplicated),
+        ("Malformed", report.malformed),
+        ("StateErrors", report.state_errors),
+        ("PublishErrors", report.publish_errors),
+        ("DynamoDBCalls", dynamodb_calls),
+    ];
+    let mut line = serde_json::json!({
+        "_aws": {
+            "Timestamp": timestamp_ms as u64,
+            "CloudWatchMetrics": [{
+                "Namespace": "sesguard",
+                "Dimensions": [[]],
+                "Metrics": totals.iter().map(|(name, _)| metric(name)).collect::<Vec<_>>(),
+            }],
+        },
+    });
+    for (name, value) in totals {
+        line[name] = serde_json::json!(value);
+    }
+    let mut lines = vec![line.to_string()];
+    for (rule, count) in &report.published {
+        lines.push(
+            serde_json::json!({
+                "_aws": {
+                    "Timestamp": timestamp_ms as u64,
+                    "CloudWatchMetrics": [{
+                        "Namespace": "sesguard",
+                        "Dimensions": [["Rule"]],
+                        "Metrics": [metric("SignalsPublished")],
+                    }],
+                },
+                "Rule": rule,
+                "SignalsPublished": count,
+            })
+            .to_string(),
+        );
+    }
+    lines
+}
+
+/// The Lambda's configuration, from its environment (names fixed: the template passes them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LambdaConfig {
+    pub table_name: String,
+    pub topic_arn: String,
+    pub overrides: crate::config::Overrides,
+    /// `SESGUARD_CONFIG`: the TOML file (relative paths are relative to `LAMBDA_TASK_ROOT`).
+    pub config_path: Option<std::path::PathBuf>,
+}
+
+/// A configuration the function cannot start with; names the variable.
+#[derive(Debug, thiserror::Error)]
+#[error("{variable}: {message}")]
+pub struct StartupError {
+    pub variable: &'static str,
+    pub message: String,
+}
+
+pub const TABLE_NAME: &str = "SESGUARD_TABLE_NAME";
+pub const TOPIC_ARN: &str = "SESGUARD_TOPIC_ARN";
+pub const LEARNING_DAYS: &str = "SESGUARD_LEARNING_DAYS";
+pub const FORGET_DAYS: &str = "SESGUARD_FORGET_DAYS";
+pub const SEQUENCE_WINDOW_MINUTES: &str = "SESGUARD_SEQUENCE_WINDOW_MINUTES";
+pub const DEDUP_MINUTES: &str = "SESGUARD_DEDUP_MINUTES";
+pub const CONFIG: &str = "SESGUARD_CONFIG";
+pub const TOR_EXIT_LIST: &str = "SESGUARD_TOR_EXIT_LIST";
+
+/// The configuration file compiled into the function: used when `SESGUARD_CONFIG` names
+/// `sesguard.toml` and the package holds no such file (SAM's cargo-lambda build ships only the
+/// binary).
+pub const EMBEDDED_CONFIG: &str = include_str!("../sesguard.toml");
+
+impl LambdaConfig {
+    /// Reads the configuration through `lookup` (the process environment in production).
+    pub fn from_env(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, StartupError> {
+        let required = |variable: &'static str| {
+            lookup(variable)
+                .filter(|v| !v.trim().is_empty())
+                .ok_or_else(|| StartupError {
+                    variable,
+                    message: "required but not set".to_owned(),
+                })
+        };
+        let number = |variable: &'static str| -> Result<Option<u32>, StartupError> {
+            match lookup(variable).filter(|v| !v.trim().is_empty()) {
+                None => Ok(None),
+                Some(text) => text.trim().parse().map(Some).map_err(|_| StartupError {
+                    variable,
+                    message: format!("{text:?} is not a whole number"),
+                }),
+            }
+        };
+        let path = |variable: &'static str| {
+            lookup(variable)
+                .filter(|v| !v.trim().is_empty())
+                .map(Into::into)
+        };
+        Ok(LambdaConfig {
+            table_name: required(TABLE_NAME)?,
+            topic_arn: required(TOPIC_ARN)?,
+            overrides: crate::config::Overrides {
+                learning_days: number(LEARNING_DAYS)?,
+                forget_days: number(FORGET_DAYS)?,
+                sequence_window_minutes: number(SEQUENCE_WINDOW_MINUTES)?,
+                dedup_minutes: number(DEDUP_MINUTES)?,
+                tor_exit_list: path(TOR_EXIT_LIST),
+            },
+            config_path: path(CONFIG),
+        })
+    }
+
+    /// Loads the engine configuration: the file (or the embedded default), then the variables.
+    pub fn engine_config(
+        &self,
+        task_root: Option<&std::path::Path>,
+    ) -> Result<crate::config::Config, StartupError> {
+        use crate::config::Config;
+        let failed = |err: crate::config::ConfigError| StartupError {
+            variable: CONFIG,
+            message: err.to_string(),
+        };
+        let Some(path) = &self.config_path else {
+            return Config::load(None, &self.overrides).map_err(failed);
+        };
+        let resolved = match task_root {
+            Some(root) if path.is_relative() => root.join(path),
+            _ => path.clone(),
+        };
+        if !resolved.exists() && path.as_os_str() == "sesguard.toml" {
+            let base = task_root
+                .unwrap_or(std::path::Path::new("."))
+                .join("sesguard.toml");
+            return Config::parse(EMBEDDED_CONFIG, &base, &self.overrides).map_err(failed);
+        }
+        Config::load(Some(&resolved), &self.overrides).map_err(failed)
+    }
+}
