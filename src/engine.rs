@@ -38,6 +38,9 @@ pub struct Evaluation {
     /// Rule matches that gave no signal because an equal one was given already (dedup window,
     /// or the same event evaluated before).
     pub deduplicated: usize,
+    /// Signals another invocation is publishing right now (a concurrent duplicate delivery):
+    /// the caller must fail after emitting the rest, so the event is retried after the lease.
+    pub in_flight: usize,
 }
 
 /// A rule's result before it becomes a [`Signal`].
@@ -301,6 +304,7 @@ impl Engine {
                 {
                     Claim::Fresh | Claim::Unfinished => out.signals.push(signal),
                     Claim::Done => out.deduplicated += 1,
+                    Claim::InFlight => out.in_flight += 1,
                 }
             }
         }

@@ -11,10 +11,11 @@
 //!    the retry finds the claim `pending` (unfinished) and publishes it.
 //! 4. **Mark** the claim `published`.
 //!
-//! Nothing is lost: a signal is only ever marked after SNS accepted it. The one window for a
-//! duplicate is a crash after SNS accepted the message and before the mark (step 3 → 4); SNS
-//! standard topics offer no transactional publish, so the retry then sends it again (same
-//! `signal_id`, which subscribers can de-duplicate on).
+//! Nothing is lost: a signal is only ever marked after SNS accepted it. A failed mark does not
+//! fail the invocation (that retry would publish again). The one window for a duplicate is a
+//! crash after SNS accepted the message and before the mark (step 3 → 4), or a failed mark
+//! followed by a duplicate delivery; SNS standard topics offer no transactional publish, so the
+//! message is then sent again with the same `signal_id`, which subscribers can de-duplicate on.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -35,6 +36,10 @@ pub enum HandlerError {
     State(#[from] StateError),
     #[error(transparent)]
     Publish(#[from] PublishError),
+    /// A concurrent invocation holds the claim of a signal of this event; retried later, this
+    /// event finds it published (nothing to do) or the claimer gone (it publishes).
+    #[error("{0} signal(s) of this event are being published by another invocation; retry later")]
+    InFlight(usize),
 }
 
 /// What one invocation did, for logs and metrics.
@@ -103,6 +108,7 @@ impl<S: State, P: Publisher> Handler<S, P> {
         let mut found = Collect::default();
         input::read_value(payload, &Position::file(&name), &mut found);
         let mut problems: Vec<String> = found.errors.iter().map(ToString::to_string).collect();
+        let mut in_flight = 0;
         for (json, position) in &found.records {
             report.records += 1;
             let record = match Record::parse(json) {
@@ -133,14 +139,18 @@ impl<S: State, P: Publisher> Handler<S, P> {
             report.matched += u64::from(evaluation.matched);
             report.suppressed += evaluation.suppressed as u64;
             report.deduplicated += evaluation.deduplicated as u64;
+            in_flight += evaluation.in_flight;
             for signal in &evaluation.signals {
                 if let Err(err) = self.publisher.publish(signal).await {
                     report.publish_errors += 1;
                     return Err(err.into());
                 }
                 if let Err(err) = self.engine.published(signal, &self.state).await {
+                    // SNS has the signal: failing now would make Lambda retry and publish it
+                    // twice. The claim stays pending; only a later duplicate delivery of this
+                    // event would publish it again.
                     report.state_errors += 1;
-                    return Err(err.into());
+                    tracing::warn!(signal_id = %signal.signal_id, error = %err, "signal published but not marked");
                 }
                 *report.published.entry(signal.rule_id.clone()).or_default() += 1;
                 tracing::info!(
@@ -155,7 +165,11 @@ impl<S: State, P: Publisher> Handler<S, P> {
             }
         }
         if problems.is_empty() {
-            return Ok(());
+            return if in_flight == 0 {
+                Ok(())
+            } else {
+                Err(HandlerError::InFlight(in_flight))
+            };
         }
         report.malformed += problems.len() as u64;
         for problem in &problems {
@@ -311,5 +325,82 @@ impl LambdaConfig {
             return Config::parse(EMBEDDED_CONFIG, &base, &self.overrides).map_err(failed);
         }
         Config::load(Some(&resolved), &self.overrides).map_err(failed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: std::collections::HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        move |name| map.get(name).cloned()
+    }
+
+    #[test]
+    fn a_missing_required_variable_is_named() {
+        let err = LambdaConfig::from_env(env(&[(TOPIC_ARN, "arn")])).expect_err("no table");
+        assert_eq!(err.to_string(), "SESGUARD_TABLE_NAME: required but not set");
+        let err = LambdaConfig::from_env(env(&[(TABLE_NAME, "t")])).expect_err("no topic");
+        assert_eq!(err.to_string(), "SESGUARD_TOPIC_ARN: required but not set");
+    }
+
+    #[test]
+    fn numbers_and_paths_come_from_their_variables() {
+        let config = LambdaConfig::from_env(env(&[
+            (TABLE_NAME, "t"),
+            (TOPIC_ARN, "arn"),
+            (LEARNING_DAYS, "7"),
+            (FORGET_DAYS, "28"),
+            (SEQUENCE_WINDOW_MINUTES, "30"),
+            (DEDUP_MINUTES, "15"),
+            (TOR_EXIT_LIST, "tor.txt"),
+        ]))
+        .expect("config");
+        assert_eq!(config.overrides.learning_days, Some(7));
+        assert_eq!(config.overrides.sequence_window_minutes, Some(30));
+        assert_eq!(config.overrides.dedup_minutes, Some(15));
+        assert_eq!(
+            config.overrides.tor_exit_list.as_deref(),
+            Some(std::path::Path::new("tor.txt"))
+        );
+        let err = LambdaConfig::from_env(env(&[
+            (TABLE_NAME, "t"),
+            (TOPIC_ARN, "a"),
+            (DEDUP_MINUTES, "an hour"),
+        ]))
+        .expect_err("bad number");
+        assert!(
+            err.to_string().starts_with("SESGUARD_DEDUP_MINUTES: "),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_packaged_config_falls_back_to_the_embedded_copy_and_variables_override_it() {
+        let config = LambdaConfig::from_env(env(&[
+            (TABLE_NAME, "t"),
+            (TOPIC_ARN, "arn"),
+            (CONFIG, "sesguard.toml"),
+            (DEDUP_MINUTES, "5"),
+        ]))
+        .expect("config");
+        let root = std::env::temp_dir().join("sesguard-no-such-task-root");
+        let engine = config.engine_config(Some(&root)).expect("embedded config");
+        assert_eq!(engine.settings.dedup, 5 * 60);
+        let missing = LambdaConfig {
+            config_path: Some("other.toml".into()),
+            ..config
+        };
+        let err = missing
+            .engine_config(Some(&root))
+            .expect_err("missing file");
+        assert!(
+            err.to_string().starts_with("SESGUARD_CONFIG: cannot read "),
+            "{err}"
+        );
     }
 }

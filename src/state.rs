@@ -50,8 +50,12 @@ pub struct Mark {
 pub enum Claim {
     /// First claim: emit it.
     Fresh,
-    /// Claimed earlier but never marked published (a crash or failure in between): emit it again.
+    /// Claimed earlier but never marked published (a crash or failure in between), and its
+    /// claimer is gone: emit it again.
     Unfinished,
+    /// Claimed by another invocation that may still be publishing it (its lease is live): emit
+    /// nothing now, and fail so the event is retried after the lease.
+    InFlight,
     /// Already published: emit nothing.
     Done,
 }

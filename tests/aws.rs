@@ -182,10 +182,6 @@ async fn script<S: State>(state: &S) -> Vec<String> {
         "claim {:?}",
         state.claim_signal("s", 0, 100).await.ok()
     ));
-    out.push(format!(
-        "claim again {:?}",
-        state.claim_signal("s", 0, 100).await.ok()
-    ));
     out.push(format!("mark {:?}", state.mark_published("s").await.ok()));
     out.push(format!(
         "claim published {:?}",
@@ -223,7 +219,6 @@ async fn dynamodb_state_answers_every_operation_as_the_in_memory_state_does() {
         "window w5@-100 Some(true)",
         "window w6@200 Some(true)",
         "claim Some(Fresh)",
-        "claim again Some(Unfinished)",
         "claim published Some(Done)",
         "claim after expiry Some(Fresh)",
     ];
@@ -248,6 +243,33 @@ async fn dynamodb_state_answers_every_operation_as_the_in_memory_state_does() {
     assert!(
         memory.iter().any(|l| l == "pair Add too-early@30 Some([])"),
         "{memory:#?}"
+    );
+}
+
+#[tokio::test]
+async fn a_pending_claim_is_in_flight_until_its_lease_runs_out() {
+    let Some(endpoint) = endpoint() else { return };
+    let sdk = sdk(&endpoint).await;
+    let state = table(&sdk, None).await;
+    assert_eq!(
+        state.claim_signal("s", 0, 100).await.ok(),
+        Some(Claim::Fresh)
+    );
+    assert_eq!(
+        state.claim_signal("s", 0, 100).await.ok(),
+        Some(Claim::InFlight),
+        "live lease"
+    );
+    let after_lease = state.with_lease(std::time::Duration::ZERO);
+    assert_eq!(
+        after_lease.claim_signal("s", 0, 100).await.ok(),
+        Some(Claim::Unfinished),
+        "claimer gone"
+    );
+    after_lease.mark_published("s").await.expect("mark");
+    assert_eq!(
+        after_lease.claim_signal("s", 0, 100).await.ok(),
+        Some(Claim::Done)
     );
 }
 
@@ -616,4 +638,390 @@ async fn a_malformed_event_fails_the_invocation_after_evaluating_what_it_can() {
         "the valid record was still evaluated"
     );
     assert_eq!(report.malformed, 2);
+}
+
+// ---------------------------------------------------------------- faults
+
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::interceptors::context::{
+    BeforeDeserializationInterceptorContextMut, BeforeTransmitInterceptorContextRef,
+};
+use aws_smithy_runtime_api::client::orchestrator::Metadata;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::body::SdkBody;
+use aws_smithy_types::config_bag::ConfigBag;
+use std::sync::Mutex;
+
+/// Fails the `nth` call (1-based) a client makes: before it is sent (the request never reaches
+/// moto: a network failure) or after moto applied it (the response is replaced by a 500: the
+/// write happened but the caller cannot know).
+#[derive(Debug, Clone, Default)]
+struct Faults {
+    state: Arc<Mutex<FaultState>>,
+}
+
+#[derive(Debug, Default)]
+struct FaultState {
+    calls: u32,
+    fail_call: Option<u32>,
+    after_commit: bool,
+    injected: u32,
+}
+
+impl Faults {
+    fn arm(&self, nth: u32, after_commit: bool) {
+        if let Ok(mut s) = self.state.lock() {
+            *s = FaultState {
+                calls: 0,
+                fail_call: Some(nth),
+                after_commit,
+                injected: 0,
+            };
+        }
+    }
+
+    fn disarm(&self) -> u32 {
+        self.state
+            .lock()
+            .map(|mut s| {
+                s.fail_call = None;
+                s.injected
+            })
+            .unwrap_or(0)
+    }
+
+    fn calls(&self) -> u32 {
+        self.state.lock().map(|s| s.calls).unwrap_or(0)
+    }
+
+    /// Whether this call is the one to fail (at this stage).
+    fn take(&self, after_commit: bool) -> bool {
+        let Ok(mut s) = self.state.lock() else {
+            return false;
+        };
+        if !after_commit {
+            s.calls += 1;
+        }
+        if s.fail_call == Some(s.calls) && s.after_commit == after_commit {
+            s.fail_call = None;
+            s.injected += 1;
+            return true;
+        }
+        false
+    }
+}
+
+impl Intercept for Faults {
+    fn name(&self) -> &'static str {
+        "FaultInjector"
+    }
+
+    fn read_before_transmit(
+        &self,
+        _context: &BeforeTransmitInterceptorContextRef<'_>,
+        _components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if self.take(false) {
+            return Err("injected: connection reset before the request was sent".into());
+        }
+        Ok(())
+    }
+
+    fn modify_before_deserialization(
+        &self,
+        context: &mut BeforeDeserializationInterceptorContextMut<'_>,
+        _components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if self.take(true) {
+            let service = cfg
+                .load::<Metadata>()
+                .map(|m| m.service().to_owned())
+                .unwrap_or_default();
+            let body = if service.to_lowercase().contains("dynamo") {
+                r#"{"__type":"com.amazonaws.dynamodb.v20120810#InternalServerError","message":"injected after commit"}"#
+            } else {
+                r#"<ErrorResponse><Error><Type>Receiver</Type><Code>InternalError</Code><Message>injected after commit</Message></Error></ErrorResponse>"#
+            };
+            let response = context.response_mut();
+            *response.status_mut() = 500u16.try_into()?;
+            // The JSON protocol reads the error type from this header before the body.
+            response.headers_mut().remove("x-amzn-ErrorType");
+            *response.body_mut() = SdkBody::from(body);
+        }
+        Ok(())
+    }
+}
+
+/// A handler whose DynamoDB and SNS clients carry fault injectors (SDK retries off, so one
+/// injected fault reaches the handler as the Lambda would see a persistent one).
+async fn faulty_handler(
+    sdk: &aws_config::SdkConfig,
+    table_name: &str,
+    topic: &str,
+    dynamo_faults: &Faults,
+    sns_faults: &Faults,
+    lease: std::time::Duration,
+) -> Handler<DynamoState, SnsPublisher> {
+    let dynamodb = aws_sdk_dynamodb::config::Builder::from(sdk)
+        .retry_config(aws_config::retry::RetryConfig::disabled())
+        .interceptor(dynamo_faults.clone())
+        .build();
+    let sns = aws_sdk_sns::config::Builder::from(sdk)
+        .retry_config(aws_config::retry::RetryConfig::disabled())
+        .interceptor(sns_faults.clone())
+        .build();
+    Handler::new(
+        Engine::default(),
+        DynamoState::new(aws_sdk_dynamodb::Client::from_conf(dynamodb), table_name)
+            .with_lease(lease),
+        SnsPublisher::new(aws_sdk_sns::Client::from_conf(sns), topic),
+    )
+}
+
+fn signal_ids(messages: &[Value]) -> Vec<String> {
+    let mut ids: Vec<String> = messages
+        .iter()
+        .filter_map(|m| m["Message"].as_str())
+        .filter_map(|m| serde_json::from_str::<Value>(m).ok())
+        .filter_map(|s| s["signal_id"].as_str().map(str::to_owned))
+        .collect();
+    ids.sort();
+    ids
+}
+
+#[tokio::test]
+async fn every_aws_fault_fails_the_invocation_and_the_retry_publishes_each_signal_once() {
+    let Some(endpoint) = endpoint() else { return };
+    let sdk = sdk(&endpoint).await;
+    let event = sample("ses-GetAccount.json");
+    let later = again(
+        "ses-GetAccount.json",
+        "two-hours-later",
+        "2026-03-02T11:00:00Z",
+    );
+
+    // A clean run tells how many calls there are and what must be published.
+    let (publisher, queue) = topic_with_queue(&sdk).await;
+    let topic = publisher_topic(&publisher);
+    let clean_table = table(&sdk, None).await;
+    let (dynamo, sns) = (Faults::default(), Faults::default());
+    let handler = faulty_handler(&sdk, clean_table.table(), &topic, &dynamo, &sns, LEASE).await;
+    handler
+        .handle(&event, "clean", &mut Report::default())
+        .await
+        .expect("clean run");
+    let expected = signal_ids(&drain(&sdk, &queue).await);
+    assert_eq!(expected.len(), 2, "R1 and R2");
+    let (dynamo_calls, sns_calls) = (dynamo.calls(), sns.calls());
+    assert!(
+        dynamo_calls >= 6 && sns_calls == 2,
+        "{dynamo_calls} DynamoDB, {sns_calls} SNS calls"
+    );
+
+    let mut scenarios = Vec::new();
+    for nth in 1..=dynamo_calls {
+        for after_commit in [false, true] {
+            scenarios.push(("DynamoDB", nth, after_commit));
+        }
+    }
+    for nth in 1..=sns_calls {
+        for after_commit in [false, true] {
+            scenarios.push(("SNS", nth, after_commit));
+        }
+    }
+    for (service, nth, after_commit) in scenarios {
+        let what = format!(
+            "{service} call {nth} failing {}",
+            if after_commit {
+                "after commit"
+            } else {
+                "before sending"
+            }
+        );
+        let (publisher, queue) = topic_with_queue(&sdk).await;
+        let topic = publisher_topic(&publisher);
+        let state_table = table(&sdk, None).await;
+        let (dynamo, sns) = (Faults::default(), Faults::default());
+        let handler = faulty_handler(&sdk, state_table.table(), &topic, &dynamo, &sns, LEASE).await;
+        let faults = if service == "SNS" { &sns } else { &dynamo };
+        faults.arm(nth, after_commit);
+        let mut report = Report::default();
+        let first = handler.handle(&event, "attempt-1", &mut report).await;
+        assert_eq!(faults.disarm(), 1, "{what}: the fault was injected");
+        // A restarted container (cold cache) retries once the claim lease ran out, as Lambda
+        // does after an error (its retries come minutes later; a zero lease plays that here).
+        let restarted = faulty_handler(
+            &sdk,
+            state_table.table(),
+            &topic,
+            &Faults::default(),
+            &Faults::default(),
+            std::time::Duration::ZERO,
+        )
+        .await;
+        if first.is_err() {
+            restarted
+                .handle(&event, "attempt-2", &mut Report::default())
+                .await
+                .unwrap_or_else(|e| panic!("{what}: retry failed: {e}"));
+        }
+        let published = signal_ids(&drain(&sdk, &queue).await);
+        let mut unique_ids = published.clone();
+        unique_ids.dedup();
+        assert_eq!(
+            unique_ids, expected,
+            "{what}: every signal published, none lost"
+        );
+        if service == "SNS" && after_commit {
+            // SNS accepted the message but the answer was lost: the retry sends it again, with the
+            // same signal_id (the documented at-least-once window).
+            assert!(
+                published.len() <= expected.len() + 1,
+                "{what}: {published:?}"
+            );
+        } else {
+            assert_eq!(published, expected, "{what}: nothing published twice");
+        }
+        if !(first.is_err() || (service == "DynamoDB" && nth as usize > dynamo_calls as usize - 2))
+        {
+            // Only a failed mark (the last DynamoDB calls) may let the invocation succeed.
+            panic!("{what}: the invocation should have failed");
+        }
+        // No state was left that hides a future true signal.
+        restarted
+            .handle(&later, "later", &mut Report::default())
+            .await
+            .expect("later event");
+        let later_ids = signal_ids(&drain(&sdk, &queue).await);
+        assert_eq!(
+            later_ids.len(),
+            1,
+            "{what}: the discovery two hours later still fires"
+        );
+    }
+}
+
+const LEASE: std::time::Duration = sesguard::aws::dynamodb::CLAIM_LEASE;
+
+fn publisher_topic(publisher: &SnsPublisher) -> String {
+    publisher.topic_arn().to_owned()
+}
+
+// ---------------------------------------------------------------- races
+
+#[derive(Default)]
+struct Collecting {
+    signals: Mutex<Vec<Signal>>,
+}
+
+impl sesguard::sink::Publisher for Collecting {
+    async fn publish(&self, signal: &Signal) -> Result<(), sesguard::sink::PublishError> {
+        if let Ok(mut signals) = self.signals.lock() {
+            signals.push(signal.clone());
+        }
+        Ok(())
+    }
+}
+
+/// Runs every payload as its own concurrent invocation on one shared handler; returns the
+/// (rule_id, event_id) of everything published.
+async fn concurrently(sdk: &aws_config::SdkConfig, payloads: Vec<String>) -> Vec<(String, String)> {
+    let handler = Arc::new(Handler::new(
+        Engine::default(),
+        table(sdk, None).await,
+        Collecting::default(),
+    ));
+    let tasks: Vec<_> = payloads
+        .into_iter()
+        .enumerate()
+        .map(|(i, payload)| {
+            let handler = Arc::clone(&handler);
+            tokio::spawn(async move {
+                let result = handler
+                    .handle(&payload, &format!("race-{i}"), &mut Report::default())
+                    .await;
+                (payload, result)
+            })
+        })
+        .collect();
+    let mut retry = Vec::new();
+    for task in tasks {
+        match task.await.expect("task") {
+            (_, Ok(())) => {}
+            // A concurrent duplicate found a claim held by a live invocation: Lambda retries it.
+            (payload, Err(sesguard::lambda::HandlerError::InFlight(_))) => retry.push(payload),
+            (_, Err(err)) => panic!("invocation failed: {err}"),
+        }
+    }
+    // The retries come after the claimers finished: they find everything published.
+    for payload in retry {
+        handler
+            .handle(&payload, "retry", &mut Report::default())
+            .await
+            .expect("retry");
+    }
+    let signals = handler
+        .publisher()
+        .signals
+        .lock()
+        .map(|s| s.clone())
+        .unwrap_or_default();
+    let mut fired: Vec<(String, String)> = signals
+        .iter()
+        .map(|s| (s.rule_id.clone(), s.subject.event_id.clone()))
+        .collect();
+    fired.sort();
+    fired
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sixteen_concurrent_invocations_publish_exactly_one_signal_each_time() {
+    let Some(endpoint) = endpoint() else { return };
+    let sdk = sdk(&endpoint).await;
+    for round in 0..5 {
+        // The same new principal in 16 different events at the same moment: one R2 signal.
+        let payloads = (0..16)
+            .map(|i| {
+                again(
+                    "ses-ListIdentities.json",
+                    &format!("list-{i}"),
+                    "2026-03-02T09:01:10Z",
+                )
+            })
+            .collect();
+        let fired = concurrently(&sdk, payloads).await;
+        assert_eq!(fired.len(), 1, "round {round}: {fired:?}");
+        assert_eq!(fired[0].0, "ses-enumeration-unseen-user");
+
+        // One event delivered 16 times at once: one signal per rule it fires.
+        let payloads = (0..16).map(|_| sample("ses-GetAccount.json")).collect();
+        let fired = concurrently(&sdk, payloads).await;
+        let rules: Vec<&str> = fired.iter().map(|(rule, _)| rule.as_str()).collect();
+        assert_eq!(
+            rules,
+            ["ses-discovery-long-term-key", "ses-enumeration-unseen-user"],
+            "round {round}"
+        );
+
+        // An add and its delete, each delivered 8 times, all at once: one verify-then-delete.
+        let mut payloads = Vec::new();
+        for _ in 0..8 {
+            payloads.push(sample("ses-VerifyEmailIdentity.json"));
+            payloads.push(sample("ses-DeleteIdentity.json"));
+        }
+        let fired = concurrently(&sdk, payloads).await;
+        let pairs: Vec<&(String, String)> = fired
+            .iter()
+            .filter(|(rule, _)| rule == "ses-verify-then-delete")
+            .collect();
+        assert_eq!(pairs.len(), 1, "round {round}: {fired:?}");
+        assert_eq!(
+            fired.len(),
+            4,
+            "R3 for each call, R4 and R5 once: {fired:?}"
+        );
+    }
 }

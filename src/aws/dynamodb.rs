@@ -12,7 +12,7 @@
 //! | `seen#<key>` | `last_seen`, `new_by` (event that made it new), `expires_at` = last_seen + forget | [`State::sight`] (R2) |
 //! | `window#<key>` | `opened`, `opened_by`, `expires_at` = opened + window + 1 day | [`State::open_window`] (R1/R3/R5 dedup) |
 //! | `pair#<key>` | one attribute per remembered event, `a:<eventID>` (add) or `d:<eventID>` (delete), holding `{"time","event_id","subject"}` as JSON; `expires_at` | [`State::pair`] (R4) |
-//! | `signal#<signal_id>` | `status` (`pending` or `published`), `expires_at` | [`State::claim_signal`], [`State::mark_published`] |
+//! | `signal#<signal_id>` | `status` (`pending` or `published`), `claimed_at` (wall-clock ms, for the lease), `expires_at` | [`State::claim_signal`], [`State::mark_published`] |
 //!
 //! Keys longer than [`MAX_KEY_CHARS`] (attacker-chosen identity names can be megabytes) are
 //! shortened to a prefix plus a UUID v5 of the whole key.
@@ -33,6 +33,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
@@ -62,7 +63,13 @@ pub struct DynamoState {
     client: Client,
     table: String,
     first_event: AtomicI64,
+    lease: Duration,
 }
+
+/// How long a signal claim protects its claimer (wall-clock time: it is about process
+/// liveness, not event time). Longer than the function's timeout (template: 30 s), shorter
+/// than Lambda's retry schedule for a failed asynchronous invocation (1 and 2 minutes).
+pub const CLAIM_LEASE: Duration = Duration::from_secs(60);
 
 impl DynamoState {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
@@ -70,7 +77,14 @@ impl DynamoState {
             client,
             table: table.into(),
             first_event: AtomicI64::new(UNKNOWN),
+            lease: CLAIM_LEASE,
         }
+    }
+
+    /// The same adapter with another claim lease (tests use zero to play a crashed claimer).
+    pub fn with_lease(mut self, lease: Duration) -> Self {
+        self.lease = lease;
+        self
     }
 
     pub fn table(&self) -> &str {
@@ -427,17 +441,45 @@ impl State for DynamoState {
         expires: Seconds,
     ) -> Result<Claim, StateError> {
         let pk = item_key("signal", signal_id);
-        let outcome = self
-            .put_new(
-                &pk,
-                vec![("status", s("pending")), (TTL_ATTRIBUTE, n(expires))],
-                now,
+        let wall_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        let stale_before = wall_ms.saturating_sub(self.lease.as_millis() as i64);
+        let call = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item(KEY_ATTRIBUTE, s(&pk))
+            .item("status", s("pending"))
+            .item("claimed_at", n(wall_ms))
+            .item(TTL_ATTRIBUTE, n(expires))
+            // New, expired, or pending under a lease that ran out (its claimer died).
+            .condition_expression(
+                "attribute_not_exists(#pk) OR #ttl <= :now OR (#status = :pending AND claimed_at <= :stale)",
             )
-            .await?;
+            .expression_attribute_names("#pk", KEY_ATTRIBUTE)
+            .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":now", n(now))
+            .expression_attribute_values(":pending", s("pending"))
+            .expression_attribute_values(":stale", n(stale_before))
+            .return_values(ReturnValue::AllOld)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        let outcome: Conditional = conditional!(
+            "PutItem",
+            call,
+            aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException
+        )?;
         Ok(match outcome {
+            Ok(Some(old))
+                if string(&old, "status") == Some("pending")
+                    && number(&old, TTL_ATTRIBUTE).is_some_and(|t| t > now) =>
+            {
+                Claim::Unfinished
+            }
             Ok(_) => Claim::Fresh,
             Err(Some(old)) if string(&old, "status") == Some("published") => Claim::Done,
-            Err(_) => Claim::Unfinished,
+            Err(_) => Claim::InFlight,
         })
     }
 

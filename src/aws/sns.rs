@@ -28,6 +28,10 @@ impl SnsPublisher {
             topic_arn: topic_arn.into(),
         }
     }
+
+    pub fn topic_arn(&self) -> &str {
+        &self.topic_arn
+    }
 }
 
 fn attribute(value: &str) -> Result<MessageAttributeValue, PublishError> {
