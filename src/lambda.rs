@@ -238,6 +238,8 @@ pub struct LambdaConfig {
     pub overrides: crate::config::Overrides,
     /// `SESGUARD_CONFIG`: the TOML file (relative paths are relative to `LAMBDA_TASK_ROOT`).
     pub config_path: Option<std::path::PathBuf>,
+    /// `SESGUARD_CLAIM_LEASE_SECONDS`, if set.
+    pub claim_lease: Option<std::time::Duration>,
 }
 
 /// A configuration the function cannot start with; names the variable.
@@ -256,6 +258,8 @@ pub const SEQUENCE_WINDOW_MINUTES: &str = "SESGUARD_SEQUENCE_WINDOW_MINUTES";
 pub const DEDUP_MINUTES: &str = "SESGUARD_DEDUP_MINUTES";
 pub const CONFIG: &str = "SESGUARD_CONFIG";
 pub const TOR_EXIT_LIST: &str = "SESGUARD_TOR_EXIT_LIST";
+/// Seconds a signal claim protects an invocation that is publishing it (default 60).
+pub const CLAIM_LEASE_SECONDS: &str = "SESGUARD_CLAIM_LEASE_SECONDS";
 
 /// The configuration file compiled into the function: used when `SESGUARD_CONFIG` names
 /// `sesguard.toml` and the package holds no such file (SAM's cargo-lambda build ships only the
@@ -298,6 +302,8 @@ impl LambdaConfig {
                 tor_exit_list: path(TOR_EXIT_LIST),
             },
             config_path: path(CONFIG),
+            claim_lease: number(CLAIM_LEASE_SECONDS)?
+                .map(|s| std::time::Duration::from_secs(u64::from(s))),
         })
     }
 
@@ -338,6 +344,47 @@ mod tests {
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
         move |name| map.get(name).cloned()
+    }
+
+    #[test]
+    fn emf_lines_carry_every_metric_and_one_line_per_rule() {
+        let report = Report {
+            records: 1,
+            matched: 1,
+            published: BTreeMap::from([("ses-modification".to_owned(), 2)]),
+            suppressed: 3,
+            deduplicated: 4,
+            malformed: 5,
+            state_errors: 6,
+            publish_errors: 7,
+        };
+        let lines = emf_lines(&report, 1_700_000_000_000, 9);
+        assert_eq!(lines.len(), 2);
+        let totals: serde_json::Value = serde_json::from_str(&lines[0]).expect("json");
+        let declared: Vec<&str> = totals["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+            .as_array()
+            .map(|m| m.iter().filter_map(|m| m["Name"].as_str()).collect())
+            .unwrap_or_default();
+        for (name, value) in [
+            ("EventsEvaluated", 1),
+            ("SignalsPublished", 2),
+            ("Suppressed", 3),
+            ("Deduplicated", 4),
+            ("Malformed", 5),
+            ("StateErrors", 6),
+            ("DynamoDBCalls", 9),
+        ] {
+            assert!(declared.contains(&name), "{name} declared");
+            assert_eq!(totals[name], value, "{name}");
+        }
+        assert_eq!(totals["_aws"]["Timestamp"], 1_700_000_000_000u64);
+        let by_rule: serde_json::Value = serde_json::from_str(&lines[1]).expect("json");
+        assert_eq!(by_rule["Rule"], "ses-modification");
+        assert_eq!(by_rule["SignalsPublished"], 2);
+        assert_eq!(
+            by_rule["_aws"]["CloudWatchMetrics"][0]["Dimensions"][0][0],
+            "Rule"
+        );
     }
 
     #[test]

@@ -37,12 +37,12 @@ async fn start() -> Result<App, Error> {
         tor_exits = engine.config().tor.len(),
         "sesguard-lambda ready"
     );
+    let mut state = DynamoState::new(dynamodb, config.table_name);
+    if let Some(lease) = config.claim_lease {
+        state = state.with_lease(lease);
+    }
     Ok(App {
-        handler: Handler::new(
-            engine,
-            DynamoState::new(dynamodb, config.table_name),
-            SnsPublisher::new(sns, config.topic_arn),
-        ),
+        handler: Handler::new(engine, state, SnsPublisher::new(sns, config.topic_arn)),
         dynamodb_calls,
     })
 }

@@ -1,0 +1,332 @@
+//! Hostile input: every case sits between valid SES events, which must still be evaluated and
+//! signalled; nothing panics or hangs; the damage is reported with file and position; the CLI
+//! exits 1 when input was malformed, and the Lambda handler returns an error. Plus property
+//! tests over the readers and the engine.
+
+use std::io::Write as _;
+
+use assert_cmd::Command;
+use proptest::prelude::*;
+use serde_json::{Value, json};
+use sesguard::lambda::{Handler, HandlerError, Report};
+use sesguard::scan::scan_text;
+use sesguard::state::MemoryState;
+use sesguard::{Engine, Signal};
+
+fn good(id: &str, user: &str) -> Value {
+    json!({
+        "eventVersion": "1.09",
+        "userIdentity": {"type": "IAMUser", "arn": format!("arn:aws:iam::111122223333:user/{user}"), "accountId": "111122223333", "accessKeyId": "AKIAEXAMPLE"},
+        "eventTime": "2026-03-02T09:00:00Z",
+        "eventSource": "ses.amazonaws.com",
+        "eventName": "GetAccount",
+        "awsRegion": "us-east-1",
+        "sourceIPAddress": "198.51.100.23",
+        "eventID": id,
+        "recipientAccountId": "111122223333"
+    })
+}
+
+fn verify(id: &str, identity: &str, agent: &str) -> Value {
+    let mut record = good(id, "writer");
+    record["eventName"] = json!("VerifyEmailIdentity");
+    record["requestParameters"] = json!({"emailAddress": identity});
+    record["userAgent"] = json!(agent);
+    record
+}
+
+/// Damage cases: (name, bytes of the damaged line, whether it is malformed).
+fn cases() -> Vec<(&'static str, Vec<u8>, bool)> {
+    let deep = format!("{}{}", "[".repeat(5_000), "]".repeat(5_000));
+    let deep_record = format!(
+        r#"{{"eventSource":"ses.amazonaws.com","eventName":"GetAccount","requestParameters":{}{}}}"#,
+        "{\"a\":".repeat(5_000),
+        "}".repeat(5_000)
+    );
+    let mut wrong_user = good("x", "x");
+    wrong_user["userIdentity"] = json!("arn:aws:iam::111122223333:user/x");
+    let mut wrong_time = good("x", "x");
+    wrong_time["eventTime"] = json!(1_772_442_000);
+    let mut wrong_params = verify("x", "a@example.com", "cli");
+    wrong_params["requestParameters"] = json!(["a@example.com"]);
+    let mut absurd_time = good("absurd", "absurd");
+    absurd_time["eventTime"] = json!("+999999-01-01T00:00:00Z");
+    let mut invalid_utf8 = serde_json::to_vec(&good("utf8", "utf8")).expect("json");
+    let at = invalid_utf8.len() - 10;
+    invalid_utf8.splice(at..at, [0xff, 0xfe]);
+    vec![
+        ("truncated JSON", br#"{"eventSource":"ses.amazonaws.com","eventName":"GetAcc"#.to_vec(), true),
+        ("not JSON at all", b"<html><body>502 Bad Gateway</body></html>".to_vec(), true),
+        ("userIdentity a string", wrong_user.to_string().into_bytes(), true),
+        ("eventTime a number", wrong_time.to_string().into_bytes(), true),
+        ("requestParameters an array", wrong_params.to_string().into_bytes(), true),
+        (
+            "null detail",
+            br#"{"version":"0","detail-type":"AWS API Call via CloudTrail","source":"aws.ses","detail":null}"#.to_vec(),
+            true,
+        ),
+        ("5,000-level nesting", deep.into_bytes(), true),
+        ("5,000-level nesting inside a record", deep_record.into_bytes(), true),
+        ("invalid UTF-8", invalid_utf8, true),
+        (
+            "unknown envelope type",
+            br#"{"version":"0","detail-type":"EC2 Instance State-change Notification","source":"aws.ec2","detail":{"state":"running"}}"#.to_vec(),
+            true,
+        ),
+        ("absurd event time", absurd_time.to_string().into_bytes(), true),
+    ]
+}
+
+fn jsonl(lines: &[Vec<u8>]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for line in lines {
+        out.extend_from_slice(line);
+        out.push(b'\n');
+    }
+    out
+}
+
+fn surrounded(damage: &[u8], n: usize) -> Vec<u8> {
+    jsonl(&[
+        good(&format!("before-{n}"), &format!("before-{n}"))
+            .to_string()
+            .into_bytes(),
+        damage.to_vec(),
+        good(&format!("after-{n}"), &format!("after-{n}"))
+            .to_string()
+            .into_bytes(),
+    ])
+}
+
+#[test]
+fn the_cli_reports_each_damage_by_position_and_still_signals_the_events_around_it() {
+    for (n, (name, damage, malformed)) in cases().into_iter().enumerate() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("hostile.jsonl");
+        std::fs::write(&path, surrounded(&damage, n)).expect("write");
+        let output = Command::cargo_bin("sesguard")
+            .expect("binary")
+            .args(["scan", "--format", "jsonl"])
+            .arg(&path)
+            .timeout(std::time::Duration::from_secs(60))
+            .output()
+            .expect("run");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(
+            output.status.code(),
+            Some(if malformed { 1 } else { 0 }),
+            "{name}: {stderr}"
+        );
+        for id in [format!("before-{n}"), format!("after-{n}")] {
+            assert!(
+                stdout.contains(&format!("\"event_id\":\"{id}\"")),
+                "{name}: {id} not signalled; {stderr}"
+            );
+        }
+        if malformed {
+            assert!(stderr.contains("hostile.jsonl: line 2"), "{name}: {stderr}");
+        }
+    }
+}
+
+#[test]
+fn empty_files_and_bom_crlf_files_are_handled() {
+    let dir = tempfile::tempdir().expect("dir");
+    std::fs::write(dir.path().join("a-empty.json"), b"").expect("write");
+    let mut crlf = b"\xEF\xBB\xBF".to_vec();
+    crlf.extend_from_slice(good("bom", "bom").to_string().as_bytes());
+    crlf.extend_from_slice(b"\r\n\r\n");
+    std::fs::write(dir.path().join("b-bom.json"), crlf).expect("write");
+    let output = Command::cargo_bin("sesguard")
+        .expect("binary")
+        .args(["scan", "--format", "jsonl"])
+        .arg(dir.path())
+        .output()
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("a-empty.json: empty input"), "{stderr}");
+    assert!(String::from_utf8_lossy(&output.stdout).contains("\"event_id\":\"bom\""));
+}
+
+#[test]
+fn attacker_strings_reach_the_signal_escaped_and_bounded() {
+    let identity = format!(
+        "<script>alert(1)</script>`\n# [phish](https://evil.example)\u{1b}[31m{}@example.com",
+        "a".repeat(5 * 1024 * 1024)
+    );
+    let agent = "Mozilla/5.0`\r\n## injected heading <img src=x onerror=alert(1)>";
+    let record = verify("hostile-strings", &identity, agent);
+    let text = format!("{record}\n");
+    let (out, stats) = scan_text(&Engine::default(), "hostile", text.as_bytes());
+    assert_eq!(stats.malformed, 0);
+    let signal = out
+        .signals
+        .iter()
+        .find(|s| s.rule_id == "ses-modification")
+        .expect("signal");
+    let json = signal.to_json();
+    assert!(json.len() < 64 * 1024, "{} bytes", json.len());
+    assert!(
+        !json.contains('\n') && !json.contains('\u{1b}'),
+        "JSON escapes control characters"
+    );
+    let identity_field = signal.subject.identity.as_deref().unwrap_or("");
+    assert!(
+        identity_field.contains("…[truncated "),
+        "visible truncation marker"
+    );
+    for step in &signal.triage {
+        assert!(!step.contains("\n## injected"), "{step}");
+        assert!(!step.contains("`\r"), "{step}");
+    }
+    let title = signal.short_title();
+    assert!(
+        title.len() <= 100 && title.bytes().all(|b| (0x20..0x7f).contains(&b)),
+        "{title:?}"
+    );
+}
+
+#[test]
+fn the_lambda_handler_fails_on_each_damage_and_evaluates_what_it_can() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    for (name, damage, malformed) in cases() {
+        let Ok(text) = String::from_utf8(damage.clone()) else {
+            // A Lambda payload is JSON text: invalid UTF-8 never reaches the handler.
+            continue;
+        };
+        let handler = Handler::new(Engine::default(), MemoryState::new(), Collecting::default());
+        let mut report = Report::default();
+        let payload = format!("[{}, {text}]", good("valid", "valid"));
+        let result = runtime.block_on(handler.handle(&payload, "hostile", &mut report));
+        if malformed {
+            assert!(
+                matches!(result, Err(HandlerError::Malformed(_))),
+                "{name}: {result:?}"
+            );
+        }
+        // Unless the whole payload is broken JSON, the valid record was still evaluated.
+        if serde_json::from_str::<Value>(&payload).is_ok() {
+            assert!(
+                report.published.values().sum::<u64>() >= 1,
+                "{name}: {report:?}"
+            );
+        }
+    }
+}
+
+#[derive(Default)]
+struct Collecting {
+    signals: std::sync::Mutex<Vec<Signal>>,
+}
+
+impl sesguard::sink::Publisher for Collecting {
+    async fn publish(&self, signal: &Signal) -> Result<(), sesguard::sink::PublishError> {
+        if let Ok(mut signals) = self.signals.lock() {
+            signals.push(signal.clone());
+        }
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------- properties
+
+fn signals_of(text: &[u8]) -> Vec<(String, String, Vec<String>)> {
+    let (out, _) = scan_text(&Engine::default(), "prop", text);
+    out.signals
+        .iter()
+        .map(|s| {
+            (
+                s.rule_id.clone(),
+                s.signal_id.clone(),
+                s.related_event_ids.clone(),
+            )
+        })
+        .collect()
+}
+
+fn record_strategy() -> impl Strategy<Value = Value> {
+    let names = prop::sample::select(vec![
+        "GetAccount",
+        "GetAccountSendingEnabled",
+        "ListIdentities",
+        "GetSendQuota",
+        "VerifyEmailIdentity",
+        "CreateEmailIdentity",
+        "DeleteIdentity",
+        "DeleteEmailIdentity",
+        "DescribeInstances",
+    ]);
+    (
+        names,
+        0..4u8,
+        prop::bool::ANY,
+        0..3u8,
+        0..120i64,
+        prop::option::of(Just("AccessDenied")),
+        "[a-z0-9-]{1,12}",
+        prop::bool::ANY,
+    )
+        .prop_map(|(name, user, long_term, identity, minute, error, id, role)| {
+            let user_identity = if role {
+                json!({"type": "AssumedRole", "arn": format!("arn:aws:sts::111122223333:assumed-role/R{user}/s"),
+                       "accessKeyId": "ASIAX", "sessionContext": {"sessionIssuer": {"arn": format!("arn:aws:iam::111122223333:role/R{user}")}}})
+            } else {
+                json!({"type": "IAMUser", "arn": format!("arn:aws:iam::111122223333:user/u{user}"),
+                       "accessKeyId": if long_term { "AKIAX" } else { "ASIAX" }})
+            };
+            let source = if name == "DescribeInstances" { "ec2.amazonaws.com" } else { "ses.amazonaws.com" };
+            let mut record = json!({
+                "eventTime": sesguard::time::format(1_772_442_000 + minute * 60),
+                "eventSource": source,
+                "eventName": name,
+                "awsRegion": "us-east-1",
+                "eventID": id,
+                "recipientAccountId": "111122223333",
+                "userIdentity": user_identity,
+                "requestParameters": {"emailAddress": format!("x{identity}@example.com"), "identity": format!("X{identity}@example.com"), "emailIdentity": format!("x{identity}@EXAMPLE.com")},
+            });
+            if let Some(code) = error {
+                record["errorCode"] = json!(code);
+            }
+            record
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    #[test]
+    fn any_bytes_never_panic_the_reader_or_the_engine(bytes in prop::collection::vec(any::<u8>(), 0..2048)) {
+        let (_, stats) = scan_text(&Engine::default(), "fuzz", &bytes);
+        prop_assert!(stats.records <= bytes.len() as u64 + 1);
+    }
+
+    #[test]
+    fn any_json_like_text_never_panics(text in r#"[\[\]{}",:a-z0-9 \n\\]{0,512}"#) {
+        let _ = scan_text(&Engine::default(), "fuzz", text.as_bytes());
+    }
+
+    #[test]
+    fn valid_records_give_the_same_signals_in_every_wrapping(records in prop::collection::vec(record_strategy(), 1..10)) {
+        let envelope = |r: &Value| json!({"version": "0", "detail-type": "AWS API Call via CloudTrail", "source": "aws.ses", "detail": r});
+        let bare: String = records.iter().map(|r| format!("{r}\n")).collect();
+        let envelopes: String = records.iter().map(|r| format!("{}\n", envelope(r))).collect();
+        let records_file = json!({"Records": records}).to_string();
+        let pretty_records_file = serde_json::to_string_pretty(&json!({"Records": records})).expect("json");
+        let array = Value::Array(records.iter().map(envelope).collect()).to_string();
+        let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gzip.write_all(records_file.as_bytes()).expect("gzip");
+        let gzipped = gzip.finish().expect("gzip");
+        let expected = signals_of(bare.as_bytes());
+        prop_assert_eq!(&signals_of(envelopes.as_bytes()), &expected);
+        prop_assert_eq!(&signals_of(records_file.as_bytes()), &expected);
+        prop_assert_eq!(&signals_of(pretty_records_file.as_bytes()), &expected);
+        prop_assert_eq!(&signals_of(array.as_bytes()), &expected);
+        prop_assert_eq!(&signals_of(&gzipped), &expected);
+    }
+}
