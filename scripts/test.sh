@@ -10,6 +10,10 @@ step "toolchain"
 cargo --version
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 
+step "emulators (.venv: moto, cfn-lint, cargo-lambda; moto_server on a free port)"
+# shellcheck source=scripts/emulators.sh
+source scripts/emulators.sh
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
@@ -18,9 +22,17 @@ cargo clippy --all-targets --locked -- -D warnings
 
 step "cargo test"
 log=$(mktemp)
-trap 'rm -f "$log"' EXIT
+trap 'rm -f "$log"; emulators_stop' EXIT
 cargo test --all-targets --locked 2>&1 | tee "$log"
 passed=$(grep -Eo '^test result: ok\. [0-9]+ passed' "$log" | awk '{s += $4} END {print s + 0}')
+
+step "cfn-lint template.yaml"
+cfn-lint template.yaml
+passed=$((passed + 1))
+
+step "template.yaml: patterns = rules, events/ through EventBridge (moto), security"
+.venv/bin/python tests/template_check.py ./target/debug/sesguard | tee "$log"
+passed=$((passed + $(sed -nE 's/^([0-9]+) passed, 0 failed$/\1/p' "$log")))
 
 step "README commands"
 # The newcomer's first command must show signals from events/.

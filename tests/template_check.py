@@ -1,0 +1,481 @@
+#!/usr/bin/env python3
+"""Checks template.yaml against the code and against a real EventBridge implementation.
+
+Usage (scripts/test.sh runs it with the venv's python, after sourcing scripts/emulators.sh):
+
+    python tests/template_check.py ./target/debug/sesguard [events-dir]
+
+1. The EventBridge rules' patterns are exactly `sesguard rules --format eventbridge` (the patterns
+   derived from the rules' own trigger lists), and the rules have the state that delivers
+   read-only CloudTrail events.
+2. Every file in events/ is put on moto's EventBridge with the template's patterns as rules and an
+   SQS queue as target: `filtered-*` files must not arrive, every other file must arrive once.
+3. The deployment is what the code expects and is secure: table key schema and TTL attribute,
+   environment variables, IAM least privilege (the DynamoDB/SNS actions are the ones the adapters
+   call, no wildcards), encryption of topic, queues and table, a DLQ on every rule target, an
+   on-failure destination, alarms that can publish to the (encrypted) topic.
+
+Prints one line per check and ends with `N passed, M failed`; exits 1 on any failure.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+from cfnlint.decode import cfn_yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+# SESGUARD_TEMPLATE: check another template (used to prove that the checks fail on a bad one).
+TEMPLATE = Path(os.environ.get("SESGUARD_TEMPLATE") or ROOT / "template.yaml")
+CLOUDTRAIL_STATE = "ENABLED_WITH_ALL_CLOUDTRAIL_MANAGEMENT_EVENTS"
+ENV_VARS = {
+    "SESGUARD_TABLE_NAME",
+    "SESGUARD_TOPIC_ARN",
+    "SESGUARD_LEARNING_DAYS",
+    "SESGUARD_FORGET_DAYS",
+    "SESGUARD_SEQUENCE_WINDOW_MINUTES",
+    "SESGUARD_DEDUP_MINUTES",
+    "SESGUARD_CONFIG",
+}
+# Operations of the SDK clients, as the Rust SDK's fluent builders name them.
+DYNAMODB_OPERATIONS = {
+    "get_item": "GetItem",
+    "put_item": "PutItem",
+    "update_item": "UpdateItem",
+    "delete_item": "DeleteItem",
+    "query": "Query",
+    "scan": "Scan",
+    "batch_get_item": "BatchGetItem",
+    "batch_write_item": "BatchWriteItem",
+    "transact_get_items": "TransactGetItems",
+    "transact_write_items": "TransactWriteItems",
+    "describe_table": "DescribeTable",
+}
+SNS_OPERATIONS = {"publish": "Publish", "publish_batch": "PublishBatch"}
+
+passed = 0
+failed = 0
+
+
+def check(ok: bool, what: str, detail: str = "") -> bool:
+    global passed, failed
+    if ok:
+        passed += 1
+        print(f"ok   {what}")
+    else:
+        failed += 1
+        print(f"FAIL {what}" + (f": {detail}" if detail else ""))
+    return ok
+
+
+# ------------------------------------------------------------------ helpers
+
+
+def plain(value):
+    """The cfn-lint node classes as plain dicts/lists (json round trip)."""
+    return json.loads(json.dumps(value))
+
+
+def normalized(value):
+    """A JSON value with every list sorted, so comparisons ignore list order."""
+    if isinstance(value, dict):
+        return {k: normalized(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return sorted((normalized(v) for v in value), key=lambda v: json.dumps(v, sort_keys=True))
+    return value
+
+
+def as_list(value):
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
+
+
+def target(value):
+    """The logical id a {Ref} / {Fn::GetAtt} points at, else None."""
+    if isinstance(value, dict) and len(value) == 1:
+        (key, arg), = value.items()
+        if key == "Ref" and isinstance(arg, str):
+            return arg
+        if key == "Fn::GetAtt":
+            if isinstance(arg, list) and arg:
+                return arg[0]
+            if isinstance(arg, str):
+                return arg.split(".", 1)[0]
+    return None
+
+
+def of_type(resources, type_name):
+    return {name: r for name, r in resources.items() if r.get("Type") == type_name}
+
+
+def props(resource):
+    return resource.get("Properties") or {}
+
+
+def iam_statements(resources):
+    """(where, statement) for every identity-based policy statement in the template."""
+    out = []
+    for name, res in resources.items():
+        p = props(res)
+        kind = res.get("Type")
+        if kind == "AWS::IAM::Role":
+            for pol in p.get("Policies") or []:
+                for i, st in enumerate(as_list(pol.get("PolicyDocument", {}).get("Statement"))):
+                    out.append((f"{name}/{pol.get('PolicyName')}[{i}]", st))
+        elif kind in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
+            for i, st in enumerate(as_list(p.get("PolicyDocument", {}).get("Statement"))):
+                out.append((f"{name}[{i}]", st))
+    return out
+
+
+def role_actions_on(statements, resource_id):
+    """Actions allowed on the resource `resource_id` (by Ref/GetAtt) by `statements`."""
+    actions = set()
+    for _, st in statements:
+        if st.get("Effect") != "Allow":
+            continue
+        if any(target(r) == resource_id for r in as_list(st.get("Resource"))):
+            actions.update(as_list(st.get("Action")))
+    return actions
+
+
+def rust_operations(path: Path, table: dict) -> set:
+    """SDK operations a Rust source file calls (`.put_item()` ...), as IAM action suffixes."""
+    text = path.read_text(encoding="utf-8")
+    found = set()
+    for snake, camel in table.items():
+        if re.search(rf"\.{snake}\(\)", text):
+            found.add(camel)
+    return found
+
+
+# ------------------------------------------------------------------ 1. patterns
+
+
+def check_patterns(resources, binary: str):
+    out = subprocess.run(
+        [binary, "rules", "--format", "eventbridge"], check=True, capture_output=True, text=True
+    ).stdout
+    expected = json.loads(out)
+    check(isinstance(expected, list) and len(expected) >= 1,
+          "`sesguard rules --format eventbridge` prints a JSON array of patterns", out[:200])
+    rules = of_type(resources, "AWS::Events::Rule")
+    by_source = {}
+    for name, rule in rules.items():
+        pattern = plain(props(rule).get("EventPattern"))
+        if isinstance(pattern, str):  # a JSON string is legal CloudFormation too
+            pattern = json.loads(pattern)
+        for source in as_list((pattern or {}).get("source")):
+            by_source.setdefault(source, []).append((name, pattern))
+    check(len(rules) == len(expected),
+          f"the template has one EventBridge rule per pattern ({len(expected)})",
+          f"found {sorted(rules)}")
+    for pattern in expected:
+        sources = pattern.get("source", [])
+        source = sources[0] if sources else "?"
+        matches = by_source.get(source, [])
+        ok = len(matches) == 1 and normalized(matches[0][1]) == normalized(pattern)
+        detail = ""
+        if not matches:
+            detail = f"no rule for source {source}"
+        elif not ok:
+            detail = (f"{matches[0][0]} has {json.dumps(matches[0][1], sort_keys=True)}, "
+                      f"the rules read {json.dumps(pattern, sort_keys=True)}")
+        check(ok, f"rule for {source}: EventPattern equals the pattern derived from the rules", detail)
+    for name, rule in sorted(rules.items()):
+        p = props(rule)
+        check(p.get("State") == CLOUDTRAIL_STATE,
+              f"{name}: State {CLOUDTRAIL_STATE} (else no Get*/List* event is delivered)",
+              f"State is {p.get('State')!r}")
+        check(p.get("EventBusName") in (None, "default") and "ScheduleExpression" not in p,
+              f"{name}: on the default event bus", f"EventBusName {p.get('EventBusName')!r}")
+    return [plain(props(r)["EventPattern"]) for _, r in sorted(rules.items())]
+
+
+# ------------------------------------------------------------------ 2. events through moto
+
+
+def check_events(patterns, events_dir: Path):
+    import boto3
+
+    endpoint = os.environ.get("SESGUARD_TEST_ENDPOINT")
+    if not check(bool(endpoint), "SESGUARD_TEST_ENDPOINT is set (source scripts/emulators.sh)"):
+        return
+    events = boto3.client("events", endpoint_url=endpoint)
+    sqs = boto3.client("sqs", endpoint_url=endpoint)
+    run = uuid.uuid4().hex[:8]
+    queue_url = sqs.create_queue(QueueName=f"sesguard-template-check-{run}")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
+        "Attributes"]["QueueArn"]
+    rule_names = []
+    try:
+        for i, pattern in enumerate(patterns):
+            name = f"sesguard-template-check-{run}-{i}"
+            events.put_rule(Name=name, EventBusName="default", State=CLOUDTRAIL_STATE,
+                            EventPattern=json.dumps(pattern))
+            events.put_targets(Rule=name, EventBusName="default",
+                               Targets=[{"Id": "queue", "Arn": queue_arn}])
+            rule_names.append(name)
+
+        files = sorted(p for p in events_dir.glob("*.json") if p.is_file())
+        check(len(files) > 0, f"{events_dir} holds sample events")
+        sent = {}
+        for path in files:
+            envelope = json.loads(path.read_text(encoding="utf-8"))
+            entry = {
+                "Source": envelope["source"],
+                "DetailType": envelope["detail-type"],
+                "Detail": json.dumps(envelope["detail"]),
+                "Resources": envelope.get("resources", []),
+                "EventBusName": "default",
+            }
+            if envelope.get("time"):
+                entry["Time"] = envelope["time"]
+            result = events.put_events(Entries=[entry])
+            if result.get("FailedEntryCount"):
+                check(False, f"{path.name}: put_events accepted it", json.dumps(result["Entries"]))
+            sent[path.name] = envelope["detail"]["eventID"]
+
+        arrived = {}
+        empty_polls = 0
+        while empty_polls < 2:
+            got = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10,
+                                      WaitTimeSeconds=1).get("Messages", [])
+            if not got:
+                empty_polls += 1
+                continue
+            for message in got:
+                body = json.loads(message["Body"])
+                event_id = body.get("detail", {}).get("eventID")
+                arrived[event_id] = arrived.get(event_id, 0) + 1
+            sqs.delete_message_batch(QueueUrl=queue_url, Entries=[
+                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(got)])
+
+        for name, event_id in sent.items():
+            count = arrived.get(event_id, 0)
+            if name.startswith("filtered-"):
+                check(count == 0, f"{name}: filtered out by the rules",
+                      f"arrived {count} time(s)")
+            else:
+                check(count == 1, f"{name}: delivered by the rules",
+                      "did not arrive" if count == 0 else f"arrived {count} times")
+        unknown = set(arrived) - set(sent.values())
+        check(not unknown, "nothing else arrived in the queue", f"unexpected eventIDs {unknown}")
+    finally:
+        for name in rule_names:
+            events.remove_targets(Rule=name, EventBusName="default", Ids=["queue"])
+            events.delete_rule(Name=name, EventBusName="default")
+        sqs.delete_queue(QueueUrl=queue_url)
+
+
+# ------------------------------------------------------------------ 3. deployment & security
+
+
+def check_deployment(template):
+    resources = template.get("Resources", {})
+    queues = of_type(resources, "AWS::SQS::Queue")
+    topics = of_type(resources, "AWS::SNS::Topic")
+    tables = of_type(resources, "AWS::DynamoDB::Table")
+    functions = of_type(resources, "AWS::Serverless::Function")
+    rules = of_type(resources, "AWS::Events::Rule")
+    keys = of_type(resources, "AWS::KMS::Key")
+    statements = iam_statements(resources)
+
+    # -- function
+    check(list(functions) == ["SesguardFunction"], "one function, SesguardFunction", f"{list(functions)}")
+    fn = props(functions.get("SesguardFunction", {}))
+    meta = functions.get("SesguardFunction", {}).get("Metadata") or {}
+    check(fn.get("Runtime") == "provided.al2023" and fn.get("Architectures") == ["arm64"]
+          and fn.get("Handler") == "bootstrap",
+          "function: provided.al2023, arm64, handler bootstrap",
+          f"{fn.get('Runtime')} {fn.get('Architectures')} {fn.get('Handler')}")
+    check(meta.get("BuildMethod") == "rust-cargolambda"
+          and (meta.get("BuildProperties") or {}).get("Binary") == "sesguard-lambda",
+          "function: built by rust-cargolambda from the sesguard-lambda binary", json.dumps(meta))
+    variables = set(((fn.get("Environment") or {}).get("Variables") or {}).keys())
+    check(variables == ENV_VARS, "function: environment variables exactly those the Lambda reads",
+          f"extra {sorted(variables - ENV_VARS)}, missing {sorted(ENV_VARS - variables)}")
+    logging = fn.get("LoggingConfig") or {}
+    log_group = resources.get(target(logging.get("LogGroup")) or "", {})
+    check(logging.get("LogFormat") == "JSON", "function: JSON log format")
+    check(props(log_group).get("RetentionInDays") is not None, "function: log group with retention")
+    check(not fn.get("Policies"), "function: no SAM policies/templates (role written out)")
+    role_id = target(fn.get("Role"))
+    role = resources.get(role_id or "", {})
+    check(role.get("Type") == "AWS::IAM::Role" and not props(role).get("ManagedPolicyArns"),
+          "function: own IAM role without managed policies", f"Role {fn.get('Role')}")
+
+    # -- on-failure destination of the async invocations
+    invoke_configs = [props(r) for r in of_type(resources, "AWS::Lambda::EventInvokeConfig").values()
+                      if target(props(r).get("FunctionName")) == "SesguardFunction"]
+    ic = invoke_configs[0] if invoke_configs else {}
+    on_failure = target(((ic.get("DestinationConfig") or {}).get("OnFailure") or {}).get("Destination"))
+    check(on_failure in queues, "function: EventInvokeConfig with an SQS OnFailure destination",
+          f"destination {on_failure}")
+    check(isinstance(ic.get("MaximumRetryAttempts"), int), "function: async retry count set",
+          f"{ic.get('MaximumRetryAttempts')!r}")
+    check("sqs:SendMessage" in role_actions_on(statements, on_failure),
+          "function role may sqs:SendMessage to the OnFailure queue")
+
+    # -- EventBridge targets: DLQ, retry policy, permission
+    policies = of_type(resources, "AWS::SQS::QueuePolicy")
+    permissions = [props(r) for r in of_type(resources, "AWS::Lambda::Permission").values()]
+    for name, rule in sorted(rules.items()):
+        targets = props(rule).get("Targets") or []
+        check(len(targets) == 1 and target(targets[0].get("Arn")) == "SesguardFunction",
+              f"{name}: targets the function", json.dumps(plain(targets))[:200])
+        for t in targets:
+            retry = t.get("RetryPolicy") or {}
+            check("MaximumRetryAttempts" in retry and "MaximumEventAgeInSeconds" in retry,
+                  f"{name}: target has a RetryPolicy", json.dumps(plain(retry)))
+            dlq = target((t.get("DeadLetterConfig") or {}).get("Arn"))
+            check(dlq in queues, f"{name}: target has an SQS dead-letter queue", f"{dlq}")
+            allowed = False
+            for pol in policies.values():
+                pp = props(pol)
+                if dlq not in [target(q) for q in as_list(pp.get("Queues"))]:
+                    continue
+                for st in as_list(pp.get("PolicyDocument", {}).get("Statement")):
+                    principal = (st.get("Principal") or {}).get("Service")
+                    arns = [target(a) for cond in (st.get("Condition") or {}).values()
+                            for a in as_list(cond.get("aws:SourceArn"))]
+                    if (st.get("Effect") == "Allow" and principal == "events.amazonaws.com"
+                            and "sqs:SendMessage" in as_list(st.get("Action")) and name in arns):
+                        allowed = True
+            check(allowed, f"{name}: DLQ policy lets events.amazonaws.com send for this rule (SourceArn)")
+        check(any(p.get("Principal") == "events.amazonaws.com"
+                  and target(p.get("SourceArn")) == name
+                  and target(p.get("FunctionName")) == "SesguardFunction" for p in permissions),
+              f"{name}: Lambda permission for events.amazonaws.com with this rule as SourceArn")
+
+    # -- table: what the DynamoDB adapter expects
+    check(len(tables) == 1, "one DynamoDB table", f"{list(tables)}")
+    for name, table in tables.items():
+        p = props(table)
+        check(plain(p.get("KeySchema")) == [{"AttributeName": "pk", "KeyType": "HASH"}]
+              and plain(p.get("AttributeDefinitions")) == [{"AttributeName": "pk", "AttributeType": "S"}],
+              f"{name}: key schema is exactly pk (S, HASH)", json.dumps(plain(p.get("KeySchema"))))
+        check(p.get("BillingMode") == "PAY_PER_REQUEST", f"{name}: on-demand")
+        ttl = p.get("TimeToLiveSpecification") or {}
+        check(ttl.get("AttributeName") == "expires_at" and ttl.get("Enabled") is True,
+              f"{name}: TTL on expires_at", json.dumps(plain(ttl)))
+        check((p.get("PointInTimeRecoverySpecification") or {}).get("PointInTimeRecoveryEnabled") is True,
+              f"{name}: point-in-time recovery")
+        check((p.get("SSESpecification") or {}).get("SSEEnabled") is True, f"{name}: encrypted (SSE)")
+        used = {f"dynamodb:{op}" for op in rust_operations(ROOT / "src/aws/dynamodb.rs", DYNAMODB_OPERATIONS)}
+        granted = role_actions_on(statements, name)
+        check(granted == used,
+              f"{name}: the role grants exactly the item actions src/aws/dynamodb.rs calls",
+              f"granted {sorted(granted)}, the adapter calls {sorted(used)}")
+
+    # -- topic, queues: encrypted; the function may publish and encrypt
+    for name, topic in sorted(topics.items()):
+        key = props(topic).get("KmsMasterKeyId")
+        check(bool(key), f"{name}: KMS-encrypted topic")
+        used = {f"sns:{op}" for op in rust_operations(ROOT / "src/aws/sns.rs", SNS_OPERATIONS)}
+        granted = role_actions_on(statements, name)
+        check(granted == used, f"{name}: the role grants exactly the actions src/aws/sns.rs calls",
+              f"granted {sorted(granted)}, the sink calls {sorted(used)}")
+        key_id = target(key)
+        kms_ok = any(
+            st.get("Effect") == "Allow"
+            and {"kms:GenerateDataKey", "kms:Decrypt"} <= set(as_list(st.get("Action")))
+            and (key_id is not None and key_id in [target(r) for r in as_list(st.get("Resource"))]
+                 or bool(st.get("Condition")))
+            for _, st in statements)
+        check(kms_ok, f"{name}: the role may kms:GenerateDataKey and kms:Decrypt for the topic key")
+        # CloudWatch alarms can publish to an encrypted topic only with a customer managed key
+        # whose policy lets cloudwatch.amazonaws.com use it (not alias/aws/sns).
+        grants_cw = key_id in keys and any(
+            (st.get("Principal") or {}).get("Service") == "cloudwatch.amazonaws.com"
+            and {"kms:Decrypt", "kms:GenerateDataKey*"} <= set(as_list(st.get("Action")))
+            for st in as_list(props(keys[key_id]).get("KeyPolicy", {}).get("Statement")))
+        check(grants_cw, f"{name}: its key lets CloudWatch alarms publish (customer managed key)",
+              f"KmsMasterKeyId {json.dumps(plain(key))}")
+    for name, queue in sorted(queues.items()):
+        p = props(queue)
+        check(p.get("SqsManagedSseEnabled") is True or bool(p.get("KmsMasterKeyId")),
+              f"{name}: encrypted queue")
+
+    # -- IAM: no wildcards
+    check(len(statements) > 0, "IAM policies are written out in the template")
+    for where, st in statements:
+        actions = as_list(st.get("Action"))
+        resources_ = as_list(st.get("Resource"))
+        check("NotAction" not in st and "NotResource" not in st and "NotPrincipal" not in st,
+              f"IAM {where}: no NotAction/NotResource")
+        check(bool(actions) and not any("*" in a for a in actions if isinstance(a, str)),
+              f"IAM {where} ({st.get('Sid', '')}): no wildcard action", f"{actions}")
+        star = any(r == "*" for r in resources_)
+        kms_conditioned = all(isinstance(a, str) and a.startswith("kms:") for a in actions) and bool(
+            st.get("Condition"))
+        check(bool(resources_) and (not star or kms_conditioned),
+              f"IAM {where} ({st.get('Sid', '')}): no wildcard resource", f"{resources_}")
+    for name, pol in sorted(policies.items()):
+        for i, st in enumerate(as_list(props(pol).get("PolicyDocument", {}).get("Statement"))):
+            principal = st.get("Principal")
+            check(principal not in ("*", {"AWS": "*"}) and bool(st.get("Condition"))
+                  and not any("*" in a for a in as_list(st.get("Action"))),
+                  f"{name}[{i}]: queue policy names a principal, a condition, no wildcard action")
+    for name, key in sorted(keys.items()):
+        for i, st in enumerate(as_list(props(key).get("KeyPolicy", {}).get("Statement"))):
+            principal = st.get("Principal") or {}
+            is_root = isinstance(principal, dict) and "root" in json.dumps(plain(principal.get("AWS", "")))
+            wildcard = any("*" in a and a != "kms:GenerateDataKey*" for a in as_list(st.get("Action")))
+            check(principal not in ("*", {"AWS": "*"}) and (is_root or not wildcard),
+                  f"{name}[{i}]: key policy grants a named principal; only the account may kms:*")
+
+    # -- alarms
+    alarms = [props(a) for a in of_type(resources, "AWS::CloudWatch::Alarm").values()]
+
+    def alarm_for(metric, dimension_target):
+        for a in alarms:
+            dims = [target(d.get("Value")) for d in a.get("Dimensions") or []]
+            if (a.get("MetricName") == metric and dimension_target in dims
+                    and any(target(x) in topics for x in as_list(a.get("AlarmActions")))
+                    and a.get("Threshold") == 0 and a.get("ComparisonOperator") == "GreaterThanThreshold"):
+                return True
+        return False
+
+    check(alarm_for("Errors", "SesguardFunction"), "alarm: function Errors > 0 -> topic")
+    check(alarm_for("Throttles", "SesguardFunction"), "alarm: function Throttles > 0 -> topic")
+    for name in sorted(queues):
+        check(alarm_for("ApproximateNumberOfMessagesVisible", name),
+              f"alarm: messages visible in {name} > 0 -> topic")
+
+    # -- parameters and outputs
+    params = template.get("Parameters", {})
+    want = {"LearningDays": 7, "ForgetDays": 28, "SequenceWindowMinutes": 60, "DedupMinutes": 60,
+            "LogLevel": "INFO", "AlertEmail": ""}
+    got = {k: params.get(k, {}).get("Default") for k in want}
+    check(got == want, "parameters with their defaults", f"{got}")
+    outputs = {target(o.get("Value")) for o in (template.get("Outputs") or {}).values()}
+    needed = set(topics) | set(tables) | set(queues) | {"SesguardFunction"}
+    check(needed <= outputs, "outputs: topic, table, both queues, function",
+          f"missing {sorted(needed - outputs)}")
+
+
+def main() -> int:
+    if len(sys.argv) not in (2, 3):
+        print(__doc__, file=sys.stderr)
+        return 2
+    binary = sys.argv[1]
+    events_dir = Path(sys.argv[2]) if len(sys.argv) == 3 else ROOT / "events"
+    template = plain(cfn_yaml.load(str(TEMPLATE)))
+    check(template.get("Transform") == "AWS::Serverless-2016-10-31", "template.yaml is a SAM template")
+    patterns = check_patterns(template.get("Resources", {}), binary)
+    check_events(patterns, events_dir)
+    check_deployment(template)
+    print(f"{passed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
