@@ -172,6 +172,9 @@ impl<S: State, P: Publisher> Handler<S, P> {
             };
         }
         report.malformed += problems.len() as u64;
+        // Logs and the error (which Lambda logs too) must not carry event data: values quoted by
+        // the parser or by sesguard's messages are replaced by `…`.
+        let problems: Vec<String> = problems.iter().map(|p| redact_quoted(p)).collect();
         for problem in &problems {
             tracing::error!(problem = %input::truncate(problem, 500), "malformed event");
         }
@@ -180,6 +183,39 @@ impl<S: State, P: Publisher> Handler<S, P> {
             2000,
         )))
     }
+}
+
+/// `text` with every `"…"` and `` `…` `` span emptied: error messages quote the offending values,
+/// which come from the event (keys, ARNs, addresses) and do not belong in logs.
+pub fn redact_quoted(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut open: Option<char> = None;
+    let mut escaped = false;
+    for c in text.chars() {
+        match open {
+            None => {
+                out.push(c);
+                if c == '"' || c == '`' {
+                    open = Some(c);
+                    out.push('…');
+                }
+            }
+            Some(quote) => {
+                if escaped {
+                    escaped = false;
+                } else if c == '\\' {
+                    escaped = true;
+                } else if c == quote {
+                    out.push(c);
+                    open = None;
+                }
+            }
+        }
+    }
+    if let Some(quote) = open {
+        out.push(quote);
+    }
+    out
 }
 
 /// CloudWatch Embedded Metric Format lines for one invocation (namespace `sesguard`).
@@ -385,6 +421,21 @@ mod tests {
             by_rule["_aws"]["CloudWatchMetrics"][0]["Dimensions"][0][0],
             "Rule"
         );
+    }
+
+    #[test]
+    fn quoted_values_are_redacted() {
+        assert_eq!(
+            redact_quoted(
+                r#"line 1: userIdentity: invalid type: string "AKIA\"X", expected struct UserIdentity"#
+            ),
+            r#"line 1: userIdentity: invalid type: string "…", expected struct UserIdentity"#
+        );
+        assert_eq!(
+            redact_quoted("eventTime: invalid type: integer `5`, expected"),
+            "eventTime: invalid type: integer `…`, expected"
+        );
+        assert_eq!(redact_quoted("unterminated \"abc"), "unterminated \"…\"");
     }
 
     #[test]

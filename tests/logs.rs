@@ -1,0 +1,93 @@
+//! What the Lambda logs at info level: one line per signal, and never credentials, whole
+//! events or personal data (caller ARNs, IPs, user agents, identity names).
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use sesguard::Engine;
+use sesguard::lambda::{Handler, Report};
+use sesguard::signal::Signal;
+use sesguard::state::MemoryState;
+
+#[derive(Clone, Default)]
+struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Buffer {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        if let Ok(mut buffer) = self.0.lock() {
+            buffer.extend_from_slice(bytes);
+        }
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Buffer {
+    type Writer = Buffer;
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+struct Quiet;
+
+impl sesguard::sink::Publisher for Quiet {
+    async fn publish(&self, _signal: &Signal) -> Result<(), sesguard::sink::PublishError> {
+        Ok(())
+    }
+}
+
+#[test]
+fn info_logs_name_signals_but_no_credentials_events_or_personal_data() {
+    let buffer = Buffer::default();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_max_level(tracing::Level::INFO)
+        .with_writer(buffer.clone())
+        .finish();
+    let mut report = Report::default();
+    tracing::subscriber::with_default(subscriber, || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        let handler = Handler::new(Engine::default(), MemoryState::new(), Quiet);
+        for file in [
+            "ses-GetAccount.json",
+            "ses-VerifyEmailIdentity.json",
+            "ses-DeleteIdentity.json",
+        ] {
+            let payload = std::fs::read_to_string(format!("events/{file}")).expect("sample");
+            runtime
+                .block_on(handler.handle(&payload, "logs", &mut report))
+                .expect("handle");
+        }
+        let bad = r#"{"version":"0","detail-type":"AWS API Call via CloudTrail","source":"aws.ses","detail":{"eventSource":"ses.amazonaws.com","eventName":"GetAccount","userIdentity":"AKIAIOSFODNN7EXAMPLE"}}"#;
+        let _ = runtime.block_on(handler.handle(bad, "bad", &mut report));
+    });
+    let logs =
+        String::from_utf8(buffer.0.lock().map(|b| b.clone()).unwrap_or_default()).expect("utf8");
+    let signal_lines = logs
+        .lines()
+        .filter(|l| l.contains("signal published"))
+        .count();
+    assert_eq!(
+        signal_lines as u64,
+        report.published.values().sum::<u64>(),
+        "{logs}"
+    );
+    assert!(signal_lines >= 5, "{logs}");
+    for secret in [
+        "AKIAIOSFODNN7EXAMPLE",
+        "198.51.100.23",
+        "aws-cli/",
+        "phish@example.net",
+        "user/ses-ops-leaked",
+        "\"detail\"",
+        "\"userIdentity\"",
+    ] {
+        assert!(!logs.contains(secret), "{secret} logged at info: {logs}");
+    }
+    assert!(logs.contains("malformed event"), "{logs}");
+}
