@@ -72,7 +72,8 @@ emulators_start() {
   port=$("$py" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()') \
     || _emulators_fail "could not find a free loopback port" || return 1
 
-  "$_emulators_venv/bin/moto_server" -H 127.0.0.1 -p "$port" >"$_emulators_moto_log" 2>&1 &
+  # moto's app behind a lock: conditional writes atomic, as in DynamoDB (see moto_serial.py).
+  "$py" "$_emulators_root/scripts/moto_serial.py" -H 127.0.0.1 -p "$port" >"$_emulators_moto_log" 2>&1 &
   _emulators_moto_pid=$!
   echo "emulators: moto_server pid $_emulators_moto_pid on 127.0.0.1:$port, log $_emulators_moto_log"
 
