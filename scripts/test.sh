@@ -34,6 +34,10 @@ step "template.yaml: patterns = rules, events/ through EventBridge (moto), secur
 .venv/bin/python tests/template_check.py ./target/debug/sesguard | tee "$log"
 passed=$((passed + $(sed -nE 's/^([0-9]+) passed, 0 failed$/\1/p' "$log")))
 
+step "end to end: the real sesguard-lambda under cargo lambda watch, against moto"
+.venv/bin/python tests/e2e_lambda.py "$PWD" | tee "$log"
+passed=$((passed + $(sed -nE 's/^([0-9]+) passed, 0 failed$/\1/p' "$log")))
+
 step "README commands"
 # The newcomer's first command must show signals from events/.
 out=$(cargo run --release --locked --quiet -- scan events/ --quiet)

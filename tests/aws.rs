@@ -1025,3 +1025,44 @@ async fn sixteen_concurrent_invocations_publish_exactly_one_signal_each_time() {
         );
     }
 }
+
+#[tokio::test]
+async fn an_identity_deleted_hundreds_of_times_never_blocks_its_events() {
+    let Some(endpoint) = endpoint() else { return };
+    let sdk = sdk(&endpoint).await;
+    let state = table(&sdk, None).await;
+    let padded = |id: &str, time: i64| Mark {
+        event_id: id.to_owned(),
+        time,
+        subject: Subject {
+            event_id: id.to_owned(),
+            user_agent: Some("x".repeat(4096)),
+            user_arn: Some("y".repeat(4096)),
+            identity: Some("z".repeat(4096)),
+            principal: Some("p".repeat(4096)),
+            ..Subject::default()
+        },
+    };
+    for i in 0..300 {
+        state
+            .pair(
+                "i",
+                Side::Delete,
+                &padded(&format!("del-{i}"), 1_000 + i),
+                3_600,
+            )
+            .await
+            .unwrap_or_else(|e| panic!("delete {i}: {e}"));
+    }
+    // Still answers, and still pairs what comes next.
+    let found = state
+        .pair("i", Side::Delete, &padded("last-del", 2_000), 3_600)
+        .await
+        .expect("delete");
+    assert!(found.is_empty());
+    let found = state
+        .pair("i", Side::Add, &mark("add", 1_990), 3_600)
+        .await
+        .expect("add");
+    assert!(found.iter().any(|m| m.event_id == "last-del"), "{found:?}");
+}

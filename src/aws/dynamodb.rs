@@ -115,6 +115,38 @@ fn mark_attribute(side: Side, event_id: &str) -> String {
     }
 }
 
+/// The subject with every string field cut to 512 bytes (with the visible marker).
+fn compact(subject: &Subject) -> Subject {
+    let cut = |text: &str| -> String {
+        if text.len() <= 512 {
+            return text.to_owned();
+        }
+        let mut end = 512;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        format!("{}…[truncated {} bytes]", &text[..end], text.len() - end)
+    };
+    let opt = |text: &Option<String>| text.as_deref().map(cut);
+    Subject {
+        event_id: cut(&subject.event_id),
+        event_name: cut(&subject.event_name),
+        event_source: cut(&subject.event_source),
+        event_time: cut(&subject.event_time),
+        account_id: cut(&subject.account_id),
+        region: cut(&subject.region),
+        principal: opt(&subject.principal),
+        user_arn: opt(&subject.user_arn),
+        user_type: opt(&subject.user_type),
+        access_key_id: opt(&subject.access_key_id),
+        source_ip: opt(&subject.source_ip),
+        user_agent: opt(&subject.user_agent),
+        identity: opt(&subject.identity),
+        error_code: opt(&subject.error_code),
+        tor: subject.tor,
+    }
+}
+
 #[derive(Serialize, Deserialize)]
 struct StoredMark {
     time: Seconds,
@@ -353,31 +385,50 @@ impl State for DynamoState {
         window: Seconds,
     ) -> Result<Vec<Mark>, StateError> {
         let pk = item_key("pair", key);
+        // Only a delete's subject is ever shown (signals describe the delete), and it is stored
+        // with short fields: the item holds every mark of the window under DynamoDB's 400 KB.
         let stored = StoredMark {
             time: mark.time,
             event_id: mark.event_id.clone(),
-            subject: mark.subject.clone(),
+            subject: match side {
+                Side::Add => Subject::default(),
+                Side::Delete => compact(&mark.subject),
+            },
         };
         let json = serde_json::to_string(&stored).map_err(|err| StateError {
             message: format!("cannot encode an R4 mark: {err}"),
             transient: false,
         })?;
         let attribute = mark_attribute(side, &mark.event_id);
-        let outcome = self
+        let expires = mark.time.saturating_add(window).saturating_add(DAY);
+        let outcome = match self
             .update(
                 &pk,
                 "SET #m = :mark, #ttl = :exp",
                 None,
                 &[("#m", &attribute), ("#ttl", TTL_ATTRIBUTE)],
-                vec![
-                    (":mark", s(&json)),
-                    (
-                        ":exp",
-                        n(mark.time.saturating_add(window).saturating_add(DAY)),
-                    ),
-                ],
+                vec![(":mark", s(&json)), (":exp", n(expires))],
             )
-            .await?;
+            .await
+        {
+            Err(err) if err.message.contains("size") => {
+                // An identity added and deleted hundreds of times within a day filled the
+                // item: start it again with this mark rather than fail every later event of it
+                // (which would also silence R3/R5). Pairs with the dropped marks are lost.
+                tracing::warn!(error = %err, "R4 item full; starting it again");
+                self.client
+                    .put_item()
+                    .table_name(&self.table)
+                    .item(KEY_ATTRIBUTE, s(&pk))
+                    .item(attribute.as_str(), s(&json))
+                    .item(TTL_ATTRIBUTE, n(expires))
+                    .send()
+                    .await
+                    .map_err(|err| state_error("PutItem", &err))?;
+                return Ok(Vec::new());
+            }
+            other => other?,
+        };
         let old = match outcome {
             Ok(Some(old)) | Err(Some(old)) => old,
             Ok(None) | Err(None) => return Ok(Vec::new()),
@@ -485,12 +536,14 @@ impl State for DynamoState {
 
     async fn mark_published(&self, signal_id: &str) -> Result<(), StateError> {
         let pk = item_key("signal", signal_id);
+        // Conditional: a claim already swept by TTL must not come back as an item that never
+        // expires.
         let _ = self
             .update(
                 &pk,
                 "SET #status = :published",
-                None,
-                &[("#status", "status")],
+                Some("attribute_exists(#pk)"),
+                &[("#status", "status"), ("#pk", KEY_ATTRIBUTE)],
                 vec![(":published", s("published"))],
             )
             .await?;
