@@ -23,6 +23,8 @@ use serde_json::value::RawValue;
 
 use crate::event::{Envelope, json_kind};
 
+pub mod split;
+
 const BUFFER: usize = 256 * 1024;
 const BOM: &[u8] = b"\xEF\xBB\xBF";
 const GZIP_MAGIC: &[u8] = &[0x1f, 0x8b];
@@ -113,6 +115,12 @@ pub trait Visitor {
     fn record(&mut self, json: &str, position: &Position);
     /// Input that was skipped.
     fn error(&mut self, error: InputError);
+    /// Whether CloudTrail log files are split with [`split::records`] (one pass) rather than
+    /// read with serde_json (two); the records and problems are the same either way. False
+    /// only to compare the two.
+    fn split_log_files(&self) -> bool {
+        true
+    }
 }
 
 /// A named input: a file or standard input.
@@ -227,7 +235,7 @@ fn read_text(name: &Arc<str>, reader: impl BufRead, visitor: &mut impl Visitor) 
         position.line = Some(line);
         InputError::unreadable(position, format!("cannot read: {err}"))
     };
-    let mut reader = match peek(reader, BOM.len()) {
+    let reader = match peek(reader, BOM.len()) {
         Ok(mut reader) => {
             let (head, _) = reader.get_mut();
             if head.get_ref() == BOM {
@@ -240,12 +248,11 @@ fn read_text(name: &Arc<str>, reader: impl BufRead, visitor: &mut impl Visitor) 
             return;
         }
     };
-    let mut line = Vec::new();
+    let mut lines = Lines::new(reader);
     let mut line_no = 0u64;
-    loop {
-        line.clear();
-        match reader.read_until(b'\n', &mut line) {
-            Ok(0) => {
+    let mut line = loop {
+        match lines.next() {
+            Ok(None) => {
                 let message = if line_no == 0 {
                     "empty input: no JSON value"
                 } else {
@@ -254,30 +261,45 @@ fn read_text(name: &Arc<str>, reader: impl BufRead, visitor: &mut impl Visitor) 
                 visitor.error(InputError::new(Position::file(name), message));
                 return;
             }
-            Ok(_) => line_no += 1,
+            Ok(Some(line)) => {
+                line_no += 1;
+                if !is_blank(lines.get(&line)) {
+                    break line;
+                }
+            }
             Err(err) => {
                 visitor.error(io_error(line_no + 1, err));
                 return;
             }
         }
-        if !is_blank(&line) {
-            break;
-        }
-    }
-    let incomplete = matches!(
-        serde_json::from_slice::<IgnoredAny>(&line),
-        Err(err) if err.is_eof()
-    );
+    };
+    // A CloudTrail log file line is split (and so validated) once, here; anything else is
+    // checked with serde_json.
+    let mut spans = Vec::new();
+    let mut split = visitor.split_log_files() && split_log_file(lines.get(&line), &mut spans);
+    let incomplete = !split
+        && matches!(
+            serde_json::from_slice::<IgnoredAny>(lines.get(&line)),
+            Err(err) if err.is_eof()
+        );
     if incomplete {
-        read_documents(name, line_no, Cursor::new(line).chain(reader), visitor);
+        let (rest, reader) = lines.into_rest(line.start);
+        read_documents(name, line_no, Cursor::new(rest).chain(reader), visitor);
         return;
     }
     loop {
-        if !is_blank(&line) {
+        let bytes = lines.get(&line);
+        if !is_blank(bytes) {
             let mut position = Position::file(name);
             position.line = Some(line_no);
-            match std::str::from_utf8(&line) {
-                Ok(text) => read_value(text, &position, visitor),
+            match std::str::from_utf8(bytes) {
+                Ok(text)
+                    if split
+                        || (visitor.split_log_files() && split_log_file(bytes, &mut spans)) =>
+                {
+                    read_records(text, &spans, &position, visitor);
+                }
+                Ok(text) => read_unsplit_value(text, &position, visitor),
                 Err(err) => visitor.error(InputError::new(
                     position,
                     format!(
@@ -287,15 +309,118 @@ fn read_text(name: &Arc<str>, reader: impl BufRead, visitor: &mut impl Visitor) 
                 )),
             }
         }
-        line.clear();
-        match reader.read_until(b'\n', &mut line) {
-            Ok(0) => return,
-            Ok(_) => line_no += 1,
+        split = false;
+        match lines.next() {
+            Ok(None) => return,
+            Ok(Some(next)) => {
+                line_no += 1;
+                line = next;
+            }
             Err(err) => {
                 visitor.error(io_error(line_no + 1, err));
                 return;
             }
         }
+    }
+}
+
+/// Lines read straight into one buffer, which grows to the longest line: long lines (a
+/// CloudTrail log file is one) are read from the source (a file, or the inflater) with no copy
+/// through an intermediate buffer.
+struct Lines<R> {
+    reader: R,
+    buf: Buffer,
+    /// Where the next line starts, where the read bytes end, and how far `\n` was searched.
+    start: usize,
+    end: usize,
+    searched: usize,
+    eof: bool,
+}
+
+thread_local! {
+    /// The line buffer of the last file read on this thread, kept for the next one: a new file
+    /// then costs no allocation, zeroing or regrowth.
+    static LINE_BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Line buffers larger than this (a file with an exceptionally long line) are not kept.
+const KEPT_BUFFER: usize = 16 << 20;
+
+/// A line buffer that goes back to [`LINE_BUFFER`] when dropped.
+struct Buffer(Vec<u8>);
+
+impl Buffer {
+    fn take() -> Self {
+        Buffer(LINE_BUFFER.with(|kept| std::mem::take(&mut *kept.borrow_mut())))
+    }
+}
+
+impl Drop for Buffer {
+    fn drop(&mut self) {
+        if self.0.len() <= KEPT_BUFFER {
+            let buf = std::mem::take(&mut self.0);
+            LINE_BUFFER.with(|kept| *kept.borrow_mut() = buf);
+        }
+    }
+}
+
+impl<R: Read> Lines<R> {
+    fn new(reader: R) -> Self {
+        Lines {
+            reader,
+            buf: Buffer::take(),
+            start: 0,
+            end: 0,
+            searched: 0,
+            eof: false,
+        }
+    }
+
+    fn get(&self, line: &std::ops::Range<usize>) -> &[u8] {
+        &self.buf.0[line.clone()]
+    }
+
+    /// The next line, with its `\n` (the last one may have none); `None` at the end. The range
+    /// is valid until the next call.
+    fn next(&mut self) -> io::Result<Option<std::ops::Range<usize>>> {
+        loop {
+            if let Some(at) = memchr::memchr(b'\n', &self.buf.0[self.searched..self.end]) {
+                let line = self.start..self.searched + at + 1;
+                self.start = line.end;
+                self.searched = line.end;
+                return Ok(Some(line));
+            }
+            self.searched = self.end;
+            if self.eof {
+                if self.start == self.end {
+                    return Ok(None);
+                }
+                let line = self.start..self.end;
+                self.start = self.end;
+                return Ok(Some(line));
+            }
+            if self.start > 0 {
+                self.buf.0.copy_within(self.start..self.end, 0);
+                self.end -= self.start;
+                self.searched -= self.start;
+                self.start = 0;
+            }
+            if self.buf.0.len() - self.end < BUFFER {
+                let size = (self.end + BUFFER).max(self.buf.0.len() * 2);
+                self.buf.0.resize(size, 0);
+            }
+            match self.reader.read(&mut self.buf.0[self.end..]) {
+                Ok(0) => self.eof = true,
+                Ok(n) => self.end += n,
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(err) => return Err(err),
+            }
+        }
+    }
+
+    /// The bytes read from `from` on, and the reader for the rest.
+    fn into_rest(self, from: usize) -> (Vec<u8>, R) {
+        (self.buf.0[from..self.end].to_vec(), self.reader)
     }
 }
 
@@ -332,6 +457,16 @@ fn read_documents(name: &Arc<str>, first_line: u64, reader: impl Read, visitor: 
 
 /// One top-level value: a `Records` file, an array, an envelope or a bare record.
 pub fn read_value(json: &str, position: &Position, visitor: &mut impl Visitor) {
+    let mut spans = Vec::new();
+    if visitor.split_log_files() && split_log_file(json.as_bytes(), &mut spans) {
+        read_records(json, &spans, position, visitor);
+        return;
+    }
+    read_unsplit_value(json, position, visitor);
+}
+
+/// [`read_value`] for a value [`split_log_file`] declined.
+fn read_unsplit_value(json: &str, position: &Position, visitor: &mut impl Visitor) {
     let trimmed = json.trim_start();
     if trimmed.starts_with('[') {
         match serde_json::from_str::<Vec<&RawValue>>(json) {
@@ -345,6 +480,7 @@ pub fn read_value(json: &str, position: &Position, visitor: &mut impl Visitor) {
         return;
     }
     if trimmed.starts_with('{') && memmem::find(json.as_bytes(), b"\"Records\"").is_some() {
+        // Not split: something unusual (or malformed) that serde_json reads or reports.
         #[derive(Deserialize)]
         struct LogFile<'a> {
             #[serde(rename = "Records", borrow)]
@@ -367,6 +503,36 @@ pub fn read_value(json: &str, position: &Position, visitor: &mut impl Visitor) {
         }
     }
     read_item(json, position, true, visitor);
+}
+
+/// Whether `json` looks like a CloudTrail log file and [`split::records`] splits it into
+/// `spans`. Such a document gives the same records as serde_json's reading of it (see
+/// [`read_value`]), in one pass instead of two.
+fn split_log_file(json: &[u8], spans: &mut Vec<std::ops::Range<usize>>) -> bool {
+    let start = json
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(json.len());
+    json.get(start) == Some(&b'{')
+        && memmem::find(json, b"\"Records\"").is_some()
+        && split::records(json, spans)
+}
+
+/// The records of a log file split by [`split_log_file`].
+fn read_records(
+    json: &str,
+    spans: &[std::ops::Range<usize>],
+    position: &Position,
+    visitor: &mut impl Visitor,
+) {
+    for (index, span) in spans.iter().enumerate() {
+        read_item(
+            &json[span.clone()],
+            &position.with_record(index),
+            false,
+            visitor,
+        );
+    }
 }
 
 /// One item: a record, or (where envelopes may appear) an EventBridge envelope around one.

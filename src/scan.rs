@@ -1,7 +1,10 @@
 //! `sesguard scan`: the engine over files with an in-memory state.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::time::{Duration, Instant};
 
 use crate::engine::{Engine, EngineError};
@@ -86,6 +89,7 @@ pub struct Scanner<'e, K: Sink> {
     output_error: Option<std::io::Error>,
     last_progress: Instant,
     full_parse: bool,
+    threads: usize,
 }
 
 const PROGRESS_EVERY: Duration = Duration::from_millis(250);
@@ -103,12 +107,22 @@ impl<'e, K: Sink> Scanner<'e, K> {
             output_error: None,
             last_progress: Instant::now(),
             full_parse: false,
+            threads: 1,
         })
     }
 
-    /// Parses every record, instead of skipping those that name no event source a rule reads.
-    /// Signals are the same either way (a test compares them); only records of other services
-    /// go unvalidated on the fast path.
+    /// Reads up to `threads` files at once, each on its own thread, while records are evaluated
+    /// on the calling thread in input order: the signals, problems and counts are those of a
+    /// one-thread scan. 1 (the default) reads on the calling thread.
+    pub fn threads(mut self, threads: usize) -> Self {
+        self.threads = threads.max(1);
+        self
+    }
+
+    /// The plain path: log files read with serde_json rather than split in one pass, and every
+    /// record parsed instead of skipping those that name no event source a rule reads. Signals
+    /// are the same either way (`tests/fast_path.rs` compares them); only records of other
+    /// services go unvalidated on the fast path.
     pub fn full_parse(mut self, full: bool) -> Self {
         self.full_parse = full;
         self
@@ -116,6 +130,9 @@ impl<'e, K: Sink> Scanner<'e, K> {
 
     /// Scans `sources` in order; stops early only if the output fails.
     pub fn scan(&mut self, sources: &[Source]) -> Result<(), std::io::Error> {
+        if self.threads > 1 && sources.len() > 1 {
+            return self.scan_parallel(sources);
+        }
         for source in sources {
             self.stats.files += 1;
             input::read_source(source, self);
@@ -137,6 +154,94 @@ impl<'e, K: Sink> Scanner<'e, K> {
 
     pub fn into_parts(self) -> (K, Stats) {
         (self.sink, self.stats)
+    }
+
+    /// Reader threads take files in order and send what they find, file by file, through
+    /// bounded channels; this thread replays it in order. At most `2 × threads` files are in
+    /// flight, and batches hold only the records the prefilter lets through, so memory stays
+    /// bounded by a few lines per thread whatever the input size.
+    fn scan_parallel(&mut self, sources: &[Source]) -> Result<(), std::io::Error> {
+        type Job<'s> = (&'s Source, SyncSender<Batch>);
+        let filter = !self.full_parse;
+        let stop = AtomicBool::new(false);
+        let (job_tx, job_rx) = mpsc::channel::<Job<'_>>();
+        let job_rx = Mutex::new(job_rx);
+        std::thread::scope(|scope| {
+            for _ in 0..self.threads {
+                scope.spawn(|| {
+                    loop {
+                        let job = job_rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                        let Ok((source, tx)) = job else { return };
+                        if stop.load(Ordering::Relaxed) {
+                            return;
+                        }
+                        let mut batcher = Batcher::new(tx, filter);
+                        input::read_source(source, &mut batcher);
+                        batcher.flush();
+                    }
+                });
+            }
+            let mut pending: VecDeque<Receiver<Batch>> = VecDeque::new();
+            let mut next = sources.iter();
+            let mut dispatch = move |pending: &mut VecDeque<Receiver<Batch>>| {
+                if let Some(source) = next.next() {
+                    let (tx, rx) = mpsc::sync_channel(BATCHES_PER_FILE);
+                    // The workers hold the receiving end until this scope ends.
+                    let _ = job_tx.send((source, tx));
+                    pending.push_back(rx);
+                }
+            };
+            for _ in 0..2 * self.threads {
+                dispatch(&mut pending);
+            }
+            let mut result = Ok(());
+            while let Some(batches) = pending.pop_front() {
+                self.stats.files += 1;
+                for batch in batches.iter() {
+                    self.replay(batch);
+                    if self.output_error.is_some() {
+                        break;
+                    }
+                }
+                if let Some(err) = self.output_error.take() {
+                    result = Err(err);
+                    break;
+                }
+                dispatch(&mut pending);
+            }
+            // On an output error, workers drop the files they hold at their next send and take
+            // no new one.
+            stop.store(true, Ordering::Relaxed);
+            drop(pending);
+            drop(dispatch);
+            result
+        })
+    }
+
+    /// What a reader thread found, as if it were found here.
+    fn replay(&mut self, batch: Batch) {
+        let mut start = 0;
+        for item in batch.items {
+            match item {
+                Item::Record { end, position } => {
+                    Visitor::record(self, &batch.text[start..end], &position);
+                    start = end;
+                }
+                Item::Skipped(records) => self.count_records(records),
+                Item::Error(error) => self.error(error),
+            }
+        }
+    }
+
+    fn count_records(&mut self, records: u64) {
+        let before = self.stats.records;
+        self.stats.records += records;
+        if before / 1024 != self.stats.records / 1024
+            && self.last_progress.elapsed() >= PROGRESS_EVERY
+        {
+            self.last_progress = Instant::now();
+            self.sink.progress(&self.stats);
+        }
     }
 
     fn evaluate(&mut self, record: &Record, position: &Position) {
@@ -179,12 +284,7 @@ impl<'e, K: Sink> Scanner<'e, K> {
 
 impl<K: Sink> Visitor for Scanner<'_, K> {
     fn record(&mut self, json: &str, position: &Position) {
-        self.stats.records += 1;
-        if self.stats.records.is_multiple_of(1024) && self.last_progress.elapsed() >= PROGRESS_EVERY
-        {
-            self.last_progress = Instant::now();
-            self.sink.progress(&self.stats);
-        }
+        self.count_records(1);
         if self.output_error.is_some() || (!self.full_parse && !rules::may_match(json)) {
             return;
         }
@@ -198,6 +298,10 @@ impl<K: Sink> Visitor for Scanner<'_, K> {
         }
     }
 
+    fn split_log_files(&self) -> bool {
+        !self.full_parse
+    }
+
     fn error(&mut self, error: InputError) {
         if error.unreadable {
             self.stats.unreadable += 1;
@@ -205,6 +309,101 @@ impl<K: Sink> Visitor for Scanner<'_, K> {
             self.stats.malformed += 1;
         }
         self.sink.problem(&error);
+    }
+}
+
+/// Batches are sent when they hold this much record text or this many items.
+const BATCH_BYTES: usize = 1 << 20;
+const BATCH_ITEMS: usize = 4096;
+/// Batches a reader thread may send ahead of the scanning thread, per file.
+const BATCHES_PER_FILE: usize = 4;
+
+/// What a reader thread found in a stretch of a file: the text of the records it kept, one
+/// after the other, and in input order those records (with where their text ends), counts of
+/// records the prefilter dropped, and problems.
+#[derive(Default)]
+struct Batch {
+    text: String,
+    items: Vec<Item>,
+}
+
+enum Item {
+    Record { end: usize, position: Position },
+    Skipped(u64),
+    Error(InputError),
+}
+
+/// The visitor on a reader thread: applies the prefilter (as [`Scanner`] would) and sends
+/// batches to the scanning thread.
+struct Batcher {
+    tx: SyncSender<Batch>,
+    batch: Batch,
+    filter: bool,
+    /// The scanning thread stopped listening (its output failed): read on, keep nothing.
+    closed: bool,
+}
+
+impl Batcher {
+    fn new(tx: SyncSender<Batch>, filter: bool) -> Self {
+        Batcher {
+            tx,
+            batch: Batch::default(),
+            filter,
+            closed: false,
+        }
+    }
+
+    fn push(&mut self, item: Item) {
+        self.batch.items.push(item);
+        if self.batch.text.len() >= BATCH_BYTES || self.batch.items.len() >= BATCH_ITEMS {
+            self.flush();
+        }
+    }
+
+    fn flush(&mut self) {
+        if self.closed || self.batch.items.is_empty() {
+            return;
+        }
+        let batch = std::mem::take(&mut self.batch);
+        if self.tx.send(batch).is_err() {
+            self.closed = true;
+        }
+    }
+}
+
+impl Visitor for Batcher {
+    fn record(&mut self, json: &str, position: &Position) {
+        if self.closed {
+            return;
+        }
+        if self.filter && !rules::may_match(json) {
+            if let Some(Item::Skipped(records)) = self.batch.items.last_mut() {
+                *records += 1;
+                // Sent now and then all the same, for progress.
+                if *records % (BATCH_ITEMS as u64) == 0 {
+                    self.flush();
+                }
+            } else {
+                self.push(Item::Skipped(1));
+            }
+            return;
+        }
+        self.batch.text.push_str(json);
+        let end = self.batch.text.len();
+        self.push(Item::Record {
+            end,
+            position: position.clone(),
+        });
+    }
+
+    fn split_log_files(&self) -> bool {
+        self.filter
+    }
+
+    fn error(&mut self, error: InputError) {
+        if !self.closed {
+            self.push(Item::Error(error));
+        }
     }
 }
 

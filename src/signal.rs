@@ -17,10 +17,16 @@ pub const MAX_FIELD_BYTES: usize = 4096;
 
 /// `text`, cut to [`MAX_FIELD_BYTES`] with a visible marker when longer.
 pub fn capped(text: &str) -> String {
-    if text.len() <= MAX_FIELD_BYTES {
+    capped_to(text, MAX_FIELD_BYTES)
+}
+
+/// `text` cut at a character boundary to at most `max` bytes, with a visible marker saying how
+/// much was cut.
+pub fn capped_to(text: &str, max: usize) -> String {
+    if text.len() <= max {
         return text.to_owned();
     }
-    let mut end = MAX_FIELD_BYTES;
+    let mut end = max;
     while !text.is_char_boundary(end) {
         end -= 1;
     }

@@ -115,18 +115,13 @@ fn mark_attribute(side: Side, event_id: &str) -> String {
     }
 }
 
-/// The subject with every string field cut to 512 bytes (with the visible marker).
+/// How many bytes of each string field a stored subject keeps: R4 items hold many subjects and
+/// must stay far below DynamoDB's 400 KB item limit.
+const COMPACT_FIELD_BYTES: usize = 512;
+
+/// The subject with every string field cut to [`COMPACT_FIELD_BYTES`] (with the visible marker).
 fn compact(subject: &Subject) -> Subject {
-    let cut = |text: &str| -> String {
-        if text.len() <= 512 {
-            return text.to_owned();
-        }
-        let mut end = 512;
-        while !text.is_char_boundary(end) {
-            end -= 1;
-        }
-        format!("{}…[truncated {} bytes]", &text[..end], text.len() - end)
-    };
+    let cut = |text: &str| crate::signal::capped_to(text, COMPACT_FIELD_BYTES);
     let opt = |text: &Option<String>| text.as_deref().map(cut);
     Subject {
         event_id: cut(&subject.event_id),

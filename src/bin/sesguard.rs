@@ -68,6 +68,10 @@ struct ScanArgs {
     /// Tor exit list (one address per line, # comments): R3 is high severity from these.
     #[arg(long, value_name = "FILE")]
     tor_exit_list: Option<PathBuf>,
+    /// Files read at once, each on its own thread; records are still evaluated in input
+    /// order, so the output does not depend on it [default: the number of CPUs].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    threads: Option<u16>,
     /// No summary or progress on stderr (problems are still reported).
     #[arg(long, short)]
     quiet: bool,
@@ -134,8 +138,12 @@ fn scan(args: ScanArgs) -> ExitCode {
         progress_shown: false,
     };
     let (sources, expand_errors) = input::expand(&args.paths);
+    let threads = args.threads.map_or_else(
+        || std::thread::available_parallelism().map_or(1, |n| n.get()),
+        usize::from,
+    );
     let mut scanner = match Scanner::new(&engine, sink) {
-        Ok(scanner) => scanner,
+        Ok(scanner) => scanner.threads(threads),
         Err(err) => {
             eprintln!("sesguard: error: cannot start: {err}");
             return ExitCode::from(2);

@@ -114,15 +114,41 @@ impl RuleMeta {
 /// Whether a record's JSON text may hold a call some rule reads, without parsing it: every rule
 /// needs its `eventSource`, and CloudTrail writes those values without escapes, so a record that
 /// names none of them cannot match. Used to skip most records of a CloudTrail archive unparsed.
+///
+/// The candidate bytes memmem looks for first are chosen for CloudTrail text, where the letters
+/// of `amazonaws.com` are in every field: for `ses.amazonaws.com` it looks for `e?.`, not for
+/// the `z` and `w` of every `amazonaws` (86 ns instead of 117 ns a record, BENCHMARKS.md).
 pub fn may_match(json: &str) -> bool {
+    use memchr::arch::all::packedpair::HeuristicFrequencyRank;
+    use memchr::memmem::{Finder, FinderBuilder};
     use std::sync::LazyLock;
-    static SOURCES: LazyLock<[memchr::memmem::Finder<'static>; 2]> = LazyLock::new(|| {
-        [
-            memchr::memmem::Finder::new(SES),
-            memchr::memmem::Finder::new(SERVICE_QUOTAS),
-        ]
+
+    struct CloudTrailRank;
+    impl HeuristicFrequencyRank for CloudTrailRank {
+        fn rank(&self, byte: u8) -> u8 {
+            match byte {
+                b'"' | b'a' | b'm' | b'z' | b'o' | b'n' | b'w' | b's' | b'c' => 255,
+                b'.' | b'/' | b':' | b',' | b'-' | b'_' => 200,
+                b'q' | b'v' | b'j' | b'x' | b'k' => 50,
+                b'a'..=b'z' => 100,
+                _ => 150,
+            }
+        }
+    }
+    static SOURCES: LazyLock<Vec<Finder<'static>>> = LazyLock::new(|| {
+        let mut sources: Vec<&'static str> = Vec::new();
+        for trigger in all_triggers() {
+            if !sources.contains(&trigger.event_source) {
+                sources.push(trigger.event_source);
+            }
+        }
+        sources
+            .into_iter()
+            .map(|source| FinderBuilder::new().build_forward_with_ranker(CloudTrailRank, source))
+            .collect()
     });
-    SOURCES.iter().any(|f| f.find(json.as_bytes()).is_some())
+    let bytes = json.as_bytes();
+    SOURCES.iter().any(|f| f.find(bytes).is_some())
 }
 
 /// Every distinct trigger of every rule, in first-seen order.

@@ -1,0 +1,353 @@
+//! Splits a CloudTrail log file `{"Records":[...]}` into its records in one validating pass over
+//! the bytes, without building anything.
+//!
+//! [`records`] answers only when it is sure: it accepts exactly one JSON object (JSON whitespace
+//! around it) with one `Records` member, written without escapes, whose value is an array, and
+//! it checks every byte of the document against the grammar serde_json reads (strings with valid
+//! escapes and no control characters, numbers, `true`/`false`/`null`, any nesting depth). On
+//! anything else, valid or not, it declines, and the caller parses with serde_json, which gives
+//! the same records or the error message users see. So an accepted document is one that
+//! `serde_json::from_str::<struct { Records: Option<Vec<&RawValue>> }>` reads with
+//! `Some(records)`, and the spans are those of the `RawValue`s (property-tested against
+//! serde_json in `tests/fast_path.rs`).
+//!
+//! UTF-8 is not checked here: the caller has already validated the text.
+
+use std::ops::Range;
+
+/// JSON whitespace (serde_json's `parse_whitespace`).
+#[inline(always)]
+fn ws(b: &[u8], mut i: usize) -> usize {
+    while let Some(b' ' | b'\n' | b'\t' | b'\r') = b.get(i) {
+        i += 1;
+    }
+    i
+}
+
+/// Fills `spans` with the byte ranges of the elements of the `Records` array and returns true
+/// when `bytes` is a CloudTrail log file document as described in the module documentation;
+/// otherwise returns false (and leaves `spans` empty).
+pub fn records(bytes: &[u8], spans: &mut Vec<Range<usize>>) -> bool {
+    spans.clear();
+    let mut stack = Vec::new();
+    let ok = log_file(bytes, spans, &mut stack).is_some();
+    if !ok {
+        spans.clear();
+    }
+    ok
+}
+
+fn log_file(b: &[u8], spans: &mut Vec<Range<usize>>, stack: &mut Vec<u8>) -> Option<()> {
+    let mut i = ws(b, 0);
+    if *b.get(i)? != b'{' {
+        return None;
+    }
+    i = ws(b, i + 1);
+    let mut found = false;
+    loop {
+        // A member: "key" ws : ws value.
+        if *b.get(i)? != b'"' {
+            return None;
+        }
+        let key_start = i + 1;
+        i = string(b, key_start)?;
+        let key = &b[key_start..i - 1];
+        if key.contains(&b'\\') {
+            // An escaped key might spell "Records": leave it to serde_json.
+            return None;
+        }
+        i = ws(b, i);
+        if *b.get(i)? != b':' {
+            return None;
+        }
+        i = ws(b, i + 1);
+        if key == b"Records" {
+            if found {
+                // serde_json reports the duplicate field.
+                return None;
+            }
+            found = true;
+            if *b.get(i)? != b'[' {
+                return None;
+            }
+            i = ws(b, i + 1);
+            if *b.get(i)? == b']' {
+                i += 1;
+            } else {
+                loop {
+                    let start = i;
+                    i = value(b, i, stack)?;
+                    spans.push(start..i);
+                    i = ws(b, i);
+                    match *b.get(i)? {
+                        b',' => i = ws(b, i + 1),
+                        b']' => {
+                            i += 1;
+                            break;
+                        }
+                        _ => return None,
+                    }
+                }
+            }
+        } else {
+            i = value(b, i, stack)?;
+        }
+        i = ws(b, i);
+        match *b.get(i)? {
+            b',' => i = ws(b, i + 1),
+            b'}' => {
+                i += 1;
+                break;
+            }
+            _ => return None,
+        }
+    }
+    (found && ws(b, i) == b.len()).then_some(())
+}
+
+/// The end of the JSON value starting at `i` (no leading whitespace), checked as serde_json's
+/// `ignore_value` checks it. Nesting is tracked on `stack`, so depth costs no recursion.
+fn value(b: &[u8], mut i: usize, stack: &mut Vec<u8>) -> Option<usize> {
+    stack.clear();
+    'value: loop {
+        match *b.get(i)? {
+            b'"' => i = string(b, i + 1)?,
+            b'{' => {
+                i = ws(b, i + 1);
+                if *b.get(i)? == b'}' {
+                    i += 1;
+                } else {
+                    stack.push(b'}');
+                    i = key(b, i)?;
+                    continue 'value;
+                }
+            }
+            b'[' => {
+                i = ws(b, i + 1);
+                if *b.get(i)? == b']' {
+                    i += 1;
+                } else {
+                    stack.push(b']');
+                    continue 'value;
+                }
+            }
+            b't' => i = literal(b, i, b"true")?,
+            b'f' => i = literal(b, i, b"false")?,
+            b'n' => i = literal(b, i, b"null")?,
+            b'-' | b'0'..=b'9' => i = number(b, i)?,
+            _ => return None,
+        }
+        // A value ended: a comma goes on in the innermost container, a closer ends it.
+        loop {
+            let Some(&close) = stack.last() else {
+                return Some(i);
+            };
+            i = ws(b, i);
+            let c = *b.get(i)?;
+            if c == b',' {
+                i = ws(b, i + 1);
+                if close == b'}' {
+                    i = key(b, i)?;
+                }
+                continue 'value;
+            }
+            if c != close {
+                return None;
+            }
+            i += 1;
+            stack.pop();
+        }
+    }
+}
+
+/// `"key"` ws `:` ws, starting at the opening quote; returns where the value starts.
+#[inline(always)]
+fn key(b: &[u8], i: usize) -> Option<usize> {
+    if *b.get(i)? != b'"' {
+        return None;
+    }
+    let i = ws(b, string(b, i + 1)?);
+    if *b.get(i)? != b':' {
+        return None;
+    }
+    Some(ws(b, i + 1))
+}
+
+#[inline(always)]
+fn literal(b: &[u8], i: usize, word: &[u8]) -> Option<usize> {
+    b[i..].starts_with(word).then_some(i + word.len())
+}
+
+/// `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`
+fn number(b: &[u8], mut i: usize) -> Option<usize> {
+    let digits = |mut i: usize| {
+        while let Some(b'0'..=b'9') = b.get(i) {
+            i += 1;
+        }
+        i
+    };
+    if b[i] == b'-' {
+        i += 1;
+    }
+    match *b.get(i)? {
+        b'0' => {
+            i += 1;
+            if let Some(b'0'..=b'9') = b.get(i) {
+                return None;
+            }
+        }
+        b'1'..=b'9' => i = digits(i + 1),
+        _ => return None,
+    }
+    if b.get(i) == Some(&b'.') {
+        let end = digits(i + 1);
+        if end == i + 1 {
+            return None;
+        }
+        i = end;
+    }
+    if let Some(b'e' | b'E') = b.get(i) {
+        i += 1;
+        if let Some(b'+' | b'-') = b.get(i) {
+            i += 1;
+        }
+        let end = digits(i);
+        if end == i {
+            return None;
+        }
+        i = end;
+    }
+    Some(i)
+}
+
+const ONES: u64 = u64::MAX / 255;
+const HIGHS: u64 = ONES << 7;
+
+/// Masks whose lowest set bits mark the first byte of `w` (little-endian) that is `"`, and the
+/// first that is `\\` or a control character; zero when there is none. Bits above the lowest may
+/// be spurious.
+#[inline(always)]
+fn special(w: u64) -> (u64, u64) {
+    let quote = w ^ (ONES * u64::from(b'"'));
+    let backslash = w ^ (ONES * u64::from(b'\\'));
+    let control = w.wrapping_sub(ONES * 0x20) & !w;
+    let quote = quote.wrapping_sub(ONES) & !quote;
+    let backslash = backslash.wrapping_sub(ONES) & !backslash;
+    (quote & HIGHS, (control | backslash) & HIGHS)
+}
+
+/// Where a string ends (after the closing quote) if its first special byte in the word at `i`
+/// is the closing quote; `Err(i)` with `i` at the first special byte otherwise.
+#[inline(always)]
+fn word_end(i: usize, (quote, other): (u64, u64)) -> Result<usize, usize> {
+    let q = quote.trailing_zeros();
+    let o = other.trailing_zeros();
+    if q < o {
+        Ok(i + (q / 8) as usize + 1)
+    } else {
+        Err(i + (o / 8) as usize)
+    }
+}
+
+/// The end of a string whose opening quote is just before `i` (the index after the closing
+/// quote), checked as serde_json's `ignore_str` checks it.
+#[inline(always)]
+fn string(b: &[u8], mut i: usize) -> Option<usize> {
+    loop {
+        // 16 bytes a step: most strings end within the first.
+        while let Some(chunk) = b.get(i..i + 16) {
+            let (low, high) = chunk.split_at(8);
+            let low = special(u64::from_le_bytes(low.try_into().ok()?));
+            if low != (0, 0) {
+                match word_end(i, low) {
+                    Ok(end) => return Some(end),
+                    Err(at) => {
+                        i = at;
+                        break;
+                    }
+                }
+            }
+            let high = special(u64::from_le_bytes(high.try_into().ok()?));
+            if high != (0, 0) {
+                match word_end(i + 8, high) {
+                    Ok(end) => return Some(end),
+                    Err(at) => {
+                        i = at;
+                        break;
+                    }
+                }
+            }
+            i += 16;
+        }
+        match *b.get(i)? {
+            b'"' => return Some(i + 1),
+            b'\\' => match *b.get(i + 1)? {
+                b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => i += 2,
+                b'u' => {
+                    if !b.get(i + 2..i + 6)?.iter().all(u8::is_ascii_hexdigit) {
+                        return None;
+                    }
+                    i += 6;
+                }
+                _ => return None,
+            },
+            c if c < 0x20 => return None,
+            _ => i += 1,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn split(text: &str) -> Option<Vec<&str>> {
+        let mut spans = Vec::new();
+        records(text.as_bytes(), &mut spans)
+            .then(|| spans.iter().map(|r| &text[r.clone()]).collect())
+    }
+
+    #[test]
+    fn splits_a_log_file_into_its_records() {
+        assert_eq!(
+            split(" {\"Records\" : [ {\"a\":1} ,{\"b\":[1,2,{}]},\n 3 ] }\r\n"),
+            Some(vec!["{\"a\":1}", "{\"b\":[1,2,{}]}", "3"])
+        );
+        assert_eq!(split(r#"{"x":{"Records":1},"Records":[]}"#), Some(vec![]));
+        assert_eq!(
+            split(r#"{"Records":["\"\\\/\b\f\n\r\t\u00e9é"],"z":[-0.5e+3,true,false,null]}"#),
+            Some(vec![r#""\"\\\/\b\f\n\r\t\u00e9é""#])
+        );
+    }
+
+    #[test]
+    fn declines_what_serde_json_rejects_or_reads_otherwise() {
+        for text in [
+            "",
+            "{}",
+            r#"{"Records":null}"#,
+            r#"{"Records":{}}"#,
+            r#"{"Records":[],"Records":[]}"#,
+            r#"{"Rec\u006frds":[]}"#,
+            r#"{"Records":[1,]}"#,
+            r#"{"Records":[01]}"#,
+            r#"{"Records":[1.]}"#,
+            r#"{"Records":[1e]}"#,
+            r#"{"Records":[-]}"#,
+            r#"{"Records":["\x"]}"#,
+            r#"{"Records":["\u12g4"]}"#,
+            "{\"Records\":[\"\t\"]}",
+            r#"{"Records":[tru]}"#,
+            r#"{"Records":[{"a" 1}]}"#,
+            r#"{"Records":[{"a":1,}]}"#,
+            r#"{"Records":[{1:1}]}"#,
+            r#"{"Records":[[}]]}"#,
+            r#"{"Records":[]} x"#,
+            r#"{"Records":[]"#,
+            r#"{"Records":["abc"#,
+            "\u{a0}{\"Records\":[]}",
+        ] {
+            assert_eq!(split(text), None, "{text}");
+        }
+    }
+}
