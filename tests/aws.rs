@@ -12,12 +12,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-    TimeToLiveSpecification,
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
+    ScalarAttributeType, TimeToLiveSpecification,
 };
 use serde_json::Value;
 use sesguard::aws::calls::CallCounter;
-use sesguard::aws::dynamodb::{DynamoState, KEY_ATTRIBUTE, TTL_ATTRIBUTE};
+use sesguard::aws::dynamodb::{DynamoState, KEY_ATTRIBUTE, TTL_ATTRIBUTE, item_key};
 use sesguard::aws::sns::SnsPublisher;
 use sesguard::config::{Config, Overrides};
 use sesguard::lambda::{Handler, Report};
@@ -270,6 +270,64 @@ async fn a_pending_claim_is_in_flight_until_its_lease_runs_out() {
     assert_eq!(
         after_lease.claim_signal("s", 0, 100).await.ok(),
         Some(Claim::Done)
+    );
+}
+
+#[tokio::test]
+async fn a_late_r4_event_never_shortens_the_life_of_the_identity_item() {
+    let Some(endpoint) = endpoint() else { return };
+    let sdk = sdk(&endpoint).await;
+    let state = table(&sdk, None).await;
+    let admin = aws_sdk_dynamodb::Client::new(&sdk);
+    let expires_at = || async {
+        let item = admin
+            .get_item()
+            .table_name(state.table())
+            .key(KEY_ATTRIBUTE, AttributeValue::S(item_key("pair", "id")))
+            .send()
+            .await
+            .expect("get_item")
+            .item
+            .expect("the pair item");
+        item[TTL_ATTRIBUTE]
+            .as_n()
+            .expect("numeric expires_at")
+            .parse::<i64>()
+            .expect("integer")
+    };
+    let window = 3600;
+    let day = 86_400;
+    let add_time = 10 * day;
+    let found = state
+        .pair("id", Side::Add, &mark("add", add_time), window)
+        .await
+        .expect("add");
+    assert!(found.is_empty());
+    let kept = expires_at().await;
+    assert_eq!(kept, add_time + window + day);
+    // A delete of the same identity arriving five days late (an archive backfill, a delayed
+    // delivery): its own expiry is days earlier than the add's.
+    let found = state
+        .pair("id", Side::Delete, &mark("late-delete", 5 * day), window)
+        .await
+        .expect("late delete");
+    assert!(found.is_empty(), "{found:?}");
+    assert_eq!(
+        expires_at().await,
+        kept,
+        "the add must outlive the late delete"
+    );
+    // And the add still pairs with its delete.
+    let found = state
+        .pair("id", Side::Delete, &mark("delete", add_time + 60), window)
+        .await
+        .expect("delete");
+    assert_eq!(
+        found
+            .iter()
+            .map(|m| m.event_id.as_str())
+            .collect::<Vec<_>>(),
+        ["add"]
     );
 }
 

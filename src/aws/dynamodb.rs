@@ -28,7 +28,8 @@
 //!   independent conditions in one call (a transaction fails as a whole);
 //! - the first event a container sees: +1 (learning start); a principal's first sighting or its
 //!   return after the forget period: +1 (the conditional create after the refresh missed);
-//!   an R4 item holding events older than the window: +1 to remove them;
+//!   an R4 item holding events older than the window, or an R4 event more than a day older
+//!   than the identity's newest: +1 (remove the old marks, put the item's expiry back up);
 //! - a signal: +2 (claim before publishing, mark after).
 
 use std::collections::HashMap;
@@ -38,6 +39,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -165,7 +167,10 @@ fn string<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
     item.get(name)?.as_s().ok().map(String::as_str)
 }
 
-fn state_error<E: ProvideErrorMetadata, R>(operation: &str, err: &SdkError<E, R>) -> StateError {
+fn state_error<E: ProvideErrorMetadata>(
+    operation: &str,
+    err: &SdkError<E, HttpResponse>,
+) -> StateError {
     let code = err.code();
     StateError {
         message: format!(
@@ -455,25 +460,37 @@ impl State for DynamoState {
                 });
             }
         }
-        if !stale.is_empty() {
-            // Keeps an identity verified and deleted all day from outgrowing the item size limit.
-            let names: Vec<(String, &str)> = stale
+        // The write above set the item's expiry from this mark; a mark more than a day older
+        // than the newest one lowered it. Put it back, or DynamoDB would delete marks that are
+        // still needed.
+        let lowered = number(&old, TTL_ATTRIBUTE).filter(|ttl| *ttl > expires);
+        if !stale.is_empty() || lowered.is_some() {
+            // Removing stale marks keeps an identity verified and deleted all day from
+            // outgrowing the item size limit.
+            let mut names: Vec<(String, &str)> = stale
                 .iter()
                 .enumerate()
                 .map(|(i, name)| (format!("#s{i}"), name.as_str()))
                 .collect();
-            let remove = format!(
-                "REMOVE {}",
-                names
-                    .iter()
-                    .map(|(p, _)| p.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            );
+            let mut clauses = Vec::new();
+            if !stale.is_empty() {
+                let removed: Vec<&str> = names.iter().map(|(p, _)| p.as_str()).collect();
+                clauses.push(format!("REMOVE {}", removed.join(", ")));
+            }
+            let mut values = Vec::new();
+            let mut condition = None;
+            if let Some(ttl) = lowered {
+                names.push(("#ttl".to_owned(), TTL_ATTRIBUTE));
+                clauses.push("SET #ttl = :ttl".to_owned());
+                values.push((":ttl", n(ttl)));
+                // Unless a concurrent mark raised it further meanwhile (then its own call
+                // removes what is stale).
+                condition = Some("#ttl < :ttl");
+            }
             let name_refs: Vec<(&str, &str)> =
                 names.iter().map(|(p, name)| (p.as_str(), *name)).collect();
             let _ = self
-                .update(&pk, &remove, None, &name_refs, Vec::new())
+                .update(&pk, &clauses.join(" "), condition, &name_refs, values)
                 .await?;
         }
         found.sort_by(|a, b| (a.time, &a.event_id).cmp(&(b.time, &b.event_id)));
