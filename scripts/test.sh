@@ -38,6 +38,12 @@ step "end to end: the real sesguard-lambda under cargo lambda watch, against mot
 .venv/bin/python tests/e2e_lambda.py "$PWD" | tee "$log"
 passed=$((passed + $(sed -nE 's/^([0-9]+) passed, 0 failed$/\1/p' "$log")))
 
+step "sam build (offline): the arm64 bootstrap users deploy"
+# Cold (new machine), 10-15 min: the whole dependency tree cross-compiled for arm64; warm
+# (~/.cache/sesguard, kept between runs and clones), 2-3 min after a change in src/.
+scripts/sam-build-check.sh
+passed=$((passed + 1))
+
 step "README commands"
 # The newcomer's first command must show signals from events/.
 out=$(cargo run --release --locked --quiet -- scan events/ --quiet)

@@ -43,7 +43,9 @@ fn endpoint() -> Option<String> {
 }
 
 async fn sdk(endpoint: &str) -> aws_config::SdkConfig {
+    // The Lambda's own HTTP client.
     aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(sesguard::aws::http_client())
         .endpoint_url(endpoint)
         .region(aws_config::Region::new("us-east-1"))
         .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(

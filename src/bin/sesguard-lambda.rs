@@ -22,7 +22,7 @@ async fn start() -> Result<App, Error> {
     let engine = Engine::new(config.engine_config(task_root.as_deref())?);
     // Honours AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_DYNAMODB / _SNS, so the same binary runs
     // against a local emulator.
-    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let sdk = sesguard::aws::sdk_config().await;
     let dynamodb_calls = CallCounter::new();
     let dynamodb = aws_sdk_dynamodb::Client::from_conf(
         aws_sdk_dynamodb::config::Builder::from(&sdk)
