@@ -8,23 +8,49 @@ SESGUARD_TEST_ENDPOINT, dummy AWS credentials and region, and puts .venv/bin, wh
 cargo-lambda lives, on PATH) and after `cargo build` (target/debug/sesguard must exist).
 
 What it does:
-  1. creates in moto a DynamoDB table (hash key `pk`, TTL on `expires_at`), an SNS topic and
-     an SQS queue subscribed to it (raw delivery off, so Subject and MessageAttributes show);
+  1. builds in moto what template.yaml defines (tests/cfn_template.py reads it): the
+     AWS::DynamoDB::Table from its own properties (key schema, billing mode, TTL attribute,
+     point-in-time recovery, SSE), the AWS::SNS::Topic with its attributes and the KMS key it
+     names, and the function's environment from its Environment.Variables (Refs resolved to what
+     the test created, parameters to their defaults except STACK_PARAMETERS); a template without
+     them fails the run. An SQS queue subscribed to the topic (raw delivery off, so Subject and
+     MessageAttributes show) reads what is published;
   2. starts `cargo lambda watch --bin sesguard-lambda` on a free loopback port (the real binary,
      built and run by cargo-lambda) with the function's environment pointing at moto;
   3. scenario A: invokes every events/*.json in name order; what arrives on SNS must be exactly
-     what `sesguard scan events/ --format jsonl` prints (byte for byte, as a multiset), with a
-     sane Subject and MessageAttributes equal to the signal's fields;
+     what `sesguard scan events/ --format jsonl` (with the function's settings) prints (byte for
+     byte, as a multiset), with a sane Subject and MessageAttributes equal to the signal's fields;
   4. scenario B: duplicate deliveries publish nothing new;
   5. scenario C: verify -> delete out of order within the window (one ses-verify-then-delete)
      and in order outside it (none), from tests/scenarios/c*.json in a fresh account;
   6. scenario D: malformed events (tests/scenarios/d*.json) make the invocation fail and
      publish nothing; the function still answers afterwards.
+  Faults (README "Failure modes"): a second `cargo lambda watch` whose DynamoDB and SNS calls go
+  through tests/fault_proxy.py (AWS_ENDPOINT_URL_DYNAMODB / AWS_ENDPOINT_URL_SNS; the rest goes
+  to moto directly), with SESGUARD_CLAIM_LEASE_SECONDS=2. Each scenario invokes a variant of
+  events/ses-DeleteIdentity.json (two signals) in an account of its own, plays Lambda's retries
+  itself (bounded; an "in flight" answer within the lease is retried), and ends with: exactly one
+  SNS message per signal (equal to `sesguard scan`), one more duplicate delivery publishing
+  nothing, the same delete two hours later signalling again (no state left behind suppresses a
+  future true signal), every claim marked published:
+  7. scenario E: DynamoDB throttled (ThrottlingException / ProvisionedThroughputExceeded on
+     every UpdateItem), then 5xx on the signal claim (PutItem): both invocations fail after the
+     SDK's own retries, naming the call, publishing nothing, writing no claim; the third succeeds;
+  8. scenario F: SNS Publish answers 5xx: the invocation fails, the claims stay pending, the
+     retry (after the lease) publishes each signal once;
+  9. scenario G: a crash between claim and publish: the proxy holds the Publish, the test waits
+     for the proxy to report it, SIGKILLs the sesguard-lambda process, checks that nothing was
+     published and the claims are pending, starts a new `cargo lambda watch` and retries until the
+     retry takes the claims over (after the lease) and publishes;
+ 10. scenario H: SNS's answer to a Publish is lost (moto took it, the proxy drops the response):
+     at most one extra copy, byte-identical (same signal_id); a duplicate delivery adds none.
+  E-H add about 30 s (the restarted watch, the SDK's backoff, one lease).
 
 Prints one line per check and `N passed, M failed`; exits 1 on any failure.
 """
 
 import collections
+import datetime
 import json
 import os
 import re
@@ -40,12 +66,29 @@ from pathlib import Path
 
 import boto3
 
+from cfn_template import Resolver, TemplateError, load, normalized, props, target, the_one
+from fault_proxy import FaultProxy
+
 FUNCTION = "sesguard-lambda"
 # The first invocation waits for cargo-lambda's `cargo run` (a rebuild if src/ changed since
 # `cargo build`); later ones only for the function.
 FIRST_INVOKE_TIMEOUT = 1800
 INVOKE_TIMEOUT = 120
 SCENARIOS = "tests/scenarios"
+# The stack parameters the test "deploys" with (the others take the template's Default). The
+# samples are one morning's events, all inside the default 7-day learning period, in which
+# ses-enumeration-unseen-user stays silent; scenario A checks its first sightings.
+STACK_PARAMETERS = {"LearningDays": 0}
+# The function's setting variables and the `sesguard scan` options that mean the same.
+SETTING_FLAGS = {
+    "SESGUARD_CONFIG": "--config",
+    "SESGUARD_LEARNING_DAYS": "--learning-days",
+    "SESGUARD_FORGET_DAYS": "--forget-days",
+    "SESGUARD_SEQUENCE_WINDOW_MINUTES": "--sequence-window-minutes",
+    "SESGUARD_DEDUP_MINUTES": "--dedup-minutes",
+    "SESGUARD_TOR_EXIT_LIST": "--tor-exit-list",
+}
+SCAN_FLAGS: list = []  # set by run() from the function's environment
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
@@ -152,29 +195,61 @@ def log_tail(path, lines=40):
     return "\n".join("    | " + ANSI.sub("", l)[:400] for l in text.splitlines()[-lines:])
 
 
+# Properties of the template's table and topic the test builds in moto, and those it leaves out
+# on purpose (anything else in the template is an error: the test would otherwise run against a
+# table or topic unlike the deployed one without saying so).
+TABLE_IGNORED = {
+    "TableName": "each run makes its own unique name (the stack lets CloudFormation name it)",
+    "DeletionProtectionEnabled": "the test tables are throw-away",
+    "ContributorInsightsSpecification": "a CloudWatch feature the function never sees",
+}
+TOPIC_IGNORED = {
+    "TopicName": "each run makes its own unique name",
+    "Subscription": "the test subscribes its own queue",
+}
+
+
 class Aws:
-    def __init__(self, endpoint, region):
+    """The table, topic (with its KMS key) and the function's environment, as template.yaml
+    defines them, in moto; plus an SQS queue subscribed to the topic to read what is published.
+
+    Intrinsic functions are resolved against what the test created (cfn_template.Resolver):
+    `Ref` to the table gives its name, to the topic its ARN, to the key its id; `Ref` to a
+    parameter its Default; pseudo parameters come from moto (account) and the test (region,
+    stack name). Anything the resolver cannot resolve fails the run naming the property."""
+
+    def __init__(self, endpoint, region, template, parameters):
         kw = {"endpoint_url": endpoint, "region_name": region}
         self.ddb = boto3.client("dynamodb", **kw)
         self.sns = boto3.client("sns", **kw)
         self.sqs = boto3.client("sqs", **kw)
+        self.kms = boto3.client("kms", **kw)
+        self.template = template
         run = uuid.uuid4().hex[:8]
-        self.table = f"sesguard-e2e-{run}"
-        self.ddb.create_table(
-            TableName=self.table,
-            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-            BillingMode="PAY_PER_REQUEST",
+        self.name = f"sesguard-e2e-{run}"
+        account = boto3.client("sts", **kw).get_caller_identity()["Account"]
+        self.resolve = Resolver(
+            template,
+            pseudo={
+                "AWS::Region": region,
+                "AWS::AccountId": account,
+                "AWS::Partition": "aws",
+                "AWS::StackName": self.name,
+                "AWS::URLSuffix": "amazonaws.com",
+            },
+            parameters=parameters,
         )
-        self.ddb.get_waiter("table_exists").wait(
-            TableName=self.table, WaiterConfig={"Delay": 1, "MaxAttempts": 30}
-        )
-        self.ddb.update_time_to_live(
-            TableName=self.table,
-            TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"},
-        )
-        self.topic = self.sns.create_topic(Name=f"sesguard-e2e-{run}")["TopicArn"]
-        self.queue = self.sqs.create_queue(QueueName=f"sesguard-e2e-{run}")["QueueUrl"]
+        # What was taken from the template, for the check lines.
+        self.table_built, self.topic_built = [], []
+        self.table_id, table = the_one(template, "AWS::DynamoDB::Table")
+        self.topic_id, topic = the_one(template, "AWS::SNS::Topic")
+        self.table = self.create_table(table)
+        self.resolve.refs[self.table_id] = self.table
+        self.resolve.attributes[f"{self.table_id}.Arn"] = self.ddb.describe_table(TableName=self.table)["Table"]["TableArn"]
+        self.topic = self.create_topic(topic)
+        self.resolve.refs[self.topic_id] = self.topic
+        self.resolve.attributes[f"{self.topic_id}.TopicArn"] = self.topic
+        self.queue = self.sqs.create_queue(QueueName=self.name)["QueueUrl"]
         queue_arn = self.sqs.get_queue_attributes(
             QueueUrl=self.queue, AttributeNames=["QueueArn"]
         )["Attributes"]["QueueArn"]
@@ -200,6 +275,167 @@ class Aws:
             Attributes={"RawMessageDelivery": "false"},
         )
 
+    # ------------------------------------------------------------ table
+    def create_table(self, resource):
+        where = f"{self.table_id}.Properties"
+        # Left-out properties are not resolved either (a TableName may !Sub the stack name).
+        p = self.resolve({k: v for k, v in props(resource).items() if k not in TABLE_IGNORED}, where)
+        handled = {
+            "AttributeDefinitions", "KeySchema", "BillingMode", "ProvisionedThroughput",
+            "GlobalSecondaryIndexes", "LocalSecondaryIndexes", "TableClass", "Tags",
+            "StreamSpecification", "SSESpecification", "TimeToLiveSpecification",
+            "PointInTimeRecoverySpecification",
+        }
+        unknown = set(p) - handled - set(TABLE_IGNORED)
+        if unknown:
+            raise TemplateError(f"{where}: the e2e test does not build {sorted(unknown)} (tests/e2e_lambda.py, Aws.create_table)")
+        if not p.get("KeySchema") or not p.get("AttributeDefinitions"):
+            raise TemplateError(f"{where}: no KeySchema/AttributeDefinitions")
+        kwargs = {
+            "TableName": self.name,
+            "AttributeDefinitions": p["AttributeDefinitions"],
+            "KeySchema": p["KeySchema"],
+            "BillingMode": p.get("BillingMode", "PROVISIONED"),
+        }
+        for same in ("ProvisionedThroughput", "GlobalSecondaryIndexes", "LocalSecondaryIndexes", "TableClass", "Tags"):
+            if same in p:
+                kwargs[same] = p[same]
+        if "StreamSpecification" in p:
+            kwargs["StreamSpecification"] = {"StreamEnabled": True, **p["StreamSpecification"]}
+        sse = p.get("SSESpecification")
+        if sse:
+            # CloudFormation says SSEEnabled, the API Enabled.
+            kwargs["SSESpecification"] = {
+                "Enabled": bool(sse.get("SSEEnabled")),
+                **{k: sse[k] for k in ("SSEType", "KMSMasterKeyId") if k in sse},
+            }
+        self.ddb.create_table(**kwargs)
+        self.ddb.get_waiter("table_exists").wait(
+            TableName=self.name, WaiterConfig={"Delay": 1, "MaxAttempts": 30}
+        )
+        self.key_attribute = next(k["AttributeName"] for k in p["KeySchema"] if k["KeyType"] == "HASH")
+        self.table_built.append(f"key {self.key_attribute}")
+        self.table_built.append(kwargs["BillingMode"])
+        ttl = p.get("TimeToLiveSpecification")
+        self.ttl_attribute = None
+        if ttl and ttl.get("Enabled"):
+            self.ttl_attribute = ttl["AttributeName"]
+            self.ddb.update_time_to_live(
+                TableName=self.name,
+                TimeToLiveSpecification={"Enabled": True, "AttributeName": self.ttl_attribute},
+            )
+            self.table_built.append(f"TTL {self.ttl_attribute}")
+        pitr = (p.get("PointInTimeRecoverySpecification") or {}).get("PointInTimeRecoveryEnabled")
+        if pitr:
+            self.ddb.update_continuous_backups(
+                TableName=self.name,
+                PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True},
+            )
+            self.table_built.append("PITR")
+        if sse and sse.get("SSEEnabled"):
+            self.table_built.append("SSE")
+        self.table_props = p
+        return self.name
+
+    def table_differences(self):
+        """What moto reports for the table that differs from the template's properties."""
+        p, out = self.table_props, []
+        desc = self.ddb.describe_table(TableName=self.table)["Table"]
+        if normalized(desc.get("KeySchema")) != normalized(p["KeySchema"]):
+            out.append(f"KeySchema {desc.get('KeySchema')}")
+        if normalized(desc.get("AttributeDefinitions")) != normalized(p["AttributeDefinitions"]):
+            out.append(f"AttributeDefinitions {desc.get('AttributeDefinitions')}")
+        billing = (desc.get("BillingModeSummary") or {}).get("BillingMode", "PROVISIONED")
+        if billing != p.get("BillingMode", "PROVISIONED"):
+            out.append(f"BillingMode {billing}")
+        ttl = self.ddb.describe_time_to_live(TableName=self.table)["TimeToLiveDescription"]
+        if self.ttl_attribute and (ttl.get("TimeToLiveStatus") != "ENABLED" or ttl.get("AttributeName") != self.ttl_attribute):
+            out.append(f"TTL {ttl}")
+        if (p.get("PointInTimeRecoverySpecification") or {}).get("PointInTimeRecoveryEnabled"):
+            backups = self.ddb.describe_continuous_backups(TableName=self.table)["ContinuousBackupsDescription"]
+            status = (backups.get("PointInTimeRecoveryDescription") or {}).get("PointInTimeRecoveryStatus")
+            if status != "ENABLED":
+                out.append(f"PITR {status}")
+        if (p.get("SSESpecification") or {}).get("SSEEnabled"):
+            status = (desc.get("SSEDescription") or {}).get("Status")
+            if status != "ENABLED":
+                out.append(f"SSE {status}")
+        return out
+
+    # ------------------------------------------------------------ topic
+    def create_key(self, key_id):
+        """The template's AWS::KMS::Key `key_id`, in moto; its id (what Ref gives)."""
+        resources = self.template.get("Resources") or {}
+        resource = resources.get(key_id)
+        if not resource or resource.get("Type") != "AWS::KMS::Key":
+            raise TemplateError(f"{self.topic_id}: KmsMasterKeyId names {key_id}, not an AWS::KMS::Key")
+        p = self.resolve(props(resource), f"{key_id}.Properties")
+        kwargs = {}
+        if "KeyPolicy" in p:
+            kwargs["Policy"] = json.dumps(p["KeyPolicy"])
+        for same in ("Description", "KeyUsage", "KeySpec"):
+            if same in p:
+                kwargs[same] = p[same]
+        key = self.kms.create_key(**kwargs)["KeyMetadata"]
+        if p.get("EnableKeyRotation"):
+            self.kms.enable_key_rotation(KeyId=key["KeyId"])
+        self.resolve.refs[key_id] = key["KeyId"]
+        self.resolve.attributes[f"{key_id}.Arn"] = key["Arn"]
+        self.resolve.attributes[f"{key_id}.KeyId"] = key["KeyId"]
+        self.topic_built.append(f"its key {key_id} created in moto" + (" with rotation" if p.get("EnableKeyRotation") else ""))
+        return key["KeyId"]
+
+    def create_topic(self, resource):
+        where = f"{self.topic_id}.Properties"
+        raw = props(resource)
+        key_ref = target(raw.get("KmsMasterKeyId"))
+        if key_ref and key_ref not in self.resolve.refs:
+            self.create_key(key_ref)
+        p = self.resolve({k: v for k, v in raw.items() if k not in TOPIC_IGNORED}, where)
+        handled = {
+            "DisplayName", "KmsMasterKeyId", "FifoTopic", "ContentBasedDeduplication",
+            "SignatureVersion", "TracingConfig", "ArchivePolicy", "Tags",
+        }
+        unknown = set(p) - handled - set(TOPIC_IGNORED)
+        if unknown:
+            raise TemplateError(f"{where}: the e2e test does not build {sorted(unknown)} (tests/e2e_lambda.py, Aws.create_topic)")
+        attributes = {}
+        for name in handled - {"Tags"}:
+            if name in p:
+                value = p[name]
+                attributes[name] = (
+                    json.dumps(value) if isinstance(value, dict)
+                    else str(value).lower() if isinstance(value, bool) else str(value)
+                )
+        name = self.name + (".fifo" if attributes.get("FifoTopic") == "true" else "")
+        kwargs = {"Name": name, "Attributes": attributes}
+        if p.get("Tags"):
+            kwargs["Tags"] = p["Tags"]
+        arn = self.sns.create_topic(**kwargs)["TopicArn"]
+        self.topic_attributes = attributes
+        self.topic_built[:0] = [
+            f"{k}={key_ref if k == 'KmsMasterKeyId' and key_ref else v}" for k, v in sorted(attributes.items())
+        ]
+        return arn
+
+    def topic_differences(self):
+        have = self.sns.get_topic_attributes(TopicArn=self.topic)["Attributes"]
+        return [
+            f"{k}: {have.get(k)!r}, template {v!r}"
+            for k, v in sorted(self.topic_attributes.items())
+            if have.get(k) != v
+        ]
+
+    # ------------------------------------------------------------ function
+    def function_environment(self):
+        """The function's Environment.Variables from the template, resolved: (logical id, dict)."""
+        function_id, function = the_one(self.template, "AWS::Serverless::Function")
+        variables = (props(function).get("Environment") or {}).get("Variables")
+        if not isinstance(variables, dict) or not variables:
+            raise TemplateError(f"{function_id}: no Environment.Variables")
+        resolved = self.resolve(variables, f"{function_id}.Environment.Variables")
+        return function_id, {k: str(v) for k, v in resolved.items()}
+
     def drain(self, max_rounds=200):
         """Every SNS envelope in the queue (moto delivers at publish time, so an empty receive
         after the invocations returned means there is no more)."""
@@ -220,6 +456,18 @@ class Aws:
                 )
         raise RuntimeError(f"queue not empty after {max_rounds} receives")
 
+    def claims(self, signal_ids):
+        """signal id -> `status` of its claim item (`signal#<id>`), None when there is none."""
+        out = {}
+        for signal_id in signal_ids:
+            item = self.ddb.get_item(
+                TableName=self.table,
+                Key={self.key_attribute: {"S": f"signal#{signal_id}"}},
+                ConsistentRead=True,
+            ).get("Item")
+            out[signal_id] = item.get("status", {}).get("S") if item else None
+        return out
+
     def items(self):
         items, kwargs = [], {"TableName": self.table}
         while True:
@@ -231,11 +479,12 @@ class Aws:
 
 
 class Watch:
-    def __init__(self, root, env, workdir):
+    def __init__(self, root, env, workdir, name="watch"):
         self.root = root
+        self.name = name
         self.port = free_port()
-        self.log_path = workdir / "watch.log"
-        env_file = workdir / "function.env"
+        self.log_path = workdir / f"{re.sub(r'[^A-Za-z0-9_.-]+', '-', name)}.log"
+        env_file = self.log_path.with_suffix(".env")
         # The function's environment goes through --env-file: cargo-lambda watch does not hand
         # the AWS_* variables of its own environment to the function.
         env_file.write_text("".join(f"{k}={v}\n" for k, v in env.items()))
@@ -259,6 +508,10 @@ class Watch:
         )
         self.invocations = 0
 
+    def stop(self):
+        stop_watch(self.proc)
+        self.log.close()
+
     def wait_ready(self, tries=300):
         for _ in range(tries):
             if self.proc.poll() is not None:
@@ -275,11 +528,22 @@ class Watch:
             return False
         return "could not compile" in text or "error: failed to run" in text
 
-    def invoke(self, data_file):
-        """(exit code, combined output) of `cargo lambda invoke`."""
+    def functions(self):
+        """Pids of the function processes (`sesguard-lambda`) cargo lambda watch spawned."""
+        out = []
+        for pid in descendants(self.proc.pid):
+            try:
+                comm = Path(f"/proc/{pid}/comm").read_text().strip()
+            except OSError:
+                continue
+            if comm == FUNCTION[:15]:
+                out.append(pid)
+        return out
+
+    def start_invoke(self, data_file):
+        """Starts `cargo lambda invoke` in the background; `finish` waits for it."""
         first = self.invocations == 0
         self.invocations += 1
-        timeout = FIRST_INVOKE_TIMEOUT if first else INVOKE_TIMEOUT
         cmd = [
             "cargo", "lambda", "invoke",
             "--invoke-address", "127.0.0.1",
@@ -288,11 +552,20 @@ class Watch:
             "--color", "never",
             FUNCTION,
         ]
-        with tempfile.TemporaryFile() as out:
-            proc = subprocess.Popen(
-                cmd, cwd=self.root, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT
-            )
-            deadline = time.monotonic() + timeout
+        out = tempfile.TemporaryFile()
+        proc = subprocess.Popen(
+            cmd, cwd=self.root, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT
+        )
+        return {"proc": proc, "out": out, "first": first, "started": time.monotonic()}
+
+    def finish(self, invocation, timeout=None):
+        """(exit code, combined output) of a started invocation; (None, why) when it did not
+        answer in time (the first invocation of a watch may wait for cargo run's build)."""
+        proc, out, first = invocation["proc"], invocation["out"], invocation["first"]
+        if timeout is None:
+            timeout = FIRST_INVOKE_TIMEOUT if first else INVOKE_TIMEOUT
+        deadline = invocation["started"] + timeout
+        try:
             while True:
                 try:
                     proc.wait(timeout=1)
@@ -313,6 +586,12 @@ class Watch:
                     return None, problem + "\n" + out.read().decode(errors="replace")
             out.seek(0)
             return proc.returncode, ANSI.sub("", out.read().decode(errors="replace"))
+        finally:
+            out.close()
+
+    def invoke(self, data_file):
+        """(exit code, combined output) of `cargo lambda invoke`."""
+        return self.finish(self.start_invoke(data_file))
 
 
 def is_error_output(code, output):
@@ -329,7 +608,7 @@ def scan(root, files):
     """Signal lines of `sesguard scan` over files (in the given order)."""
     cmd = [
         str(root / "target/debug/sesguard"), "scan",
-        "--config", "sesguard.toml",
+        *SCAN_FLAGS,
         "--format", "jsonl", "--quiet",
         *[str(f) for f in files],
     ]
@@ -438,6 +717,316 @@ def rules_of(envelopes):
     return out
 
 
+# ------------------------------------------------------------------ fault scenarios
+
+# The claim lease of the function instances behind the proxy: a retry within it is answered "in
+# flight" (another invocation may still be publishing), after it the retry takes the claim over.
+FAULT_LEASE_SECONDS = 2
+IN_FLIGHT = "being published by another invocation"
+# Lambda's own retries of a failed event, played by the test: bounded in count and time.
+RETRY_ATTEMPTS = 20
+RETRY_SECONDS = 90
+RETRY_PAUSE = 0.5
+SAMPLE = "events/ses-DeleteIdentity.json"  # two signals: ses-modification, ses-identity-deleted
+SAMPLE_ACCOUNT = "111122223333"
+LATER = 2 * 3600  # "a future true signal": the same delete two hours later (dedup window 60 min)
+
+
+def variant(source, dest, account, tag, shift=0):
+    """A copy of a sample event made in `account` on identity `<tag>@example.net`, with fresh
+    ids, `shift` seconds later: no state of another scenario can touch it."""
+    text = source.read_text()
+    if SAMPLE_ACCOUNT not in text:
+        raise RuntimeError(f"{source} is not in account {SAMPLE_ACCOUNT}")
+    envelope = json.loads(text.replace(SAMPLE_ACCOUNT, account))
+    detail = envelope["detail"]
+    envelope["id"] = str(uuid.uuid4())
+    detail["eventID"] = str(uuid.uuid4())
+    detail["requestID"] = str(uuid.uuid4())
+    parameters = detail.get("requestParameters") or {}
+    if "identity" in parameters:
+        parameters["identity"] = f"{tag}@example.net"
+    if shift:
+        when = datetime.datetime.strptime(detail["eventTime"], "%Y-%m-%dT%H:%M:%SZ")
+        when += datetime.timedelta(seconds=shift)
+        detail["eventTime"] = envelope["time"] = when.strftime("%Y-%m-%dT%H:%M:%SZ")
+    dest.write_text(json.dumps(envelope, indent=2))
+    return dest
+
+
+def signal_ids(lines):
+    return [json.loads(line)["signal_id"] for line in lines]
+
+
+def running(pid):
+    """Alive and not a zombie (a SIGKILLed child stays a pid until its parent reaps it)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            stat = f.read()
+    except OSError:
+        return False
+    return stat[stat.rfind(")") + 2 :].split()[0] != "Z"
+
+
+def wait_until(condition, seconds, interval=0.1):
+    """Polls condition() until it holds or `seconds` pass; its last value."""
+    deadline = time.monotonic() + seconds
+    while True:
+        value = condition()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(interval)
+
+
+class Faults:
+    """Scenarios E-H: the function (a new cargo lambda watch) reaches DynamoDB and SNS through
+    the fault proxy, with a claim lease of FAULT_LEASE_SECONDS. Each scenario uses its own
+    account and identity (a variant of SAMPLE), so the state of the others cannot interfere."""
+
+    def __init__(self, checks, root, aws, proxy, env, workdir, watches):
+        self.checks = checks
+        self.check = checks.check
+        self.root = root
+        self.aws = aws
+        self.proxy = proxy
+        self.env = env
+        self.workdir = workdir
+        self.watches = watches
+        self.watch = None
+
+    def start_watch(self, name):
+        self.watch = Watch(self.root, self.env, self.workdir, name=name)
+        self.watches.append(self.watch)
+        ready, why = self.watch.wait_ready()
+        return self.check(f"{name}: cargo lambda watch (via the fault proxy) listening on 127.0.0.1:{self.watch.port}", ready, why)
+
+    def events(self, letter, number):
+        account = f"7777000000{number:02d}"
+        tag = f"e2e-fault-{letter.lower()}"
+        source = self.root / SAMPLE
+        first = variant(source, self.workdir / f"{letter}-1.json", account, tag)
+        later = variant(source, self.workdir / f"{letter}-2-later.json", account, tag, shift=LATER)
+        return first, later
+
+    def invoke(self, name, data_file):
+        code, output = self.watch.invoke(data_file)
+        if code is None:
+            self.check(f"{name}: the invocation answers", False, output.strip()[-2000:])
+            raise RuntimeError(f"{name}: invocation of {data_file.name} did not finish")
+        return code, output
+
+    def forwarded_publishes(self, position):
+        return [
+            e for e in self.proxy.entries_since(position, "sns", "Publish")
+            if e["outcome"] in ("forwarded", "drop", "hold-released")
+        ]
+
+    def fails(self, name, data_file, rule, call):
+        """One invocation while `rule` injects faults: it must fail, after the SDK's own
+        retries, with the failed call named, and publish nothing."""
+        position = self.proxy.mark()
+        code, output = self.invoke(name, data_file)
+        self.check(f"{name} -> the invocation fails", is_error_output(code, output), f"exit {code}: {output.strip()[-500:]}")
+        self.check(
+            f"{name} -> the SDK retried the call before giving up (faulted attempts >= 2)",
+            rule.applied >= 2,
+            f"{rule.applied} faulted attempt(s)",
+        )
+        self.check(
+            f"{name} -> the error names {call} and the injected fault",
+            call in output and "fault_proxy" in output,
+            output.strip()[-500:],
+        )
+        got = self.aws.drain()
+        forwarded = self.forwarded_publishes(position)
+        self.check(
+            f"{name} -> nothing published",
+            not got and not forwarded,
+            f"{len(got)} SNS messages, {len(forwarded)} Publish calls reached moto",
+        )
+        note(f"{name}: {rule.applied} faulted attempts ({', '.join(sorted(set(e['outcome'] for e in self.proxy.entries_since(position))))})")
+
+    def retry_until_ok(self, name, data_file):
+        """Re-invokes as Lambda would retry the event (an "in flight" answer within the lease
+        is expected and retried) until an invocation succeeds; bounded in count and time."""
+        outcomes, last = [], ""
+        deadline = time.monotonic() + RETRY_SECONDS
+        while len(outcomes) < RETRY_ATTEMPTS and time.monotonic() < deadline:
+            code, output = self.watch.invoke(data_file)
+            if code is not None and not is_error_output(code, output):
+                outcomes.append("ok")
+                break
+            last = output
+            if code is None or IN_FLIGHT not in output:
+                outcomes.append("error")
+                break
+            outcomes.append("in flight")
+            time.sleep(RETRY_PAUSE)  # the pause between retries, not a synchronisation
+        ok = outcomes[-1:] == ["ok"]
+        note(f"{name}: retries: {', '.join(outcomes)}")
+        self.check(
+            f"{name}: a retry succeeds within {RETRY_ATTEMPTS} attempts / {RETRY_SECONDS} s",
+            ok,
+            f"outcomes {outcomes}; last: {last.strip()[-500:]}",
+        )
+        return ok
+
+    def exactly_once(self, name, got, expected):
+        compare_messages(self.checks, name, got, expected)
+        counts = collections.Counter(s.get("signal_id") for s in rules_of(got))
+        ids = signal_ids(expected)
+        self.check(
+            f"{name}: exactly one SNS message per signal ({len(ids)} signals)",
+            len(ids) > 0 and all(counts[i] == 1 for i in ids) and set(counts) == set(ids),
+            f"copies per signal_id {dict(counts)}, expected {ids}",
+        )
+
+    def claims_are(self, name, ids, status, what):
+        claims = self.aws.claims(ids)
+        self.check(
+            f"{name}: {what}",
+            len(ids) > 0 and all(v == status for v in claims.values()),
+            f"claims {claims}",
+        )
+
+    def afterwards(self, name, first, later):
+        """The end state: a duplicate delivery publishes nothing, the same call two hours later
+        signals again (nothing the failures left behind suppresses it), no claim is pending."""
+        code, output = self.invoke(name, first)
+        got = self.aws.drain()
+        self.check(
+            f"{name}: one more duplicate delivery succeeds and publishes nothing",
+            code == 0 and not is_error_output(code, output) and not got,
+            f"exit {code}, {len(got)} messages: {'; '.join(describe(e.get('Message', '')) for e in got)} {output.strip()[-300:]}",
+        )
+        expected_first = scan(self.root, [first])
+        expected_all = scan(self.root, [first, later])
+        expected_later = list((collections.Counter(expected_all) - collections.Counter(expected_first)).elements())
+        code, output = self.invoke(name, later)
+        got = self.aws.drain()
+        self.check(f"{name}: the same delete 2 h later -> the invocation succeeds", code == 0 and not is_error_output(code, output), output.strip()[-500:])
+        self.exactly_once(f"{name}: the same delete 2 h later (a future true signal)", got, expected_later)
+        self.claims_are(name, signal_ids(expected_all), "published", "every claim of the scenario is marked published")
+
+    # ---------------------------------------------------------------- E
+    def dynamodb(self):
+        first, later = self.events("E", 1)
+        expected = scan(self.root, [first])
+        rule = self.proxy.add("dynamodb", "UpdateItem", ["throttle", "provisioned"])
+        self.fails("E: 1st attempt, DynamoDB UpdateItem throttled", first, rule, "DynamoDB UpdateItem")
+        self.proxy.clear()
+        rule = self.proxy.add("dynamodb", "PutItem", ["http500", "http503"], match='"signal#')
+        self.fails("E: 2nd attempt, DynamoDB PutItem (the signal claim) 5xx", first, rule, "DynamoDB PutItem")
+        self.proxy.clear()
+        self.claims_are("E", signal_ids(expected), None, "no claim was written by the failed attempts")
+        position = self.proxy.mark()
+        if self.retry_until_ok("E: 3rd attempt (Lambda's last retry)", first):
+            self.exactly_once("E: after the retry", self.aws.drain(), expected)
+        seen = {(e["service"], e["action"]) for e in self.proxy.entries_since(position)}
+        self.check(
+            "E: the function's DynamoDB and SNS calls went through the proxy (AWS_ENDPOINT_URL_DYNAMODB/_SNS honoured)",
+            ("dynamodb", "UpdateItem") in seen and ("dynamodb", "PutItem") in seen and ("sns", "Publish") in seen,
+            f"seen {sorted(seen)}",
+        )
+        self.afterwards("E", first, later)
+
+    # ---------------------------------------------------------------- F
+    def sns(self):
+        first, later = self.events("F", 2)
+        expected = scan(self.root, [first])
+        rule = self.proxy.add("sns", "Publish", ["http500", "http503"])
+        self.fails("F: 1st attempt, SNS Publish 5xx", first, rule, "SNS Publish")
+        self.proxy.clear()
+        self.claims_are("F", signal_ids(expected), "pending", "the claims stay pending")
+        if self.retry_until_ok("F: Lambda's retry", first):
+            self.exactly_once("F: after the retry", self.aws.drain(), expected)
+        self.afterwards("F", first, later)
+
+    # ---------------------------------------------------------------- G
+    def crash(self):
+        first, later = self.events("G", 3)
+        expected = scan(self.root, [first])
+        rule = self.proxy.add("sns", "Publish", "hold")
+        position = self.proxy.mark()
+        invocation = self.watch.start_invoke(first)
+        timeout = FIRST_INVOKE_TIMEOUT if invocation["first"] else INVOKE_TIMEOUT
+        deadline = time.monotonic() + timeout
+        # Event-based: the proxy sets `hit` when the Publish arrives (between claim and publish).
+        while not rule.hit.wait(0.5):
+            if invocation["proc"].poll() is not None or self.watch.proc.poll() is not None or time.monotonic() > deadline:
+                break
+        if not self.check("G: the SNS Publish (made after the claims) arrives at the proxy and is held", rule.hit.is_set(),
+                          "the invocation ended or timed out first"):
+            self.watch.finish(invocation, timeout=10)
+            return False
+        pids = self.watch.functions()
+        self.check("G: one sesguard-lambda process under cargo lambda watch", len(pids) == 1,
+                   f"pids {pids} among {descendants(self.watch.proc.pid)}")
+        for pid in pids:
+            os.kill(pid, signal.SIGKILL)
+        gone = wait_until(lambda: not any(running(pid) for pid in pids), 10)
+        abandoned = rule.abandoned.wait(10)
+        self.check("G: SIGKILL ends the function; its held Publish is dropped, never forwarded", bool(pids) and gone and abandoned,
+                   f"gone {gone}, abandoned {abandoned}")
+        self.watch.stop()  # the crashed container; the hold rule still catches any late Publish
+        code, output = self.watch.finish(invocation, timeout=30)
+        self.check("G: the interrupted invocation did not succeed", code is None or is_error_output(code, output),
+                   f"exit {code}: {output.strip()[-300:]}")
+        got = self.aws.drain()
+        forwarded = self.forwarded_publishes(position)
+        self.check("G: nothing published", not got and not forwarded,
+                   f"{len(got)} SNS messages, {len(forwarded)} Publish calls reached moto")
+        self.proxy.clear()
+        self.claims_are("G", signal_ids(expected), "pending", "the claims stay pending after the crash")
+        if not self.start_watch("G: restarted"):
+            return False
+        if self.retry_until_ok("G: Lambda's retry, on the restarted function", first):
+            self.exactly_once("G: after the retry", self.aws.drain(), expected)
+        self.afterwards("G", first, later)
+        return True
+
+    # ---------------------------------------------------------------- H
+    def lost_answer(self):
+        first, _ = self.events("H", 4)
+        expected = scan(self.root, [first])
+        rule = self.proxy.add("sns", "Publish", "drop", times=1)
+        self.retry_until_ok("H: SNS's answer to the 1st Publish lost", first)
+        self.proxy.clear()
+        got = self.aws.drain()
+        self.check("H: the proxy forwarded one Publish to moto and dropped its answer", rule.applied == 1,
+                   f"{rule.applied} dropped")
+        counts = collections.Counter(s.get("signal_id") for s in rules_of(got))
+        self.check(
+            "H: every signal arrives; every copy is the signal itself (same signal_id and body)",
+            set(e.get("Message") for e in got) == set(expected),
+            f"{len(got)} messages, copies per signal_id {dict(counts)}",
+        )
+        self.check(
+            "H: at most one extra copy (README: subscribers de-duplicate on signal_id)",
+            counts and max(counts.values()) <= 2 and sum(counts.values()) <= len(expected) + 1,
+            f"copies per signal_id {dict(counts)}",
+        )
+        note(f"H: copies per signal: {sorted(counts.values())}")
+        code, output = self.invoke("H", first)
+        got = self.aws.drain()
+        self.check(
+            "H: one more duplicate delivery succeeds and publishes nothing",
+            code == 0 and not is_error_output(code, output) and not got,
+            f"exit {code}, {len(got)} messages",
+        )
+
+    def run(self):
+        t0 = time.monotonic()
+        if not self.start_watch("faults"):
+            return
+        for letter, scenario in (("E", self.dynamodb), ("F", self.sns), ("G", self.crash), ("H", self.lost_answer)):
+            t1 = time.monotonic()
+            if scenario() is False:  # G without its restarted function: H cannot run
+                return
+            note(f"{letter} took {time.monotonic() - t1:.1f} s")
+        note(f"E-H took {time.monotonic() - t0:.1f} s, with two cargo lambda watch starts")
+
+
 def run(root, checks):
     endpoint = os.environ.get("SESGUARD_TEST_ENDPOINT")
     if not endpoint:
@@ -454,8 +1043,42 @@ def run(root, checks):
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
 
     started = time.monotonic()
-    aws = Aws(endpoint, region)
-    checks.check(f"moto: table {aws.table}, topic and subscribed queue created", True)
+    template = load(root / "template.yaml")
+    try:
+        aws = Aws(endpoint, region, template, STACK_PARAMETERS)
+        function_id, template_env = aws.function_environment()
+    except TemplateError as err:
+        checks.check("template.yaml has the table, topic and function environment to build", False, str(err))
+        return
+    checks.check(
+        f"moto: table {aws.table} built from template.yaml {aws.table_id} ({', '.join(aws.table_built)})",
+        not aws.table_differences(),
+        "; ".join(aws.table_differences()),
+    )
+    checks.check(
+        f"moto: topic built from template.yaml {aws.topic_id} ({', '.join(aws.topic_built)}), SQS queue subscribed",
+        not aws.topic_differences(),
+        "; ".join(aws.topic_differences()),
+    )
+    # The names the function reads are constants of src/lambda.rs; every variable the template
+    # sets must be one of them, and the table and topic must reach the function through them.
+    read = set(re.findall(r'pub const \w+: &str = "(SESGUARD_\w+)"', (root / "src/lambda.rs").read_text()))
+    unread = sorted(set(template_env) - read)
+    checks.check(
+        f"function environment: the {len(template_env)} variables of {function_id} in template.yaml "
+        "(names the function reads; the table name and topic ARN among the values)",
+        not unread and aws.table in template_env.values() and aws.topic in template_env.values(),
+        f"not read by src/lambda.rs: {unread}; values {template_env}",
+    )
+
+    # The oracle, `sesguard scan`, runs with the settings the function gets.
+    SCAN_FLAGS[:] = [
+        arg
+        for variable, flag in SETTING_FLAGS.items()
+        if variable in template_env
+        for arg in (flag, template_env[variable])
+    ]
+    note(f"deployed with {STACK_PARAMETERS}; sesguard scan {' '.join(SCAN_FLAGS)}")
 
     workdir = Path(tempfile.mkdtemp(prefix="sesguard-e2e-"))  # outside the watched repo
     function_env = {
@@ -464,13 +1087,13 @@ def run(root, checks):
         "AWS_SECRET_ACCESS_KEY": os.environ["AWS_SECRET_ACCESS_KEY"],
         "AWS_REGION": region,
         "AWS_DEFAULT_REGION": region,
-        "SESGUARD_TABLE_NAME": aws.table,
-        "SESGUARD_TOPIC_ARN": aws.topic,
-        "SESGUARD_CONFIG": "sesguard.toml",
+        **template_env,
         "RUST_LOG": "info",
         "AWS_LAMBDA_LOG_LEVEL": "info",
     }
-    watch = Watch(root, function_env, workdir)
+    watches = [Watch(root, function_env, workdir)]
+    watch = watches[0]
+    proxy = None
     ok = False
     try:
         ready, why = watch.wait_ready()
@@ -504,13 +1127,14 @@ def run(root, checks):
         note("published: " + ", ".join(f"{r} {n}" for r, n in sorted(by_rule.items())))
 
         items = aws.items()
+        ttl = aws.ttl_attribute
         no_ttl = [
-            i["pk"]["S"]
+            i[aws.key_attribute]["S"]
             for i in items
-            if "N" not in i.get("expires_at", {}) or not i["expires_at"]["N"].lstrip("-").isdigit()
+            if "N" not in i.get(ttl, {}) or not i[ttl]["N"].lstrip("-").isdigit()
         ]
         checks.check(
-            f"A: all {len(items)} DynamoDB items carry a numeric expires_at",
+            f"A: all {len(items)} DynamoDB items carry a numeric {ttl} (the template's TTL attribute)",
             items and not no_ttl,
             ", ".join(no_ttl[:5]) or "table empty",
         )
@@ -593,16 +1217,31 @@ def run(root, checks):
             f"exit {code}: {output.strip()[-500:]}",
         )
         checks.check("D: ... and publishes nothing for a quiet event", not aws.drain())
-        note(f"scenarios took {time.monotonic() - started:.1f} s")
+        note(f"scenarios A-D took {time.monotonic() - started:.1f} s")
+        watch.stop()
+
+        # ---------------------------------------------------------------- E-H: faults
+        proxy = FaultProxy(endpoint).start()
+        fault_env = {
+            **function_env,
+            # The general AWS_ENDPOINT_URL stays moto; these two win over it for their service.
+            "AWS_ENDPOINT_URL_DYNAMODB": proxy.url,
+            "AWS_ENDPOINT_URL_SNS": proxy.url,
+            "SESGUARD_CLAIM_LEASE_SECONDS": str(FAULT_LEASE_SECONDS),
+        }
+        Faults(checks, root, aws, proxy, fault_env, workdir, watches).run()
         ok = checks.failed == 0
     finally:
-        stop_watch(watch.proc)
-        watch.log.close()
+        for w in watches:
+            w.stop()
+        if proxy is not None:
+            proxy.stop()
         if ok:
             shutil.rmtree(workdir, ignore_errors=True)
         else:
-            print(f"  .. cargo lambda watch log (kept in {watch.log_path}), last lines:")
-            print(log_tail(watch.log_path))
+            for w in watches:
+                print(f"  .. {w.name} log (kept in {w.log_path}), last lines:")
+                print(log_tail(w.log_path))
 
 
 def main():

@@ -28,9 +28,9 @@ import sys
 import uuid
 from pathlib import Path
 
-from cfnlint.decode import cfn_yaml
+# The CloudFormation-aware loading and the Ref/GetAtt helpers, shared with e2e_lambda.py.
+from cfn_template import ROOT, as_list, load, normalized, of_type, plain, props, target
 
-ROOT = Path(__file__).resolve().parent.parent
 # SESGUARD_TEMPLATE: check another template (used to prove that the checks fail on a bad one).
 TEMPLATE = Path(os.environ.get("SESGUARD_TEMPLATE") or ROOT / "template.yaml")
 CLOUDTRAIL_STATE = "ENABLED_WITH_ALL_CLOUDTRAIL_MANAGEMENT_EVENTS"
@@ -75,48 +75,6 @@ def check(ok: bool, what: str, detail: str = "") -> bool:
 
 
 # ------------------------------------------------------------------ helpers
-
-
-def plain(value):
-    """The cfn-lint node classes as plain dicts/lists (json round trip)."""
-    return json.loads(json.dumps(value))
-
-
-def normalized(value):
-    """A JSON value with every list sorted, so comparisons ignore list order."""
-    if isinstance(value, dict):
-        return {k: normalized(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return sorted((normalized(v) for v in value), key=lambda v: json.dumps(v, sort_keys=True))
-    return value
-
-
-def as_list(value):
-    if value is None:
-        return []
-    return value if isinstance(value, list) else [value]
-
-
-def target(value):
-    """The logical id a {Ref} / {Fn::GetAtt} points at, else None."""
-    if isinstance(value, dict) and len(value) == 1:
-        (key, arg), = value.items()
-        if key == "Ref" and isinstance(arg, str):
-            return arg
-        if key == "Fn::GetAtt":
-            if isinstance(arg, list) and arg:
-                return arg[0]
-            if isinstance(arg, str):
-                return arg.split(".", 1)[0]
-    return None
-
-
-def of_type(resources, type_name):
-    return {name: r for name, r in resources.items() if r.get("Type") == type_name}
-
-
-def props(resource):
-    return resource.get("Properties") or {}
 
 
 def iam_statements(resources):
@@ -468,7 +426,7 @@ def main() -> int:
         return 2
     binary = sys.argv[1]
     events_dir = Path(sys.argv[2]) if len(sys.argv) == 3 else ROOT / "events"
-    template = plain(cfn_yaml.load(str(TEMPLATE)))
+    template = load(TEMPLATE)
     check(template.get("Transform") == "AWS::Serverless-2016-10-31", "template.yaml is a SAM template")
     patterns = check_patterns(template.get("Resources", {}), binary)
     check_events(patterns, events_dir)
