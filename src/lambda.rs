@@ -42,6 +42,41 @@ pub enum HandlerError {
     InFlight(usize),
 }
 
+impl HandlerError {
+    /// Whether a retry may succeed: throttling, a 5xx, a timeout, a claim in flight. The others
+    /// (a malformed event, a missing table, a denied permission) fail on every retry and end in
+    /// the on-failure destination.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            HandlerError::Malformed(_) => false,
+            HandlerError::State(err) => err.transient,
+            HandlerError::Publish(err) => err.transient,
+            HandlerError::InFlight(_) => true,
+        }
+    }
+
+    /// The `errorType` Lambda reports (and the on-failure destination's record carries).
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            HandlerError::Malformed(_) => "sesguard.MalformedEvent",
+            HandlerError::State(err) if err.transient => "sesguard.StateUnavailable",
+            HandlerError::State(_) => "sesguard.StateError",
+            HandlerError::Publish(err) if err.transient => "sesguard.PublishUnavailable",
+            HandlerError::Publish(_) => "sesguard.PublishError",
+            HandlerError::InFlight(_) => "sesguard.SignalInFlight",
+        }
+    }
+}
+
+impl From<HandlerError> for lambda_runtime::Diagnostic {
+    fn from(err: HandlerError) -> Self {
+        lambda_runtime::Diagnostic {
+            error_type: err.error_type().to_owned(),
+            error_message: err.to_string(),
+        }
+    }
+}
+
 /// What one invocation did, for logs and metrics.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Report {
@@ -373,6 +408,40 @@ impl LambdaConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lambda_reports_an_error_type_that_says_what_failed_and_whether_a_retry_helps() {
+        let state = |transient| {
+            HandlerError::State(StateError {
+                message: "DynamoDB PutItem: injected".into(),
+                transient,
+            })
+        };
+        let publish = |transient| {
+            HandlerError::Publish(PublishError {
+                message: "SNS Publish: injected".into(),
+                transient,
+            })
+        };
+        for (err, error_type, transient) in [
+            (
+                HandlerError::Malformed("x".into()),
+                "sesguard.MalformedEvent",
+                false,
+            ),
+            (state(true), "sesguard.StateUnavailable", true),
+            (state(false), "sesguard.StateError", false),
+            (publish(true), "sesguard.PublishUnavailable", true),
+            (publish(false), "sesguard.PublishError", false),
+            (HandlerError::InFlight(2), "sesguard.SignalInFlight", true),
+        ] {
+            assert_eq!(err.is_transient(), transient, "{err}");
+            let message = err.to_string();
+            let diagnostic = lambda_runtime::Diagnostic::from(err);
+            assert_eq!(diagnostic.error_type, error_type);
+            assert_eq!(diagnostic.error_message, message);
+        }
+    }
 
     fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
         let map: std::collections::HashMap<String, String> = pairs

@@ -44,7 +44,10 @@ What it does:
      retry takes the claims over (after the lease) and publishes;
  10. scenario H: SNS's answer to a Publish is lost (moto took it, the proxy drops the response):
      at most one extra copy, byte-identical (same signal_id); a duplicate delivery adds none.
-  E-H add about 30 s (the restarted watch, the SDK's backoff, one lease).
+ 11. scenario I: a DynamoDB UpdateItem that never answers (held by the proxy): the SDK's attempt
+     and operation timeouts end the invocation well before the function's own timeout, as a
+     transient state error (errorType sesguard.StateUnavailable); the retry publishes once.
+  E-I add about 40 s (the restarted watch, the SDK's backoff and timeouts, one lease).
 
 Prints one line per check and `N passed, M failed`; exits 1 on any failure.
 """
@@ -730,6 +733,9 @@ RETRY_PAUSE = 0.5
 SAMPLE = "events/ses-DeleteIdentity.json"  # two signals: ses-modification, ses-identity-deleted
 SAMPLE_ACCOUNT = "111122223333"
 LATER = 2 * 3600  # "a future true signal": the same delete two hours later (dedup window 60 min)
+# A stalled call must end well before the function's 30 s timeout: the SDK's operation timeout
+# is 8 s (src/aws/mod.rs); the margin is for a loaded machine.
+STALL_BOUND_SECONDS = 25
 
 
 def variant(source, dest, account, tag, shift=0):
@@ -1015,16 +1021,49 @@ class Faults:
             f"exit {code}, {len(got)} messages",
         )
 
+    # ---------------------------------------------------------------- I
+    def stall(self):
+        first, later = self.events("I", 5)
+        expected = scan(self.root, [first])
+        rule = self.proxy.add("dynamodb", "UpdateItem", "hold")
+        position = self.proxy.mark()
+        t0 = time.monotonic()
+        code, output = self.invoke("I", first)
+        took = time.monotonic() - t0
+        self.check("I: a DynamoDB call that never answers -> the invocation fails", is_error_output(code, output),
+                   f"exit {code}: {output.strip()[-500:]}")
+        # The SDK's own timeouts (src/aws/mod.rs) end it, not the function's 30 s timeout.
+        self.check(f"I: ... ended by the SDK's timeouts before the function's 30 s timeout ({took:.1f} s)",
+                   took < STALL_BOUND_SECONDS, f"took {took:.1f} s")
+        self.check("I: ... as a transient state error naming the timeout (errorType sesguard.StateUnavailable)",
+                   "sesguard.StateUnavailable" in output and "timeout" in output.lower(), output.strip()[-500:])
+        def outcomes():
+            return [e["outcome"] for e in self.proxy.entries_since(position, "dynamodb", "UpdateItem")]
+
+        # The proxy sees each abandoned connection within a poll of it (bounded wait).
+        wait_until(lambda: outcomes() and all(o == "hold-abandoned" for o in outcomes()), 5)
+        self.check("I: the SDK retried the stalled call (held attempts >= 2, each abandoned, none forwarded)",
+                   rule.applied >= 2 and len(outcomes()) == rule.applied and all(o == "hold-abandoned" for o in outcomes()),
+                   f"{rule.applied} held; outcomes {outcomes()}")
+        self.proxy.clear()
+        got = self.aws.drain()
+        self.check("I: nothing published", not got, f"{len(got)} SNS messages")
+        if self.retry_until_ok("I: Lambda's retry", first):
+            self.exactly_once("I: after the retry", self.aws.drain(), expected)
+        self.afterwards("I", first, later)
+
     def run(self):
         t0 = time.monotonic()
         if not self.start_watch("faults"):
             return
-        for letter, scenario in (("E", self.dynamodb), ("F", self.sns), ("G", self.crash), ("H", self.lost_answer)):
+        for letter, scenario in (
+            ("E", self.dynamodb), ("F", self.sns), ("I", self.stall), ("G", self.crash), ("H", self.lost_answer),
+        ):
             t1 = time.monotonic()
             if scenario() is False:  # G without its restarted function: H cannot run
                 return
             note(f"{letter} took {time.monotonic() - t1:.1f} s")
-        note(f"E-H took {time.monotonic() - t0:.1f} s, with two cargo lambda watch starts")
+        note(f"E-I took {time.monotonic() - t0:.1f} s, with two cargo lambda watch starts")
 
 
 def run(root, checks):
@@ -1202,6 +1241,11 @@ def run(root, checks):
             checks.check(
                 f"D: {bad.name} -> the error says the event is malformed",
                 "malformed event" in output,
+                output.strip()[-500:],
+            )
+            checks.check(
+                f"D: {bad.name} -> Lambda reports errorType sesguard.MalformedEvent",
+                "sesguard.MalformedEvent" in output,
                 output.strip()[-500:],
             )
             got = aws.drain()

@@ -69,9 +69,10 @@ pub struct DynamoState {
 }
 
 /// How long a signal claim protects its claimer (wall-clock time: it is about process
-/// liveness, not event time). Longer than the function's timeout (template: 30 s), shorter
-/// than Lambda's retry schedule for a failed asynchronous invocation (1 and 2 minutes).
-pub const CLAIM_LEASE: Duration = Duration::from_secs(60);
+/// liveness, not event time). Longer than the function's timeout (template: 30 s), so a live
+/// claimer is never overtaken; shorter than Lambda's first retry of a failed asynchronous
+/// invocation (about a minute), so after a crash that retry already takes the claim over.
+pub const CLAIM_LEASE: Duration = Duration::from_secs(45);
 
 impl DynamoState {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
@@ -167,19 +168,13 @@ fn string<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
     item.get(name)?.as_s().ok().map(String::as_str)
 }
 
-fn state_error<E: ProvideErrorMetadata>(
+fn state_error<E: ProvideErrorMetadata + std::error::Error + 'static>(
     operation: &str,
     err: &SdkError<E, HttpResponse>,
 ) -> StateError {
-    let code = err.code();
     StateError {
-        message: format!(
-            "DynamoDB {operation}: {}",
-            err.message()
-                .or(code)
-                .map_or_else(|| err.to_string(), str::to_owned)
-        ),
-        transient: super::is_transient(err, code),
+        message: format!("DynamoDB {operation}: {}", super::describe(err)),
+        transient: super::is_transient(err, err.code()),
     }
 }
 

@@ -4,26 +4,61 @@ pub mod calls;
 pub mod dynamodb;
 pub mod sns;
 
+use std::time::Duration;
+
+use aws_config::timeout::TimeoutConfig;
 use aws_smithy_http_client::tls;
 use aws_smithy_runtime_api::client::http::SharedHttpClient;
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_types::error::display::DisplayErrorContext;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
 /// The HTTPS client of every AWS call: rustls with ring and the system's root certificates.
 /// The SDK's default client would use aws-lc, which adds megabytes to the binary and an entropy
 /// self-test to every cold start (BENCHMARKS.md).
 pub fn http_client() -> SharedHttpClient {
     aws_smithy_http_client::Builder::new()
-        .tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::Ring))
+        .tls_provider(tls::Provider::Rustls(
+            tls::rustls_provider::CryptoMode::Ring,
+        ))
         .build_https()
 }
 
+/// Timeouts of every AWS call. The SDK sets none but connecting: a stalled call would hang until
+/// the function's timeout (template: 30 s) instead of being retried. DynamoDB and SNS answer in
+/// milliseconds in-region; with 3 attempts an operation gives up within [`OPERATION_TIMEOUT`],
+/// and the invocation fails and is retried by Lambda.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(3);
+pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(8);
+
+pub fn timeouts() -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+        .operation_timeout(OPERATION_TIMEOUT)
+        .build()
+}
+
 /// The SDK configuration from the environment (credentials, region, `AWS_ENDPOINT_URL*`), with
-/// [`http_client`].
+/// [`http_client`] and [`timeouts`].
 pub async fn sdk_config() -> aws_config::SdkConfig {
     aws_config::defaults(aws_config::BehaviorVersion::latest())
         .http_client(http_client())
+        .timeout_config(timeouts())
         .load()
         .await
+}
+
+/// An SDK error for a message: the service's own message or code, else the whole chain of
+/// causes (a bare "dispatch failure" says nothing of the timeout or refused connection behind).
+pub(crate) fn describe<E>(err: &SdkError<E, HttpResponse>) -> String
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    err.message()
+        .or(err.code())
+        .map_or_else(|| DisplayErrorContext(err).to_string(), str::to_owned)
 }
 use aws_smithy_runtime_api::client::result::SdkError;
 

@@ -75,17 +75,9 @@ impl Publisher for SnsPublisher {
             .message_attributes("region", attribute(&subject.region)?)
             .send()
             .await;
-        result.map(|_| ()).map_err(|err| {
-            let code = err.code();
-            PublishError {
-                message: format!(
-                    "SNS Publish: {}",
-                    err.message()
-                        .or(code)
-                        .map_or_else(|| err.to_string(), str::to_owned)
-                ),
-                transient: super::is_transient(&err, code),
-            }
+        result.map(|_| ()).map_err(|err| PublishError {
+            message: format!("SNS Publish: {}", super::describe(&err)),
+            transient: super::is_transient(&err, err.code()),
         })
     }
 }

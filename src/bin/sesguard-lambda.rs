@@ -9,7 +9,7 @@ use sesguard::Engine;
 use sesguard::aws::calls::CallCounter;
 use sesguard::aws::dynamodb::DynamoState;
 use sesguard::aws::sns::SnsPublisher;
-use sesguard::lambda::{Handler, LambdaConfig, Report, emf_lines};
+use sesguard::lambda::{Handler, HandlerError, LambdaConfig, Report, emf_lines};
 
 struct App {
     handler: Handler<DynamoState, SnsPublisher>,
@@ -48,7 +48,7 @@ async fn start() -> Result<App, Error> {
 }
 
 impl App {
-    async fn invoke(&self, event: LambdaEvent<Box<RawValue>>) -> Result<(), Error> {
+    async fn invoke(&self, event: LambdaEvent<Box<RawValue>>) -> Result<(), HandlerError> {
         self.dynamodb_calls.reset();
         let mut report = Report::default();
         let result = self
@@ -62,9 +62,15 @@ impl App {
             println!("{line}");
         }
         if let Err(err) = &result {
-            tracing::error!(error = %err, request_id = %event.context.request_id, "invocation failed; Lambda will retry it");
+            tracing::error!(
+                error = %err,
+                error_type = err.error_type(),
+                transient = err.is_transient(),
+                request_id = %event.context.request_id,
+                "invocation failed; Lambda will retry it"
+            );
         }
-        result.map_err(Into::into)
+        result
     }
 }
 
