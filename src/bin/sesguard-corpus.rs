@@ -541,6 +541,39 @@ fn session_name(rng: &mut Rng) -> String {
     }
 }
 
+/// An assumed-role `userIdentity` with its session context, left open for more fields.
+fn assumed_role(
+    role_id: &str,
+    role: &str,
+    issuer_arn: &str,
+    session: &str,
+    key: &str,
+    attributes: &str,
+) -> Obj {
+    let issuer = Obj::new()
+        .s("type", "Role")
+        .s("principalId", role_id)
+        .s("arn", issuer_arn)
+        .s("accountId", ACCOUNT)
+        .s("userName", role)
+        .end();
+    let context = Obj::new()
+        .raw("sessionIssuer", &issuer)
+        .raw("webIdFederationData", "{}")
+        .raw("attributes", attributes)
+        .end();
+    Obj::new()
+        .s("type", "AssumedRole")
+        .s("principalId", &format!("{role_id}:{session}"))
+        .s(
+            "arn",
+            &format!("arn:aws:sts::{ACCOUNT}:assumed-role/{role}/{session}"),
+        )
+        .s("accountId", ACCOUNT)
+        .s("accessKeyId", key)
+        .raw("sessionContext", &context)
+}
+
 /// `userIdentity`, the caller's source IP and user agent.
 fn identity(rng: &mut Rng, who: &Who, time: i64) -> (String, String, String) {
     let agent = (rng.pick(AGENTS)).to_string();
@@ -569,30 +602,8 @@ fn identity(rng: &mut Rng, who: &Who, time: i64) -> (String, String, String) {
         ),
         Who::Role { role, session, key } => {
             let role_id = format!("AROA{}", stable_key(role));
-            let context = Obj::new()
-                .raw(
-                    "sessionIssuer",
-                    &Obj::new()
-                        .s("type", "Role")
-                        .s("principalId", &role_id)
-                        .s("arn", &format!("arn:aws:iam::{ACCOUNT}:role/{role}"))
-                        .s("accountId", ACCOUNT)
-                        .s("userName", role)
-                        .end(),
-                )
-                .raw("webIdFederationData", "{}")
-                .raw("attributes", &attributes())
-                .end();
-            let mut user = Obj::new()
-                .s("type", "AssumedRole")
-                .s("principalId", &format!("{role_id}:{session}"))
-                .s(
-                    "arn",
-                    &format!("arn:aws:sts::{ACCOUNT}:assumed-role/{role}/{session}"),
-                )
-                .s("accountId", ACCOUNT)
-                .s("accessKeyId", key)
-                .raw("sessionContext", &context);
+            let issuer = format!("arn:aws:iam::{ACCOUNT}:role/{role}");
+            let mut user = assumed_role(&role_id, role, &issuer, session, key, &attributes());
             if role.starts_with("AWSReservedSSO") {
                 user = user.s("credentialId", &rng.alnum(40, b"0123456789ABCDEF"));
             }
@@ -605,36 +616,9 @@ fn identity(rng: &mut Rng, who: &Who, time: i64) -> (String, String, String) {
                 role.trim_start_matches("AWSServiceRoleFor"),
                 rng.uuid()
             );
-            let context = Obj::new()
-                .raw(
-                    "sessionIssuer",
-                    &Obj::new()
-                        .s("type", "Role")
-                        .s("principalId", &role_id)
-                        .s(
-                            "arn",
-                            &format!(
-                                "arn:aws:iam::{ACCOUNT}:role/aws-service-role/{service}/{role}"
-                            ),
-                        )
-                        .s("accountId", ACCOUNT)
-                        .s("userName", role)
-                        .end(),
-                )
-                .raw("webIdFederationData", "{}")
-                .raw("attributes", &attributes())
-                .end();
+            let issuer = format!("arn:aws:iam::{ACCOUNT}:role/aws-service-role/{service}/{role}");
             (
-                Obj::new()
-                    .s("type", "AssumedRole")
-                    .s("principalId", &format!("{role_id}:{session}"))
-                    .s(
-                        "arn",
-                        &format!("arn:aws:sts::{ACCOUNT}:assumed-role/{role}/{session}"),
-                    )
-                    .s("accountId", ACCOUNT)
-                    .s("accessKeyId", key)
-                    .raw("sessionContext", &context)
+                assumed_role(&role_id, role, &issuer, &session, key, &attributes())
                     .s("invokedBy", service)
                     .end(),
                 service.clone(),
