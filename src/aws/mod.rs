@@ -10,6 +10,7 @@ use aws_config::timeout::TimeoutConfig;
 use aws_smithy_http_client::tls;
 use aws_smithy_runtime_api::client::http::SharedHttpClient;
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
@@ -60,7 +61,6 @@ where
         .or(err.code())
         .map_or_else(|| DisplayErrorContext(err).to_string(), str::to_owned)
 }
-use aws_smithy_runtime_api::client::result::SdkError;
 
 /// Whether an SDK failure may succeed on retry (throttling, 5xx, timeouts, network). Every
 /// failure makes the invocation fail, so Lambda retries it; this says which ones are expected
