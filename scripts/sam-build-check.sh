@@ -92,8 +92,13 @@ export AWS_DEFAULT_REGION="${AWS_DEFAULT_REGION:-$AWS_REGION}"
 say "sam $("$venv/bin/sam" --version | awk '{print $NF}'), cargo-lambda $(cargo-lambda lambda --version | awk '{print $2}'), target dir $CARGO_TARGET_DIR"
 start=$(date +%s)
 # --cache-dir inside the temporary directory: sam leaves nothing (.aws-sam/) in the work tree.
-sam build --template-file template.yaml --build-dir "$build_dir/build" \
-  --cache-dir "$build_dir/cache" </dev/null || fail "sam build exited $?"
+if ! sam build --template-file template.yaml --build-dir "$build_dir/build" \
+  --cache-dir "$build_dir/cache" </dev/null; then
+  # sam shows only the first line of cargo-lambda's output: show the compiler's own error.
+  say "sam build failed; the same build by cargo-lambda, for its full output:"
+  cargo-lambda lambda build --release --arm64 --bin sesguard-lambda </dev/null 2>&1 | tail -n 60 >&2 || true
+  fail "sam build failed"
+fi
 elapsed=$(($(date +%s) - start))
 
 # ---------------------------------------------------------------- assert
