@@ -5,8 +5,9 @@ pub use crate::config::Settings;
 use crate::config::{Config, Suppression};
 use crate::event::{Record, RequestParameters, UserIdentity};
 use crate::rules::{
-    self, RuleMeta, Severity, discovery_long_term_key as r1, enumeration_unseen_user as r2,
-    identity_deleted as r5, modification as r3, verify_then_delete as r4,
+    self, Detection, RuleMeta, Severity, discovery_long_term_key as r1,
+    enumeration_unseen_user as r2, identity_deleted as r5, modification as r3,
+    verify_then_delete as r4,
 };
 use crate::signal::{Signal, Subject, capped};
 use crate::state::{Claim, State, StateError};
@@ -262,27 +263,31 @@ impl Engine {
         let first_event = state.first_event_time(event.time).await?;
         let settings = &self.config.settings;
         for rule in triggered {
-            let applies = match rule.id {
-                id if id == r1::RULE.id => r1::applies(&event),
-                id if id == r2::RULE.id => r2::applies(&event),
-                id if id == r4::RULE.id => r4::applies(&event),
-                _ => true,
+            let applies = match rule.detection {
+                Detection::DiscoveryLongTermKey => r1::applies(&event),
+                Detection::EnumerationUnseenUser => r2::applies(&event),
+                Detection::VerifyThenDelete => r4::applies(&event),
+                Detection::Modification | Detection::IdentityDeleted => true,
             };
             if !applies {
                 continue;
             }
             // Suppressed matches leave no trace in state, so they cannot hide a later true
             // signal (R4 pairs are judged on the delete the signal describes, below).
-            if rule.id != r4::RULE.id && self.suppressed(rule.id, &event.subject, event.time) {
+            if rule.detection != Detection::VerifyThenDelete
+                && self.suppressed(rule.id, &event.subject, event.time)
+            {
                 out.suppressed += 1;
                 continue;
             }
-            let decision = match rule.id {
-                id if id == r1::RULE.id => r1::decide(&event, state, settings).await?,
-                id if id == r2::RULE.id => r2::decide(&event, state, settings, first_event).await?,
-                id if id == r3::RULE.id => r3::decide(&event, state, settings).await?,
-                id if id == r4::RULE.id => r4::decide(&event, state, settings).await?,
-                _ => r5::decide(&event, state, settings).await?,
+            let decision = match rule.detection {
+                Detection::DiscoveryLongTermKey => r1::decide(&event, state, settings).await?,
+                Detection::EnumerationUnseenUser => {
+                    r2::decide(&event, state, settings, first_event).await?
+                }
+                Detection::Modification => r3::decide(&event, state, settings).await?,
+                Detection::VerifyThenDelete => r4::decide(&event, state, settings).await?,
+                Detection::IdentityDeleted => r5::decide(&event, state, settings).await?,
             };
             out.deduplicated += decision.deduplicated;
             for finding in decision.findings {

@@ -3,11 +3,12 @@
 //! `GetAccount` or `GetAccountSendingEnabled` on `ses.amazonaws.com` by an `AKIA…` key; failed
 //! calls count (an attempt). One signal per (account, principal, access key) per dedup window.
 
-use super::{RuleMeta, Severity, Trigger};
+use super::{Detection, RuleMeta, Severity, Trigger};
 use crate::engine::{Decision, Event, Finding, Settings};
 use crate::state::{State, StateError};
 
 pub const RULE: RuleMeta = RuleMeta {
+    detection: Detection::DiscoveryLongTermKey,
     id: "ses-discovery-long-term-key",
     title: "AWS SES discovery attempt by long term access key",
     severity: Severity::Medium,

@@ -4,11 +4,12 @@
 //! Principals seen during the learning period are remembered without a signal; one not seen for
 //! the forget period is forgotten and fires again; every sighting refreshes it.
 
-use super::{RuleMeta, SERVICE_QUOTAS, Severity, Trigger};
+use super::{Detection, RuleMeta, SERVICE_QUOTAS, Severity, Trigger};
 use crate::engine::{Decision, Event, Finding, Settings};
 use crate::state::{Sighting, State, StateError};
 
 pub const RULE: RuleMeta = RuleMeta {
+    detection: Detection::EnumerationUnseenUser,
     id: "ses-enumeration-unseen-user",
     title: "Amazon SES enumeration attempt by previously unseen user",
     severity: Severity::Medium,

@@ -3,11 +3,12 @@
 //! which the Sigma rule misses. Any outcome fires. One signal per (account, region, identity)
 //! per dedup window.
 
-use super::{RuleMeta, Severity, Trigger};
+use super::{Detection, RuleMeta, Severity, Trigger};
 use crate::engine::{Decision, Event, Finding, Settings};
 use crate::state::{State, StateError};
 
 pub const RULE: RuleMeta = RuleMeta {
+    detection: Detection::IdentityDeleted,
     id: "ses-identity-deleted",
     title: "SES identity has been deleted",
     severity: Severity::Medium,

@@ -61,8 +61,20 @@ impl Trigger {
 }
 
 /// What a signal says about its rule, from the seed documents.
+/// Which detection a rule is: the engine dispatches on it, and a match over it is exhaustive,
+/// so a new rule cannot be left out of the dispatch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Detection {
+    DiscoveryLongTermKey,
+    EnumerationUnseenUser,
+    Modification,
+    VerifyThenDelete,
+    IdentityDeleted,
+}
+
 #[derive(Debug)]
 pub struct RuleMeta {
+    pub detection: Detection,
     pub id: &'static str,
     pub title: &'static str,
     pub severity: Severity,
@@ -221,6 +233,19 @@ pub fn eventbridge_patterns() -> Vec<serde_json::Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_rule_is_its_own_detection() {
+        let mut seen = Vec::new();
+        for rule in ALL {
+            assert!(
+                !seen.contains(&rule.detection),
+                "{} shares a detection",
+                rule.id
+            );
+            seen.push(rule.detection);
+        }
+    }
 
     #[test]
     fn the_prefilter_knows_every_event_source_a_trigger_names() {

@@ -4,11 +4,12 @@
 //! (an attempt). Severity low, high when the source IP is a Tor exit. One signal per
 //! (account, region, principal, eventName, identity) per dedup window.
 
-use super::{RuleMeta, Severity, Trigger};
+use super::{Detection, RuleMeta, Severity, Trigger};
 use crate::engine::{Decision, Event, Finding, Settings};
 use crate::state::{State, StateError};
 
 pub const RULE: RuleMeta = RuleMeta {
+    detection: Detection::Modification,
     id: "ses-modification",
     title: "Amazon SES modification attempt",
     severity: Severity::Low,

@@ -6,7 +6,7 @@
 //! forms reduced to the name). Arrival order does not matter: whichever of the two arrives second
 //! finds the first in state. One signal per add/delete pair; the signal describes the delete.
 
-use super::{RuleMeta, Severity, Trigger};
+use super::{Detection, RuleMeta, Severity, Trigger};
 use crate::engine::{Decision, Event, Finding, Settings};
 use crate::state::{Mark, Side, State, StateError};
 
@@ -23,6 +23,7 @@ pub const DELETES: &[&str] = &[
 ];
 
 pub const RULE: RuleMeta = RuleMeta {
+    detection: Detection::VerifyThenDelete,
     id: "ses-verify-then-delete",
     title: "AWS SES add verified identity followed by the deletion of the identity",
     severity: Severity::High,
