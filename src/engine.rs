@@ -6,11 +6,11 @@ use crate::config::{Config, Suppression};
 use crate::event::{Record, RequestParameters, UserIdentity};
 use crate::rules::{
     self, Detection, RuleMeta, Severity, discovery_long_term_key as r1,
-    enumeration_unseen_user as r2, identity_deleted as r5, modification as r3,
+    enumeration_unseen_user as r2, identity_deleted as r5, identity_state, modification as r3,
     verify_then_delete as r4,
 };
 use crate::signal::{Signal, Subject, capped};
-use crate::state::{Claim, State, StateError};
+use crate::state::{Claim, IdentityOutcome, State, StateError};
 use crate::time::{DAY, Seconds, parse_event_time};
 
 /// How long a signal claim is kept past its event time: longer than EventBridge retries an
@@ -262,6 +262,7 @@ impl Engine {
         out.matched = true;
         let first_event = state.first_event_time(event.time).await?;
         let settings = &self.config.settings;
+        let mut taking = Vec::with_capacity(triggered.len());
         for rule in triggered {
             let applies = match rule.detection {
                 Detection::DiscoveryLongTermKey => r1::applies(&event),
@@ -280,14 +281,42 @@ impl Engine {
                 out.suppressed += 1;
                 continue;
             }
+            taking.push(rule);
+        }
+        // R4 and R5 share one step on the identity's state (a delete takes both).
+        let halves = identity_state::Halves {
+            pair: taking
+                .iter()
+                .any(|r| r.detection == Detection::VerifyThenDelete),
+            window: taking
+                .iter()
+                .any(|r| r.detection == Detection::IdentityDeleted),
+        };
+        let mut identity = None;
+        for rule in taking {
+            let shares_identity = matches!(
+                rule.detection,
+                Detection::VerifyThenDelete | Detection::IdentityDeleted
+            );
+            if shares_identity && identity.is_none() {
+                identity = Some(identity_state::step(&event, state, settings, halves).await?);
+            }
             let decision = match rule.detection {
                 Detection::DiscoveryLongTermKey => r1::decide(&event, state, settings).await?,
                 Detection::EnumerationUnseenUser => {
                     r2::decide(&event, state, settings, first_event).await?
                 }
                 Detection::Modification => r3::decide(&event, state, settings).await?,
-                Detection::VerifyThenDelete => r4::decide(&event, state, settings).await?,
-                Detection::IdentityDeleted => r5::decide(&event, state, settings).await?,
+                Detection::VerifyThenDelete => r4::decide(
+                    &event,
+                    identity
+                        .as_mut()
+                        .map(|o: &mut IdentityOutcome| std::mem::take(&mut o.paired))
+                        .unwrap_or_default(),
+                ),
+                Detection::IdentityDeleted => {
+                    r5::decide(&event, identity.as_ref().is_some_and(|o| o.opened))
+                }
             };
             out.deduplicated += decision.deduplicated;
             for finding in decision.findings {

@@ -45,6 +45,28 @@ pub struct Mark {
     pub subject: Subject,
 }
 
+/// One event's step on an identity's state ([`State::step_identity`]).
+#[derive(Debug, Clone, Copy)]
+pub struct IdentityStep<'a> {
+    pub event_id: &'a str,
+    pub now: Seconds,
+    /// R4: remember the event as this side of an add/delete pair (its `time` is `now`).
+    pub pair: Option<(Side, &'a Mark)>,
+    pub pair_window: Seconds,
+    /// R5: open a dedup window for the event.
+    pub open_window: bool,
+    pub dedup_window: Seconds,
+}
+
+/// What [`State::step_identity`] answers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IdentityOutcome {
+    /// The marks of the other side the event pairs with (empty when no pairing was asked for).
+    pub paired: Vec<Mark>,
+    /// Whether the dedup window opened (false when none was asked for).
+    pub opened: bool,
+}
+
 /// The outcome of claiming a signal before it is emitted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Claim {
@@ -93,13 +115,38 @@ pub trait State: Sync {
     /// Remembers `mark` as one `side` of `key` for `window` seconds and returns the marks of the
     /// other side it pairs with: for an add, deletes in `(t, t + window]`; for a delete, adds in
     /// `[t - window, t)`. Whichever of a pair arrives second finds the first.
+    ///
+    /// The pairing half of [`State::step_identity`], on its own.
     fn pair(
         &self,
         key: &str,
         side: Side,
         mark: &Mark,
         window: Seconds,
-    ) -> impl Future<Output = Result<Vec<Mark>, StateError>> + Send;
+    ) -> impl Future<Output = Result<Vec<Mark>, StateError>> + Send {
+        async move {
+            let step = IdentityStep {
+                event_id: &mark.event_id,
+                now: mark.time,
+                pair: Some((side, mark)),
+                pair_window: window,
+                open_window: false,
+                dedup_window: 0,
+            };
+            Ok(self.step_identity(key, step).await?.paired)
+        }
+    }
+
+    /// R4's pairing and R5's dedup window for one SES identity, under one `key`: a delete is
+    /// evaluated by both rules, and an adapter that keeps both in one item answers both with one
+    /// call. Each half behaves exactly as [`State::pair`] and [`State::open_window`] would
+    /// (`pair` with `mark` and `pair_window`; `open_window` with `event_id`, `now` and
+    /// `dedup_window`); a half not asked for is neither read nor written.
+    fn step_identity(
+        &self,
+        key: &str,
+        step: IdentityStep<'_>,
+    ) -> impl Future<Output = Result<IdentityOutcome, StateError>> + Send;
 
     /// Claims `signal_id` (until `expires`) before the signal is emitted.
     fn claim_signal(
@@ -203,6 +250,46 @@ impl Inner {
         });
         self.signals.retain(|_, (_, expires)| *expires >= cutoff);
     }
+
+    fn open_window(&mut self, key: &str, event_id: &str, now: Seconds, window: Seconds) -> bool {
+        let open = WindowEntry {
+            opened: now,
+            expires: now.saturating_add(window),
+            opened_by: event_id.to_owned(),
+        };
+        match self.windows.get_mut(key) {
+            Some(entry) if entry.opened_by == event_id => true,
+            Some(entry) if now.abs_diff(entry.opened) < window.unsigned_abs() => false,
+            Some(entry) => {
+                if now > entry.opened {
+                    *entry = open;
+                }
+                true
+            }
+            None => {
+                self.windows.insert(key.to_owned(), open);
+                true
+            }
+        }
+    }
+
+    fn pair(&mut self, key: &str, side: Side, mark: &Mark, window: Seconds) -> Vec<Mark> {
+        let marks = self.marks.entry(key.to_owned()).or_default();
+        if !marks
+            .iter()
+            .any(|(s, m, _)| *s == side && m.event_id == mark.event_id)
+        {
+            // An add is needed until its window closes; a delete as long as an add up to
+            // `window` before it may still arrive.
+            let expires = mark.time.saturating_add(window);
+            marks.push((side, mark.clone(), expires));
+        }
+        marks
+            .iter()
+            .filter(|(s, other, _)| *s != side && pairs(side, mark.time, other.time, window))
+            .map(|(_, other, _)| other.clone())
+            .collect()
+    }
 }
 
 impl State for MemoryState {
@@ -248,52 +335,21 @@ impl State for MemoryState {
         now: Seconds,
         window: Seconds,
     ) -> Result<bool, StateError> {
-        self.with(now, |inner| {
-            let open = WindowEntry {
-                opened: now,
-                expires: now.saturating_add(window),
-                opened_by: event_id.to_owned(),
-            };
-            match inner.windows.get_mut(key) {
-                Some(entry) if entry.opened_by == event_id => true,
-                Some(entry) if now.abs_diff(entry.opened) < window.unsigned_abs() => false,
-                Some(entry) => {
-                    if now > entry.opened {
-                        *entry = open;
-                    }
-                    true
-                }
-                None => {
-                    inner.windows.insert(key.to_owned(), open);
-                    true
-                }
-            }
-        })
+        self.with(now, |inner| inner.open_window(key, event_id, now, window))
     }
 
-    async fn pair(
+    async fn step_identity(
         &self,
         key: &str,
-        side: Side,
-        mark: &Mark,
-        window: Seconds,
-    ) -> Result<Vec<Mark>, StateError> {
-        self.with(mark.time, |inner| {
-            let marks = inner.marks.entry(key.to_owned()).or_default();
-            if !marks
-                .iter()
-                .any(|(s, m, _)| *s == side && m.event_id == mark.event_id)
-            {
-                // An add is needed until its window closes; a delete as long as an add up to
-                // `window` before it may still arrive.
-                let expires = mark.time.saturating_add(window);
-                marks.push((side, mark.clone(), expires));
-            }
-            marks
-                .iter()
-                .filter(|(s, other, _)| *s != side && pairs(side, mark.time, other.time, window))
-                .map(|(_, other, _)| other.clone())
-                .collect()
+        step: IdentityStep<'_>,
+    ) -> Result<IdentityOutcome, StateError> {
+        self.with(step.now, |inner| IdentityOutcome {
+            paired: step
+                .pair
+                .map(|(side, mark)| inner.pair(key, side, mark, step.pair_window))
+                .unwrap_or_default(),
+            opened: step.open_window
+                && inner.open_window(key, step.event_id, step.now, step.dedup_window),
         })
     }
 

@@ -10,8 +10,8 @@
 //! |---|---|---|
 //! | `meta#first-event` | `time` | [`State::first_event_time`] (once, conditional put; cached per container) |
 //! | `seen#<key>` | `last_seen`, `new_by` (event that made it new), `expires_at` = last_seen + forget | [`State::sight`] (R2) |
-//! | `window#<key>` | `opened`, `opened_by`, `expires_at` = opened + window + 1 day | [`State::open_window`] (R1/R3/R5 dedup) |
-//! | `pair#<key>` | one attribute per remembered event, `a:<eventID>` (add) or `d:<eventID>` (delete), holding `{"time","event_id","subject"}` as JSON; `expires_at` | [`State::pair`] (R4) |
+//! | `window#<key>` | `opened`, `opened_by`, `expires_at` = opened + window + 1 day | [`State::open_window`] (R1/R3 dedup) |
+//! | `pair#<key>` (one per identity: account, region, name) | R4: one attribute per remembered event, `a:<eventID>` (add) or `d:<eventID>` (delete), holding `{"time","event_id","subject"}` as JSON; R5: its dedup window, `w_opened`, `w_by`; `expires_at` = newest event + max(sequence window, dedup window) + 1 day | [`State::step_identity`] (R4 and R5) |
 //! | `signal#<signal_id>` | `status` (`pending` or `published`), `claimed_at` (wall-clock ms, for the lease), `expires_at` | [`State::claim_signal`], [`State::mark_published`] |
 //!
 //! Keys longer than [`MAX_KEY_CHARS`] (attacker-chosen identity names can be megabytes) are
@@ -23,12 +23,14 @@
 //! - an event no rule reads: 0 calls (the engine never reaches the state);
 //! - `GetAccount`/`GetAccountSendingEnabled` by an AKIA key: R1 window + R2 sighting = 2;
 //! - any other discovery call: 1 (R2); a verify/create: R3 window + R4 pair = 2;
-//! - a delete: R3 window + R4 pair + R5 window = 3. The third is unavoidable: three rules keep
-//!   independent conditional state for it (their keys differ), and DynamoDB cannot apply several
-//!   independent conditions in one call (a transaction fails as a whole);
+//! - a delete: R3 window + one write to the identity item = 2. That write is unconditional and
+//!   returns the old item: it records the R4 mark, and R5's window with `if_not_exists`, so the
+//!   old item answers both rules (a transaction could not: it fails as a whole when one
+//!   condition fails). A window that has run out is replaced by one more, conditional, write:
+//!   +1, only when R5 fires (a signal costs +2 anyway);
 //! - the first event a container sees: +1 (learning start); a principal's first sighting or its
 //!   return after the forget period: +1 (the conditional create after the refresh missed);
-//!   an R4 item holding events older than the window, or an R4 event more than a day older
+//!   an identity item holding events older than the window, or an event more than a day older
 //!   than the identity's newest: +1 (remove the old marks, put the item's expiry back up);
 //! - a signal: +2 (claim before publishing, mark after).
 
@@ -45,7 +47,9 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::signal::Subject;
-use crate::state::{Claim, Mark, Side, Sighting, State, StateError, pairs};
+use crate::state::{
+    Claim, IdentityOutcome, IdentityStep, Mark, Side, Sighting, State, StateError, pairs,
+};
 use crate::time::{DAY, Seconds};
 
 /// The key attribute and the TTL attribute; `template.yaml` must declare the same names.
@@ -143,6 +147,71 @@ fn compact(subject: &Subject) -> Subject {
         error_code: opt(&subject.error_code),
         tor: subject.tor,
     }
+}
+
+/// The attributes of R5's dedup window on an identity item.
+const WINDOW_OPENED: &str = "w_opened";
+const WINDOW_OPENED_BY: &str = "w_by";
+
+/// What an identity item's old dedup window means for an event.
+enum Window {
+    /// None was recorded (this event's write recorded it), the event opened it (a replay), or
+    /// it opened a whole window after the event (out of order: the event fires, the later
+    /// window is kept).
+    Opened,
+    /// Another event opened it less than a window away.
+    Held,
+    /// It opened a whole window or more before the event: the event opens a new one.
+    RunOut,
+}
+
+fn window_in(old: &Item, event_id: &str, now: Seconds, window: Seconds) -> Window {
+    let Some(opened) = number(old, WINDOW_OPENED) else {
+        return Window::Opened;
+    };
+    if string(old, WINDOW_OPENED_BY) == Some(event_id) {
+        Window::Opened
+    } else if now.abs_diff(opened) < window.unsigned_abs() {
+        Window::Held
+    } else if opened > now {
+        Window::Opened
+    } else {
+        Window::RunOut
+    }
+}
+
+/// The marks of `old` that `mark` pairs with (sorted), and the attributes of marks too old to
+/// pair with anything still to come.
+fn pairs_in(old: &Item, side: Side, mark: &Mark, window: Seconds) -> (Vec<Mark>, Vec<String>) {
+    let other = match side {
+        Side::Add => "d:",
+        Side::Delete => "a:",
+    };
+    let mut found = Vec::new();
+    let mut stale = Vec::new();
+    for (name, value) in old {
+        let Some(side_tag) = name.get(..2).filter(|tag| *tag == "a:" || *tag == "d:") else {
+            continue;
+        };
+        let Some(other_mark) = value
+            .as_s()
+            .ok()
+            .and_then(|j| serde_json::from_str::<StoredMark>(j).ok())
+        else {
+            continue;
+        };
+        if other_mark.time.saturating_add(window).saturating_add(DAY) < mark.time {
+            stale.push(name.clone());
+        } else if side_tag == other && pairs(side, mark.time, other_mark.time, window) {
+            found.push(Mark {
+                event_id: other_mark.event_id,
+                time: other_mark.time,
+                subject: other_mark.subject,
+            });
+        }
+    }
+    found.sort_by(|a, b| (a.time, &a.event_id).cmp(&(b.time, &b.event_id)));
+    (found, stale)
 }
 
 #[derive(Serialize, Deserialize)]
@@ -249,6 +318,68 @@ impl DynamoState {
             call,
             aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException
         )
+    }
+    /// Replaces an identity item's dedup window that ran out with one opened by `step`'s event,
+    /// unless another event replaced it meanwhile; answers whether the event's window opened.
+    async fn reopen_window(&self, pk: &str, step: IdentityStep<'_>) -> Result<bool, StateError> {
+        let outcome = self
+            .update(
+                pk,
+                "SET #wo = :now, #wb = :eid",
+                Some("#wo <= :lo"),
+                &[("#wo", WINDOW_OPENED), ("#wb", WINDOW_OPENED_BY)],
+                vec![
+                    (":now", n(step.now)),
+                    (":eid", s(step.event_id)),
+                    (":lo", n(step.now.saturating_sub(step.dedup_window))),
+                ],
+            )
+            .await?;
+        Ok(match outcome {
+            Ok(_) => true,
+            Err(Some(old)) => !matches!(
+                window_in(&old, step.event_id, step.now, step.dedup_window),
+                Window::Held
+            ),
+            // The item is gone (it cannot have expired: this event just raised its expiry).
+            Err(None) => true,
+        })
+    }
+
+    /// Removes `stale` marks (so an identity verified and deleted all day does not outgrow the
+    /// item size limit) and puts back an expiry a late event `lowered`.
+    async fn tidy(
+        &self,
+        pk: &str,
+        stale: &[String],
+        lowered: Option<Seconds>,
+    ) -> Result<(), StateError> {
+        let mut names: Vec<(String, &str)> = stale
+            .iter()
+            .enumerate()
+            .map(|(i, name)| (format!("#s{i}"), name.as_str()))
+            .collect();
+        let mut clauses = Vec::new();
+        if !stale.is_empty() {
+            let removed: Vec<&str> = names.iter().map(|(p, _)| p.as_str()).collect();
+            clauses.push(format!("REMOVE {}", removed.join(", ")));
+        }
+        let mut values = Vec::new();
+        let mut condition = None;
+        if let Some(ttl) = lowered {
+            names.push(("#ttl".to_owned(), TTL_ATTRIBUTE));
+            clauses.push("SET #ttl = :ttl".to_owned());
+            values.push((":ttl", n(ttl)));
+            // Unless a concurrent event raised it further meanwhile (then its own call removes
+            // what is stale).
+            condition = Some("#ttl < :ttl");
+        }
+        let name_refs: Vec<(&str, &str)> =
+            names.iter().map(|(p, name)| (p.as_str(), *name)).collect();
+        let _ = self
+            .update(pk, &clauses.join(" "), condition, &name_refs, values)
+            .await?;
+        Ok(())
     }
 }
 
@@ -372,124 +503,110 @@ impl State for DynamoState {
         })
     }
 
-    async fn pair(
+    async fn step_identity(
         &self,
         key: &str,
-        side: Side,
-        mark: &Mark,
-        window: Seconds,
-    ) -> Result<Vec<Mark>, StateError> {
+        step: IdentityStep<'_>,
+    ) -> Result<IdentityOutcome, StateError> {
         let pk = item_key("pair", key);
-        // Only a delete's subject is ever shown (signals describe the delete), and it is stored
-        // with short fields: the item holds every mark of the window under DynamoDB's 400 KB.
-        let stored = StoredMark {
-            time: mark.time,
-            event_id: mark.event_id.clone(),
-            subject: match side {
-                Side::Add => Subject::default(),
-                Side::Delete => compact(&mark.subject),
-            },
-        };
-        let json = serde_json::to_string(&stored).map_err(|err| StateError {
-            message: format!("cannot encode an R4 mark: {err}"),
-            transient: false,
-        })?;
-        let attribute = mark_attribute(side, &mark.event_id);
-        let expires = mark.time.saturating_add(window).saturating_add(DAY);
-        let outcome = match self
-            .update(
-                &pk,
-                "SET #m = :mark, #ttl = :exp",
-                None,
-                &[("#m", &attribute), ("#ttl", TTL_ATTRIBUTE)],
-                vec![(":mark", s(&json)), (":exp", n(expires))],
-            )
-            .await
-        {
+        // Every write to the item sets its expiry from the same span, so it only ever moves
+        // forward with event time (a late event is put back below).
+        let span = step.pair_window.max(step.dedup_window);
+        let expires = step.now.saturating_add(span).saturating_add(DAY);
+        let mut clauses = vec!["#ttl = :exp"];
+        let mut names = vec![("#ttl", TTL_ATTRIBUTE)];
+        let mut values = vec![(":exp", n(expires))];
+        let mut mark_attribute_name = String::new();
+        let mut mark_json = String::new();
+        if let Some((side, mark)) = step.pair {
+            // Only a delete's subject is ever shown (signals describe the delete), and it is
+            // stored with short fields: the item holds every mark of the window under
+            // DynamoDB's 400 KB.
+            let stored = StoredMark {
+                time: mark.time,
+                event_id: mark.event_id.clone(),
+                subject: match side {
+                    Side::Add => Subject::default(),
+                    Side::Delete => compact(&mark.subject),
+                },
+            };
+            mark_json = serde_json::to_string(&stored).map_err(|err| StateError {
+                message: format!("cannot encode an R4 mark: {err}"),
+                transient: false,
+            })?;
+            mark_attribute_name = mark_attribute(side, &mark.event_id);
+            clauses.push("#m = :mark");
+            names.push(("#m", &mark_attribute_name));
+            values.push((":mark", s(&mark_json)));
+        }
+        if step.open_window {
+            // Opened only if no window is recorded; the old item tells whether one is, and a
+            // recorded one that has run out is replaced below (only then, when R5 fires).
+            clauses.push("#wo = if_not_exists(#wo, :now), #wb = if_not_exists(#wb, :eid)");
+            names.extend([("#wo", WINDOW_OPENED), ("#wb", WINDOW_OPENED_BY)]);
+            values.extend([(":now", n(step.now)), (":eid", s(step.event_id))]);
+        }
+        let update = format!("SET {}", clauses.join(", "));
+        let outcome = match self.update(&pk, &update, None, &names, values).await {
             Err(err) if err.message.contains("size") => {
                 // An identity added and deleted hundreds of times within a day filled the
-                // item: start it again with this mark rather than fail every later event of it
-                // (which would also silence R3/R5). Pairs with the dropped marks are lost.
-                tracing::warn!(error = %err, "R4 item full; starting it again");
-                self.client
+                // item: start it again with this event rather than fail every later event of
+                // it (which would also silence R3). Pairs with the dropped marks are lost, and
+                // the dropped window opens again.
+                tracing::warn!(error = %err, "identity item full; starting it again");
+                let mut call = self
+                    .client
                     .put_item()
                     .table_name(&self.table)
                     .item(KEY_ATTRIBUTE, s(&pk))
-                    .item(attribute.as_str(), s(&json))
-                    .item(TTL_ATTRIBUTE, n(expires))
-                    .send()
+                    .item(TTL_ATTRIBUTE, n(expires));
+                if step.pair.is_some() {
+                    call = call.item(mark_attribute_name.as_str(), s(&mark_json));
+                }
+                if step.open_window {
+                    call = call
+                        .item(WINDOW_OPENED, n(step.now))
+                        .item(WINDOW_OPENED_BY, s(step.event_id));
+                }
+                call.send()
                     .await
                     .map_err(|err| state_error("PutItem", &err))?;
-                return Ok(Vec::new());
+                return Ok(IdentityOutcome {
+                    paired: Vec::new(),
+                    opened: step.open_window,
+                });
             }
             other => other?,
         };
         let old = match outcome {
             Ok(Some(old)) | Err(Some(old)) => old,
-            Ok(None) | Err(None) => return Ok(Vec::new()),
-        };
-        let other = match side {
-            Side::Add => "d:",
-            Side::Delete => "a:",
-        };
-        let mut found = Vec::new();
-        let mut stale = Vec::new();
-        for (name, value) in &old {
-            let Some(side_tag) = name.get(..2).filter(|tag| *tag == "a:" || *tag == "d:") else {
-                continue;
-            };
-            let Some(other_mark) = value
-                .as_s()
-                .ok()
-                .and_then(|j| serde_json::from_str::<StoredMark>(j).ok())
-            else {
-                continue;
-            };
-            if other_mark.time.saturating_add(window).saturating_add(DAY) < mark.time {
-                stale.push(name.clone());
-            } else if side_tag == other && pairs(side, mark.time, other_mark.time, window) {
-                found.push(Mark {
-                    event_id: other_mark.event_id,
-                    time: other_mark.time,
-                    subject: other_mark.subject,
+            Ok(None) | Err(None) => {
+                return Ok(IdentityOutcome {
+                    paired: Vec::new(),
+                    opened: step.open_window,
                 });
             }
-        }
-        // The write above set the item's expiry from this mark; a mark more than a day older
-        // than the newest one lowered it. Put it back, or DynamoDB would delete marks that are
-        // still needed.
+        };
+        let (paired, stale) = match step.pair {
+            Some((side, mark)) => pairs_in(&old, side, mark, step.pair_window),
+            None => (Vec::new(), Vec::new()),
+        };
+        let opened = if step.open_window {
+            match window_in(&old, step.event_id, step.now, step.dedup_window) {
+                Window::Opened => true,
+                Window::Held => false,
+                Window::RunOut => self.reopen_window(&pk, step).await?,
+            }
+        } else {
+            false
+        };
+        // A write from an event more than a day older than the newest one lowered the item's
+        // expiry. Put it back, or DynamoDB would delete marks and a window still needed.
         let lowered = number(&old, TTL_ATTRIBUTE).filter(|ttl| *ttl > expires);
         if !stale.is_empty() || lowered.is_some() {
-            // Removing stale marks keeps an identity verified and deleted all day from
-            // outgrowing the item size limit.
-            let mut names: Vec<(String, &str)> = stale
-                .iter()
-                .enumerate()
-                .map(|(i, name)| (format!("#s{i}"), name.as_str()))
-                .collect();
-            let mut clauses = Vec::new();
-            if !stale.is_empty() {
-                let removed: Vec<&str> = names.iter().map(|(p, _)| p.as_str()).collect();
-                clauses.push(format!("REMOVE {}", removed.join(", ")));
-            }
-            let mut values = Vec::new();
-            let mut condition = None;
-            if let Some(ttl) = lowered {
-                names.push(("#ttl".to_owned(), TTL_ATTRIBUTE));
-                clauses.push("SET #ttl = :ttl".to_owned());
-                values.push((":ttl", n(ttl)));
-                // Unless a concurrent mark raised it further meanwhile (then its own call
-                // removes what is stale).
-                condition = Some("#ttl < :ttl");
-            }
-            let name_refs: Vec<(&str, &str)> =
-                names.iter().map(|(p, name)| (p.as_str(), *name)).collect();
-            let _ = self
-                .update(&pk, &clauses.join(" "), condition, &name_refs, values)
-                .await?;
+            self.tidy(&pk, &stale, lowered).await?;
         }
-        found.sort_by(|a, b| (a.time, &a.event_id).cmp(&(b.time, &b.event_id)));
-        Ok(found)
+        Ok(IdentityOutcome { paired, opened })
     }
 
     async fn claim_signal(

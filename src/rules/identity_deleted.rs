@@ -4,8 +4,7 @@
 //! per dedup window.
 
 use super::{Detection, RuleMeta, Severity, Trigger};
-use crate::engine::{Decision, Event, Finding, Settings};
-use crate::state::{State, StateError};
+use crate::engine::{Decision, Event, Finding};
 
 pub const RULE: RuleMeta = RuleMeta {
     detection: Detection::IdentityDeleted,
@@ -30,21 +29,8 @@ pub const RULE: RuleMeta = RuleMeta {
     seed: "004: Sigma rule 20f754db-d025-4a8f-9d74-e0037e999a9a (aws_delete_identity), via a threat brief",
 };
 
-pub async fn decide<S: State>(
-    event: &Event<'_>,
-    state: &S,
-    settings: &Settings,
-) -> Result<Decision, StateError> {
-    let key = format!(
-        "r5|{}|{}|{}",
-        event.account,
-        event.region,
-        event.identity.as_deref().unwrap_or("")
-    );
-    let opened = state
-        .open_window(&key, event.event_id, event.time, settings.dedup)
-        .await?;
-    Ok(Decision::fire_or_duplicate(opened, || {
-        Finding::of(&RULE, event)
-    }))
+/// A finding when the event opened the identity's dedup window
+/// ([`identity_state::step`](super::identity_state::step) opened it), else a duplicate.
+pub fn decide(event: &Event<'_>, opened: bool) -> Decision {
+    Decision::fire_or_duplicate(opened, || Finding::of(&RULE, event))
 }

@@ -4,6 +4,7 @@
 pub mod discovery_long_term_key;
 pub mod enumeration_unseen_user;
 pub mod identity_deleted;
+pub mod identity_state;
 pub mod modification;
 pub mod verify_then_delete;
 

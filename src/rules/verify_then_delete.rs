@@ -7,8 +7,8 @@
 //! finds the first in state. One signal per add/delete pair; the signal describes the delete.
 
 use super::{Detection, RuleMeta, Severity, Trigger};
-use crate::engine::{Decision, Event, Finding, Settings};
-use crate::state::{Mark, Side, State, StateError};
+use crate::engine::{Decision, Event, Finding};
+use crate::state::{Mark, Side};
 
 pub const ADDS: &[&str] = &[
     "VerifyEmailIdentity",
@@ -53,35 +53,35 @@ pub fn applies(event: &Event) -> bool {
     event.subject.error_code.is_none() && event.identity.is_some()
 }
 
-pub async fn decide<S: State>(
-    event: &Event<'_>,
-    state: &S,
-    settings: &Settings,
-) -> Result<Decision, StateError> {
-    let side = if DELETES.contains(&event.subject.event_name.as_str()) {
+/// Which side of a pair the event is.
+pub fn side(event: &Event) -> Side {
+    if DELETES.contains(&event.subject.event_name.as_str()) {
         Side::Delete
     } else {
         Side::Add
-    };
-    let key = format!(
-        "r4|{}|{}|{}",
-        event.account,
-        event.region,
-        event.identity.as_deref().unwrap_or("")
-    );
-    let mark = Mark {
+    }
+}
+
+/// What the event leaves in state for its counterpart to find.
+pub fn mark(event: &Event) -> Mark {
+    Mark {
         event_id: event.event_id.to_owned(),
         time: event.time,
         subject: event.subject.clone(),
-    };
-    let others = state.pair(&key, side, &mark, settings.window).await?;
-    let findings = others
+    }
+}
+
+/// One finding per mark of the other side the event pairs with
+/// ([`identity_state::step`](super::identity_state::step) found them).
+pub fn decide(event: &Event<'_>, paired: Vec<Mark>) -> Decision {
+    let side = side(event);
+    let findings = paired
         .into_iter()
         .map(|other| {
             // The signal describes the delete and names the add as related.
             let (add, delete) = match side {
-                Side::Add => (mark.clone(), other),
-                Side::Delete => (other, mark.clone()),
+                Side::Add => (mark(event), other),
+                Side::Delete => (other, mark(event)),
             };
             Finding {
                 rule: &RULE,
@@ -91,8 +91,8 @@ pub async fn decide<S: State>(
             }
         })
         .collect();
-    Ok(Decision {
+    Decision {
         findings,
         deduplicated: 0,
-    })
+    }
 }
