@@ -121,6 +121,11 @@ pub trait Visitor {
     fn split_log_files(&self) -> bool {
         true
     }
+    /// Whether regular files are mapped into memory ([`read_source`]) rather than read into a
+    /// buffer; the records and problems are the same either way.
+    fn map_files(&self) -> bool {
+        true
+    }
 }
 
 /// A named input: a file or standard input.
@@ -192,18 +197,64 @@ fn is_scanned(path: &Path) -> bool {
     SCANNED_SUFFIXES.iter().any(|s| name.ends_with(s))
 }
 
+/// Regular files of this size range are mapped rather than read (when the visitor allows it):
+/// their bytes are scanned where the page cache holds them, with no copy into a buffer. Below
+/// it the mapping costs more than the copy; above it, the mapped pages a scan touches would
+/// count in its resident memory up to the file's size, where reading needs one line's buffer.
+const MAP_AT_LEAST: u64 = 64 * 1024;
+const MAP_AT_MOST: u64 = KEPT_BUFFER as u64;
+
 /// Reads one source to the end, reporting records and errors to `visitor`.
 pub fn read_source(source: &Source, visitor: &mut impl Visitor) {
     let name = source.name();
     match source {
         Source::Stdin => read_stream(&name, io::stdin().lock(), visitor),
         Source::File(path) => match File::open(path) {
-            Ok(file) => read_stream(&name, file, visitor),
+            Ok(file) => match map(&file, visitor.map_files()) {
+                Some(mapped) => read_bytes(&name, &mapped, visitor),
+                None => read_stream(&name, file, visitor),
+            },
             Err(err) => visitor.error(InputError::unreadable(
                 Position::file(&name),
                 format!("cannot open: {err}"),
             )),
         },
+    }
+}
+
+/// A read-only mapping of `file`, if it is a regular file worth mapping; `None` reads it instead
+/// (also when mapping fails: reading reports any real problem with the file).
+fn map(file: &File, allowed: bool) -> Option<memmap2::Mmap> {
+    if !allowed {
+        return None;
+    }
+    let metadata = file.metadata().ok()?;
+    if !metadata.is_file() || !(MAP_AT_LEAST..=MAP_AT_MOST).contains(&metadata.len()) {
+        return None;
+    }
+    // SAFETY: the mapping is read-only, private to this read and dropped with it, and Rust sees
+    // it only as `&[u8]`. What the type system cannot rule out is another process changing the
+    // file meanwhile: new bytes would only be read as they are (UTF-8 and JSON are still
+    // checked), but a truncation makes the lost pages raise SIGBUS, which ends the process.
+    // CloudTrail log files are written once and never change; `sesguard scan --no-mmap` reads
+    // files instead, for inputs that may be truncated while scanned.
+    match unsafe { memmap2::Mmap::map(file) } {
+        Ok(mapped) => Some(mapped),
+        Err(err) => {
+            tracing::debug!(error = %err, "cannot map the file; reading it");
+            None
+        }
+    }
+}
+
+/// Reads a whole input held in memory (a mapped file) that may be gzip-compressed.
+pub fn read_bytes(name: &Arc<str>, bytes: &[u8], visitor: &mut impl Visitor) {
+    if bytes.starts_with(GZIP_MAGIC) {
+        let inflated = BufReader::with_capacity(BUFFER, MultiGzDecoder::new(bytes));
+        read_text(name, inflated, visitor);
+    } else {
+        let text = bytes.strip_prefix(BOM).unwrap_or(bytes);
+        read_lines(name, Lines::borrowed(text), visitor);
     }
 }
 
@@ -248,7 +299,16 @@ fn read_text(name: &Arc<str>, reader: impl BufRead, visitor: &mut impl Visitor) 
             return;
         }
     };
-    let mut lines = Lines::new(reader);
+    read_lines(name, Lines::new(reader), visitor);
+}
+
+/// Reads text after its byte order mark, line by line (see [`read_text`]).
+fn read_lines<R: Read>(name: &Arc<str>, mut lines: Lines<'_, R>, visitor: &mut impl Visitor) {
+    let io_error = |line: u64, err: io::Error| {
+        let mut position = Position::file(name);
+        position.line = Some(line);
+        InputError::unreadable(position, format!("cannot read: {err}"))
+    };
     let mut line_no = 0u64;
     let mut line = loop {
         match lines.next() {
@@ -326,15 +386,31 @@ fn read_text(name: &Arc<str>, reader: impl BufRead, visitor: &mut impl Visitor) 
 
 /// Lines read straight into one buffer, which grows to the longest line: long lines (a
 /// CloudTrail log file is one) are read from the source (a file, or the inflater) with no copy
-/// through an intermediate buffer.
-struct Lines<R> {
+/// through an intermediate buffer. Or lines of bytes already in memory (a mapped file), with no
+/// copy at all.
+struct Lines<'a, R> {
     reader: R,
-    buf: Buffer,
+    buf: Bytes<'a>,
     /// Where the next line starts, where the read bytes end, and how far `\n` was searched.
     start: usize,
     end: usize,
     searched: usize,
     eof: bool,
+}
+
+/// Where [`Lines`] finds its bytes.
+enum Bytes<'a> {
+    Read(Buffer),
+    InMemory(&'a [u8]),
+}
+
+impl Bytes<'_> {
+    fn get(&self) -> &[u8] {
+        match self {
+            Bytes::Read(buf) => &buf.0,
+            Bytes::InMemory(bytes) => bytes,
+        }
+    }
 }
 
 thread_local! {
@@ -364,11 +440,25 @@ impl Drop for Buffer {
     }
 }
 
-impl<R: Read> Lines<R> {
+impl<'a> Lines<'a, io::Empty> {
+    /// The lines of `bytes`.
+    fn borrowed(bytes: &'a [u8]) -> Self {
+        Lines {
+            reader: io::empty(),
+            buf: Bytes::InMemory(bytes),
+            start: 0,
+            end: bytes.len(),
+            searched: 0,
+            eof: true,
+        }
+    }
+}
+
+impl<R: Read> Lines<'_, R> {
     fn new(reader: R) -> Self {
         Lines {
             reader,
-            buf: Buffer::take(),
+            buf: Bytes::Read(Buffer::take()),
             start: 0,
             end: 0,
             searched: 0,
@@ -377,39 +467,41 @@ impl<R: Read> Lines<R> {
     }
 
     fn get(&self, line: &std::ops::Range<usize>) -> &[u8] {
-        &self.buf.0[line.clone()]
+        &self.buf.get()[line.clone()]
     }
 
     /// The next line, with its `\n` (the last one may have none); `None` at the end. The range
     /// is valid until the next call.
     fn next(&mut self) -> io::Result<Option<std::ops::Range<usize>>> {
         loop {
-            if let Some(at) = memchr::memchr(b'\n', &self.buf.0[self.searched..self.end]) {
+            if let Some(at) = memchr::memchr(b'\n', &self.buf.get()[self.searched..self.end]) {
                 let line = self.start..self.searched + at + 1;
                 self.start = line.end;
                 self.searched = line.end;
                 return Ok(Some(line));
             }
             self.searched = self.end;
-            if self.eof {
+            // In-memory bytes are all there from the start (`eof` is set).
+            let (false, Bytes::Read(buf)) = (self.eof, &mut self.buf) else {
                 if self.start == self.end {
                     return Ok(None);
                 }
                 let line = self.start..self.end;
                 self.start = self.end;
                 return Ok(Some(line));
-            }
+            };
+            let buf = &mut buf.0;
             if self.start > 0 {
-                self.buf.0.copy_within(self.start..self.end, 0);
+                buf.copy_within(self.start..self.end, 0);
                 self.end -= self.start;
                 self.searched -= self.start;
                 self.start = 0;
             }
-            if self.buf.0.len() - self.end < BUFFER {
-                let size = (self.end + BUFFER).max(self.buf.0.len() * 2);
-                self.buf.0.resize(size, 0);
+            if buf.len() - self.end < BUFFER {
+                let size = (self.end + BUFFER).max(buf.len() * 2);
+                buf.resize(size, 0);
             }
-            match self.reader.read(&mut self.buf.0[self.end..]) {
+            match self.reader.read(&mut buf[self.end..]) {
                 Ok(0) => self.eof = true,
                 Ok(n) => self.end += n,
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
@@ -420,7 +512,7 @@ impl<R: Read> Lines<R> {
 
     /// The bytes read from `from` on, and the reader for the rest.
     fn into_rest(self, from: usize) -> (Vec<u8>, R) {
-        (self.buf.0[from..self.end].to_vec(), self.reader)
+        (self.buf.get()[from..self.end].to_vec(), self.reader)
     }
 }
 
@@ -620,5 +712,105 @@ pub fn truncate(text: &str, max: usize) -> String {
     match text.char_indices().nth(max) {
         Some((at, _)) => format!("{}…", &text[..at]),
         None => text.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every record and problem a reader reports, in order.
+    #[derive(Default)]
+    struct Seen {
+        map: bool,
+        items: Vec<String>,
+    }
+
+    impl Visitor for Seen {
+        fn record(&mut self, json: &str, position: &Position) {
+            self.items.push(format!("{position} {json}"));
+        }
+        fn error(&mut self, error: InputError) {
+            self.items.push(format!("error {error}"));
+        }
+        fn map_files(&self) -> bool {
+            self.map
+        }
+    }
+
+    fn read(path: &Path, map: bool) -> Vec<String> {
+        let mut seen = Seen {
+            map,
+            ..Seen::default()
+        };
+        read_source(&Source::File(path.to_owned()), &mut seen);
+        seen.items
+    }
+
+    #[test]
+    fn a_mapped_file_reads_exactly_as_a_read_one() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let record = |i: usize| {
+            format!(
+                r#"{{"eventSource":"ses.amazonaws.com","eventName":"ListIdentities","eventID":"{i}","pad":"{}"}}"#,
+                "x".repeat(i % 300)
+            )
+        };
+        let log_file = |from: usize| {
+            let records: Vec<String> = (from..from + 400).map(record).collect();
+            format!("{{\"Records\":[{}]}}", records.join(","))
+        };
+        let pretty = {
+            let value: serde_json::Value = serde_json::from_str(&log_file(0)).expect("json");
+            serde_json::to_string_pretty(&value).expect("pretty")
+        };
+        let mut broken_utf8 = format!("{}\n", log_file(0)).into_bytes();
+        broken_utf8.extend_from_slice(b"{\"Records\":[\"\xff\"]}\n");
+        broken_utf8.extend_from_slice(log_file(400).as_bytes());
+        let mut gzipped = Vec::new();
+        {
+            use std::io::Write;
+            let mut gz = flate2::write::GzEncoder::new(&mut gzipped, flate2::Compression::fast());
+            for i in 0..30 {
+                gz.write_all(log_file(i * 400).as_bytes()).expect("gzip");
+                gz.write_all(b"\n").expect("gzip");
+            }
+            gz.finish().expect("gzip");
+        }
+        let files: Vec<(&str, Vec<u8>)> = vec![
+            ("bom-crlf.json", {
+                let mut text = BOM.to_vec();
+                text.extend_from_slice(
+                    format!("{}\r\n{}\r\n", log_file(0), log_file(400)).as_bytes(),
+                );
+                text
+            }),
+            ("no-final-newline.json", log_file(0).into_bytes()),
+            ("jsonl.jsonl", {
+                let lines: Vec<String> = (0..2_000).map(record).collect();
+                format!("\n{}\nnot json\n", lines.join("\n")).into_bytes()
+            }),
+            ("pretty.json", format!("{pretty}\n{pretty}").into_bytes()),
+            ("truncated-pretty.json", {
+                let cut = pretty.get(..pretty.len() - 100).unwrap_or_default();
+                format!("{pretty}\n{cut}").into_bytes()
+            }),
+            ("broken-utf8.json", broken_utf8),
+            ("gzipped.json.gz", gzipped),
+        ];
+        for (name, bytes) in files {
+            let path = dir.path().join(name);
+            std::fs::write(&path, &bytes).expect("write");
+            let file = File::open(&path).expect("open");
+            assert!(map(&file, true).is_some(), "{name} is mapped");
+            assert!(map(&file, false).is_none(), "{name}: mapping is off");
+            let (mapped, read) = (read(&path, true), read(&path, false));
+            assert!(mapped.len() >= 2, "{name}: {mapped:?}");
+            assert_eq!(mapped, read, "{name}");
+        }
+        // Small files are read, never mapped.
+        let small = dir.path().join("small.json");
+        std::fs::write(&small, log_file(0).get(..1000).unwrap_or_default()).expect("write");
+        assert!(map(&File::open(&small).expect("open"), true).is_none());
     }
 }

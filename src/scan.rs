@@ -89,6 +89,7 @@ pub struct Scanner<'e, K: Sink> {
     output_error: Option<std::io::Error>,
     last_progress: Instant,
     full_parse: bool,
+    map_files: bool,
     threads: usize,
 }
 
@@ -107,6 +108,7 @@ impl<'e, K: Sink> Scanner<'e, K> {
             output_error: None,
             last_progress: Instant::now(),
             full_parse: false,
+            map_files: true,
             threads: 1,
         })
     }
@@ -125,6 +127,14 @@ impl<'e, K: Sink> Scanner<'e, K> {
     /// services go unvalidated on the fast path.
     pub fn full_parse(mut self, full: bool) -> Self {
         self.full_parse = full;
+        self
+    }
+
+    /// Whether files are mapped into memory rather than read (the default: it saves copying
+    /// them); the signals are the same either way. Off for files that may be truncated while
+    /// they are scanned (a truncated mapping ends the process with SIGBUS).
+    pub fn map_files(mut self, map: bool) -> Self {
+        self.map_files = map;
         self
     }
 
@@ -163,6 +173,7 @@ impl<'e, K: Sink> Scanner<'e, K> {
     fn scan_parallel(&mut self, sources: &[Source]) -> Result<(), std::io::Error> {
         type Job<'s> = (&'s Source, SyncSender<Batch>);
         let filter = !self.full_parse;
+        let map = self.map_files;
         let stop = AtomicBool::new(false);
         let (job_tx, job_rx) = mpsc::channel::<Job<'_>>();
         let job_rx = Mutex::new(job_rx);
@@ -175,7 +186,7 @@ impl<'e, K: Sink> Scanner<'e, K> {
                         if stop.load(Ordering::Relaxed) {
                             return;
                         }
-                        let mut batcher = Batcher::new(tx, filter);
+                        let mut batcher = Batcher::new(tx, filter, map);
                         input::read_source(source, &mut batcher);
                         batcher.flush();
                     }
@@ -302,6 +313,10 @@ impl<K: Sink> Visitor for Scanner<'_, K> {
         !self.full_parse
     }
 
+    fn map_files(&self) -> bool {
+        self.map_files
+    }
+
     fn error(&mut self, error: InputError) {
         if error.unreadable {
             self.stats.unreadable += 1;
@@ -339,16 +354,18 @@ struct Batcher {
     tx: SyncSender<Batch>,
     batch: Batch,
     filter: bool,
+    map: bool,
     /// The scanning thread stopped listening (its output failed): read on, keep nothing.
     closed: bool,
 }
 
 impl Batcher {
-    fn new(tx: SyncSender<Batch>, filter: bool) -> Self {
+    fn new(tx: SyncSender<Batch>, filter: bool, map: bool) -> Self {
         Batcher {
             tx,
             batch: Batch::default(),
             filter,
+            map,
             closed: false,
         }
     }
@@ -398,6 +415,10 @@ impl Visitor for Batcher {
 
     fn split_log_files(&self) -> bool {
         self.filter
+    }
+
+    fn map_files(&self) -> bool {
+        self.map
     }
 
     fn error(&mut self, error: InputError) {

@@ -1,8 +1,8 @@
-//! The fast path of `sesguard scan` (the log-file splitter, the prefilter, reader threads) gives
-//! exactly what the plain path gives (serde_json's reading, every record parsed, one thread):
-//! the same signals, problems and counts, over a generated CloudTrail corpus with damaged files
-//! mixed in. And the splitter splits exactly like serde_json on any valid JSON, declines
-//! whatever serde_json rejects, and never panics on any bytes.
+//! The fast path of `sesguard scan` (the log-file splitter, the prefilter, reader threads, mapped
+//! files) gives exactly what the plain path gives (serde_json's reading, every record parsed,
+//! one thread, files read): the same signals, problems and counts, over a generated CloudTrail
+//! corpus with damaged files mixed in. And the splitter splits exactly like serde_json on any
+//! valid JSON, declines whatever serde_json rejects, and never panics on any bytes.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -40,12 +40,24 @@ fn corpus(dir: &Path, form: &str) -> PathBuf {
 }
 
 fn scan(engine: &Engine, paths: &[PathBuf], threads: usize, full_parse: bool) -> (Collect, Stats) {
+    scan_with(engine, paths, threads, full_parse, true)
+}
+
+/// `map`: whether files are mapped into memory (the default) or read.
+fn scan_with(
+    engine: &Engine,
+    paths: &[PathBuf],
+    threads: usize,
+    full_parse: bool,
+    map: bool,
+) -> (Collect, Stats) {
     let (sources, errors) = input::expand(paths);
     assert!(errors.is_empty(), "{errors:?}");
     let mut scanner = Scanner::new(engine, Collect::default())
         .expect("scanner")
         .threads(threads)
-        .full_parse(full_parse);
+        .full_parse(full_parse)
+        .map_files(map);
     scanner.scan(&sources).expect("scan");
     scanner.into_parts()
 }
@@ -103,14 +115,20 @@ fn the_fast_path_gives_the_signals_problems_and_counts_of_the_plain_path() {
     let paths = vec![raw.clone(), extra.clone(), raw.clone()];
     for toml in ["", "dedup_minutes = 1\nsequence_window_minutes = 5\n"] {
         let engine = engine(toml);
-        let (plain, plain_stats) = scan(&engine, &paths, 1, true);
+        // The plain path reads files; the fast path maps them (and reads them once, below).
+        let (plain, plain_stats) = scan_with(&engine, &paths, 1, true, false);
         assert!(plain_stats.malformed > 0, "{plain_stats}");
         let rules: std::collections::BTreeSet<&str> =
             plain.signals.iter().map(|s| s.rule_id.as_str()).collect();
         assert_eq!(rules.len(), 5, "the corpus fires every rule: {rules:?}");
-        for (threads, full_parse) in [(1, false), (2, false), (3, false), (2, true)] {
-            let (fast, fast_stats) = scan(&engine, &paths, threads, full_parse);
-            let case = format!("threads {threads}, full parse {full_parse}");
+        for (threads, full_parse, map) in [
+            (1, false, true),
+            (2, false, true),
+            (3, false, false),
+            (2, true, true),
+        ] {
+            let (fast, fast_stats) = scan_with(&engine, &paths, threads, full_parse, map);
+            let case = format!("threads {threads}, full parse {full_parse}, map {map}");
             assert_eq!(fast.signals, plain.signals, "{case}");
             if full_parse {
                 assert_eq!(fast.problems, plain.problems, "{case}");

@@ -72,6 +72,11 @@ struct ScanArgs {
     /// order, so the output does not depend on it [default: the number of CPUs].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     threads: Option<u16>,
+    /// Read files instead of mapping them into memory. Mapping saves copying each file; use
+    /// this for files that may be truncated while they are scanned (reading the lost part of a
+    /// mapping ends the process with SIGBUS). The output is the same.
+    #[arg(long)]
+    no_mmap: bool,
     /// No summary or progress on stderr (problems are still reported).
     #[arg(long, short)]
     quiet: bool,
@@ -143,7 +148,7 @@ fn scan(args: ScanArgs) -> ExitCode {
         usize::from,
     );
     let mut scanner = match Scanner::new(&engine, sink) {
-        Ok(scanner) => scanner.threads(threads),
+        Ok(scanner) => scanner.threads(threads).map_files(!args.no_mmap),
         Err(err) => {
             eprintln!("sesguard: error: cannot start: {err}");
             return ExitCode::from(2);
