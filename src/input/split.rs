@@ -220,62 +220,20 @@ fn number(b: &[u8], mut i: usize) -> Option<usize> {
     Some(i)
 }
 
-const ONES: u64 = u64::MAX / 255;
-const HIGHS: u64 = ONES << 7;
-
-/// Masks whose lowest set bits mark the first byte of `w` (little-endian) that is `"`, and the
-/// first that is `\\` or a control character; zero when there is none. Bits above the lowest may
-/// be spurious.
-#[inline(always)]
-fn special(w: u64) -> (u64, u64) {
-    let quote = w ^ (ONES * u64::from(b'"'));
-    let backslash = w ^ (ONES * u64::from(b'\\'));
-    let control = w.wrapping_sub(ONES * 0x20) & !w;
-    let quote = quote.wrapping_sub(ONES) & !quote;
-    let backslash = backslash.wrapping_sub(ONES) & !backslash;
-    (quote & HIGHS, (control | backslash) & HIGHS)
-}
-
-/// Where a string ends (after the closing quote) if its first special byte in the word at `i`
-/// is the closing quote; `Err(i)` with `i` at the first special byte otherwise.
-#[inline(always)]
-fn word_end(i: usize, (quote, other): (u64, u64)) -> Result<usize, usize> {
-    let q = quote.trailing_zeros();
-    let o = other.trailing_zeros();
-    if q < o {
-        Ok(i + (q / 8) as usize + 1)
-    } else {
-        Err(i + (o / 8) as usize)
-    }
-}
-
 /// The end of a string whose opening quote is just before `i` (the index after the closing
 /// quote), checked as serde_json's `ignore_str` checks it.
 #[inline(always)]
 fn string(b: &[u8], mut i: usize) -> Option<usize> {
     loop {
         // 16 bytes a step: most strings end within the first.
-        while let Some(chunk) = b.get(i..i + 16) {
-            let (low, high) = chunk.split_at(8);
-            let low = special(u64::from_le_bytes(low.try_into().ok()?));
-            if low != (0, 0) {
-                match word_end(i, low) {
-                    Ok(end) => return Some(end),
-                    Err(at) => {
-                        i = at;
-                        break;
-                    }
-                }
+        while let Some(chunk) = b.get(i..i + 16).and_then(|c| <&[u8; 16]>::try_from(c).ok()) {
+            let (quote, other) = first_specials(chunk);
+            if quote < other {
+                return Some(i + quote + 1);
             }
-            let high = special(u64::from_le_bytes(high.try_into().ok()?));
-            if high != (0, 0) {
-                match word_end(i + 8, high) {
-                    Ok(end) => return Some(end),
-                    Err(at) => {
-                        i = at;
-                        break;
-                    }
-                }
+            if other < 16 {
+                i += other;
+                break;
             }
             i += 16;
         }
@@ -295,6 +253,83 @@ fn string(b: &[u8], mut i: usize) -> Option<usize> {
             _ => i += 1,
         }
     }
+}
+
+/// The index of the first `"` in `chunk`, and of the first `\\` or control character (16 when
+/// there is none): what ends a run of plain string bytes.
+#[inline(always)]
+fn first_specials(chunk: &[u8; 16]) -> (usize, usize) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        // SAFETY: SSE2 is part of the x86_64 baseline: every x86_64 CPU has it.
+        unsafe { first_specials_sse2(chunk) }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        first_specials_swar(chunk)
+    }
+}
+
+/// [`first_specials`] with SSE2: three compares and two masks for the 16 bytes, one branch.
+/// About 25% faster than [`first_specials_swar`] on the benchmark corpus (BENCHMARKS.md).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "sse2")]
+fn first_specials_sse2(chunk: &[u8; 16]) -> (usize, usize) {
+    use std::arch::x86_64::{
+        _mm_cmpeq_epi8, _mm_max_epu8, _mm_movemask_epi8, _mm_or_si128, _mm_set_epi64x,
+        _mm_set1_epi8,
+    };
+    let (low, high) = words(chunk);
+    let v = _mm_set_epi64x(high as i64, low as i64);
+    let quote = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8));
+    let backslash = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8));
+    // Bytes up to 0x1f are those whose unsigned maximum with 0x1f is 0x1f.
+    let control = _mm_cmpeq_epi8(_mm_max_epu8(v, _mm_set1_epi8(0x1f)), _mm_set1_epi8(0x1f));
+    // The masks have 16 bits; bit 16 stands for "none".
+    let first = |mask: i32| ((mask as u32) | 1 << 16).trailing_zeros() as usize;
+    (
+        first(_mm_movemask_epi8(quote)),
+        first(_mm_movemask_epi8(_mm_or_si128(backslash, control))),
+    )
+}
+
+/// The 16 bytes as two little-endian words.
+#[inline(always)]
+fn words(chunk: &[u8; 16]) -> (u64, u64) {
+    let (low, high) = chunk.split_at(8);
+    let word = |half: &[u8]| half.try_into().map_or(0, u64::from_le_bytes);
+    (word(low), word(high))
+}
+
+const ONES: u64 = u64::MAX / 255;
+const HIGHS: u64 = ONES << 7;
+
+/// [`first_specials`] in portable SWAR, eight bytes a word.
+#[cfg_attr(target_arch = "x86_64", allow(dead_code))]
+fn first_specials_swar(chunk: &[u8; 16]) -> (usize, usize) {
+    // Masks whose lowest set bit marks the first byte of `w` (little-endian) that is `"`, and
+    // the first that is `\\` or a control character; zero when there is none. Bits above the
+    // lowest may be spurious, so only the lowest is read.
+    let special = |w: u64| {
+        let quote = w ^ (ONES * u64::from(b'"'));
+        let backslash = w ^ (ONES * u64::from(b'\\'));
+        let control = w.wrapping_sub(ONES * 0x20) & !w;
+        let quote = quote.wrapping_sub(ONES) & !quote;
+        let backslash = backslash.wrapping_sub(ONES) & !backslash;
+        (quote & HIGHS, (control | backslash) & HIGHS)
+    };
+    let (low, high) = words(chunk);
+    let (low, high) = (special(low), special(high));
+    let first = |low: u64, high: u64| {
+        if low != 0 {
+            (low.trailing_zeros() / 8) as usize
+        } else if high != 0 {
+            8 + (high.trailing_zeros() / 8) as usize
+        } else {
+            16
+        }
+    };
+    (first(low.0, high.0), first(low.1, high.1))
 }
 
 #[cfg(test)]
@@ -348,6 +383,31 @@ mod tests {
             "\u{a0}{\"Records\":[]}",
         ] {
             assert_eq!(split(text), None, "{text}");
+        }
+    }
+
+    #[test]
+    fn the_portable_and_the_sse2_finders_agree() {
+        let reference = |chunk: &[u8; 16]| {
+            let at = |f: &dyn Fn(u8) -> bool| chunk.iter().position(|&c| f(c)).unwrap_or(16);
+            (at(&|c| c == b'"'), at(&|c| c == b'\\' || c < 0x20))
+        };
+        // Every byte value at every position, over backgrounds with and without specials.
+        let backgrounds: [&[u8; 16]; 3] = [
+            b"abcdefghijklmnop",
+            b"\xff\xfe\x80\x7f\x20!#[]{}:,./~",
+            b"aaaa\"aaaa\\aaa\x01aa",
+        ];
+        for background in backgrounds {
+            for position in 0..16 {
+                for byte in 0..=255u8 {
+                    let mut chunk = *background;
+                    chunk[position] = byte;
+                    let expected = reference(&chunk);
+                    assert_eq!(first_specials_swar(&chunk), expected, "{chunk:?}");
+                    assert_eq!(first_specials(&chunk), expected, "{chunk:?}");
+                }
+            }
         }
     }
 }
