@@ -6,8 +6,8 @@
 #
 # Generates a deterministic CloudTrail corpus (raw and .json.gz, kept in target/bench-corpus/ for
 # the next run), builds release, then times on the same files: sesguard on raw and on .gz with
-# --threads 1 and the default thread count, `gzip -dc` of the .gz to /dev/null, and the jq
-# one-liner on raw; each RUNS times after a warm-up read, reporting the median wall time, CPU
+# --threads 1 and the default thread count (and raw with --threads 1 --no-mmap), `gzip -dc` of
+# the .gz to /dev/null, and the jq one-liner on raw; each RUNS times after a warm-up read, reporting the median wall time, CPU
 # time (user + system) and peak RSS (/usr/bin/time -f %M), and a markdown table of ratios. Then
 # the Lambda: its init time (scripts/init_time.py, release build) and the size of the arm64
 # bootstrap `sam build` makes (scripts/sam-build-check.sh).
@@ -77,6 +77,7 @@ cat "$corpus"/raw/* "$corpus"/gz/* > /dev/null
 
 echo "== measure ($runs runs each, medians)" >&2
 measure raw1 "sesguard scan raw, --threads 1" "$runs" "$bin" scan --quiet --threads 1 "$corpus/raw"
+measure raw1read "sesguard scan raw, --threads 1 --no-mmap" "$runs" "$bin" scan --quiet --threads 1 --no-mmap "$corpus/raw"
 measure raw "sesguard scan raw, --threads $cpus" "$runs" "$bin" scan --quiet "$corpus/raw"
 measure gz1 "sesguard scan .gz, --threads 1" "$runs" "$bin" scan --quiet --threads 1 "$corpus/gz"
 measure gz "sesguard scan .gz, --threads $cpus" "$runs" "$bin" scan --quiet "$corpus/gz"
@@ -91,8 +92,10 @@ fi
 "$bin" scan --quiet --threads 1 "$corpus/raw" > "$tmp/one.jsonl"
 "$bin" scan --quiet "$corpus/raw" > "$tmp/many.jsonl"
 "$bin" scan --quiet "$corpus/gz" > "$tmp/gz.jsonl"
-cmp -s "$tmp/one.jsonl" "$tmp/many.jsonl" && cmp -s "$tmp/one.jsonl" "$tmp/gz.jsonl" ||
-  { echo "scripts/bench.sh: signals differ between thread counts or raw and .gz" >&2; exit 1; }
+"$bin" scan --quiet --no-mmap "$corpus/raw" > "$tmp/read.jsonl"
+cmp -s "$tmp/one.jsonl" "$tmp/many.jsonl" && cmp -s "$tmp/one.jsonl" "$tmp/gz.jsonl" &&
+  cmp -s "$tmp/one.jsonl" "$tmp/read.jsonl" ||
+  { echo "scripts/bench.sh: signals differ between thread counts, raw and .gz, or mapped and read files" >&2; exit 1; }
 signals=$(wc -l < "$tmp/one.jsonl")
 
 get() { awk -F'|' -v k="$1" -v f="$2" '$1 == k {print $f}' "$results"; }
