@@ -281,11 +281,6 @@ pub fn read_stream(name: &Arc<str>, reader: impl Read, visitor: &mut impl Visito
 /// Reads uncompressed text: JSON Lines when the first non-blank line is a whole JSON value (or is
 /// broken beyond repair), else a stream of (pretty-printed) JSON documents.
 fn read_text(name: &Arc<str>, reader: impl BufRead, visitor: &mut impl Visitor) {
-    let io_error = |line: u64, err: io::Error| {
-        let mut position = Position::file(name);
-        position.line = Some(line);
-        InputError::unreadable(position, format!("cannot read: {err}"))
-    };
     let reader = match peek(reader, BOM.len()) {
         Ok(mut reader) => {
             let (head, _) = reader.get_mut();
@@ -295,20 +290,22 @@ fn read_text(name: &Arc<str>, reader: impl BufRead, visitor: &mut impl Visitor) 
             reader
         }
         Err(err) => {
-            visitor.error(io_error(1, err));
+            visitor.error(read_error(name, 1, err));
             return;
         }
     };
     read_lines(name, Lines::new(reader), visitor);
 }
 
+/// A read of `name` that failed at 1-based `line`.
+fn read_error(name: &Arc<str>, line: u64, err: io::Error) -> InputError {
+    let mut position = Position::file(name);
+    position.line = Some(line);
+    InputError::unreadable(position, format!("cannot read: {err}"))
+}
+
 /// Reads text after its byte order mark, line by line (see [`read_text`]).
 fn read_lines<R: Read>(name: &Arc<str>, mut lines: Lines<'_, R>, visitor: &mut impl Visitor) {
-    let io_error = |line: u64, err: io::Error| {
-        let mut position = Position::file(name);
-        position.line = Some(line);
-        InputError::unreadable(position, format!("cannot read: {err}"))
-    };
     let mut line_no = 0u64;
     let mut line = loop {
         match lines.next() {
@@ -328,7 +325,7 @@ fn read_lines<R: Read>(name: &Arc<str>, mut lines: Lines<'_, R>, visitor: &mut i
                 }
             }
             Err(err) => {
-                visitor.error(io_error(line_no + 1, err));
+                visitor.error(read_error(name, line_no + 1, err));
                 return;
             }
         }
@@ -377,7 +374,7 @@ fn read_lines<R: Read>(name: &Arc<str>, mut lines: Lines<'_, R>, visitor: &mut i
                 line = next;
             }
             Err(err) => {
-                visitor.error(io_error(line_no + 1, err));
+                visitor.error(read_error(name, line_no + 1, err));
                 return;
             }
         }
