@@ -78,31 +78,35 @@ fn log_file(b: &[u8], spans: &mut Vec<Range<usize>>, stack: &mut Vec<u8>) -> Opt
                     let start = i;
                     i = value(b, i, stack)?;
                     spans.push(start..i);
-                    i = ws(b, i);
-                    match *b.get(i)? {
-                        b',' => i = ws(b, i + 1),
-                        b']' => {
-                            i += 1;
-                            break;
-                        }
-                        _ => return None,
+                    let more;
+                    (i, more) = separator(b, i, b']')?;
+                    if !more {
+                        break;
                     }
                 }
             }
         } else {
             i = value(b, i, stack)?;
         }
-        i = ws(b, i);
-        match *b.get(i)? {
-            b',' => i = ws(b, i + 1),
-            b'}' => {
-                i += 1;
-                break;
-            }
-            _ => return None,
+        let more;
+        (i, more) = separator(b, i, b'}')?;
+        if !more {
+            break;
         }
     }
     (found && ws(b, i) == b.len()).then_some(())
+}
+
+/// What follows a member or an element at `i`: a `,` (true, with the index of the next one) or
+/// `close` (false, with the index after it).
+#[inline(always)]
+fn separator(b: &[u8], i: usize, close: u8) -> Option<(usize, bool)> {
+    let i = ws(b, i);
+    match *b.get(i)? {
+        b',' => Some((ws(b, i + 1), true)),
+        c if c == close => Some((i + 1, false)),
+        _ => None,
+    }
 }
 
 /// The end of the JSON value starting at `i` (no leading whitespace), checked as serde_json's
