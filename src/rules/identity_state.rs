@@ -25,11 +25,12 @@ pub async fn step<S: State>(
         event.region,
         event.identity.as_deref().unwrap_or("")
     );
-    let mark = r4::mark(event);
+    // The mark (a copy of the event's subject) only when R4 pairs the event.
+    let mark = halves.pair.then(|| r4::mark(event));
     let step = IdentityStep {
         event_id: event.event_id,
         now: event.time,
-        pair: halves.pair.then_some((r4::side(event), &mark)),
+        pair: mark.as_ref().map(|mark| (r4::side(event), mark)),
         pair_window: settings.window,
         open_window: halves.window,
         dedup_window: settings.dedup,
