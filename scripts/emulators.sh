@@ -27,34 +27,15 @@ _emulators_fail() {
   return 1
 }
 
+# shellcheck source=scripts/venv.sh
+source "$_emulators_root/scripts/venv.sh"
+
 # Create .venv if needed and install the pins, unless the installed versions already match
-# (a rerun then costs one python start, no pip).
+# (a rerun then costs one python start, no pip). The server extra's dependencies (flask) must
+# import too: an extra has no version to compare.
 emulators_venv() {
-  if [ ! -x "$_emulators_venv/bin/python" ]; then
-    echo "emulators: creating $_emulators_venv"
-    python3 -m venv "$_emulators_venv" || _emulators_fail "python3 -m venv failed" || return 1
-  fi
-  if "$_emulators_venv/bin/python" - "${_emulators_pins[@]}" <<'PY' 2>/dev/null; then
-import sys
-from importlib.metadata import version, PackageNotFoundError
-for spec in sys.argv[1:]:
-    name, _, want = spec.partition("==")
-    name = name.split("[")[0]
-    try:
-        have = version(name)
-    except PackageNotFoundError:
-        sys.exit(1)
-    if want and have != want:
-        sys.exit(1)
-# The server extra's dependencies (flask) must be there too.
-import flask, flask_cors, boto3  # noqa: F401,E401
-PY
-    echo "emulators: .venv already has ${_emulators_pins[*]}"
-    return 0
-  fi
-  echo "emulators: installing ${_emulators_pins[*]} into .venv"
-  "$_emulators_venv/bin/python" -m pip install --quiet --disable-pip-version-check \
-    "${_emulators_pins[@]}" || _emulators_fail "pip install into $_emulators_venv failed" || return 1
+  venv_ensure --import flask --import flask_cors --import boto3 \
+    "$_emulators_venv" "${_emulators_pins[@]}"
 }
 
 # Start moto_server on a free loopback port and wait until it answers HTTP.
@@ -118,11 +99,11 @@ PY
 
 # Stop moto (TERM, then KILL after ~5 s) and remove its log. Safe to call more than once.
 emulators_stop() {
-  local pid="${_emulators_moto_pid:-}" i
+  local pid="${_emulators_moto_pid:-}"
   _emulators_moto_pid=
   if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
     kill "$pid" 2>/dev/null || true
-    for i in $(seq 1 50); do
+    for _ in $(seq 1 50); do
       kill -0 "$pid" 2>/dev/null || break
       sleep 0.1
     done
@@ -138,6 +119,7 @@ emulators_stop() {
 
 # Chain emulators_stop onto whatever EXIT trap is set now (once). In a function so that
 # `set --` does not touch the caller's positional parameters.
+# shellcheck disable=SC2120  # $3 is from that `set --`, not an argument
 _emulators_chain_trap() {
   local prev
   prev=$(trap -p EXIT)

@@ -6,8 +6,8 @@
 #   scripts/sam-build-check.sh            # from anywhere; non-interactive, CI-safe
 #
 # It installs what it needs, idempotently (a rerun costs one python start, no pip):
-#   - a venv with the pins below, separate from .venv (aws-sam-cli pins its own boto3/botocore
-#     range, which must not move moto's);
+#   - a venv with the pins below, made by scripts/venv.sh as .venv is but separate from it
+#     (aws-sam-cli pins its own boto3/botocore range, which must not move moto's);
 #   - the Rust target aarch64-unknown-linux-gnu (rustup), which cargo-lambda cross-compiles to
 #     with zig (the ziglang wheel cargo-lambda depends on); no apt packages are needed.
 #
@@ -42,31 +42,9 @@ fail() {
 say() { printf 'sam-build-check: %s\n' "$*"; }
 
 # ---------------------------------------------------------------- tools
-if [ ! -x "$venv/bin/python" ]; then
-  say "creating $venv"
-  mkdir -p "$(dirname "$venv")"
-  python3 -m venv "$venv" || fail "python3 -m venv $venv"
-fi
-# Keep git from seeing the venv, should SESGUARD_SAM_VENV point into a work tree.
-[ -f "$venv/.gitignore" ] || printf '*\n' >"$venv/.gitignore"
-
-if "$venv/bin/python" - "${pins[@]}" <<'PY' 2>/dev/null; then
-import sys
-from importlib.metadata import version, PackageNotFoundError
-for spec in sys.argv[1:]:
-    name, _, want = spec.partition("==")
-    try:
-        if version(name) != want:
-            sys.exit(1)
-    except PackageNotFoundError:
-        sys.exit(1)
-PY
-  say "$venv has ${pins[*]}"
-else
-  say "installing ${pins[*]} into $venv"
-  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "${pins[@]}" \
-    || fail "pip install ${pins[*]}"
-fi
+# shellcheck source=scripts/venv.sh
+source scripts/venv.sh
+venv_ensure "$venv" "${pins[@]}" || fail "tool venv $venv"
 [ -x "$venv/bin/sam" ] || fail "no sam in $venv/bin"
 [ -x "$venv/bin/cargo-lambda" ] || fail "no cargo-lambda in $venv/bin"
 

@@ -6,6 +6,27 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n== %s\n' "$*"; }
 
+# Runs a Python check script and adds its passed checks to $passed, from the counts that
+# tests/checks.py writes to $SESGUARD_CHECKS_REPORT (not from its output). A failed check makes
+# the script exit 1, which ends this one (set -e); the failed count is checked all the same.
+python_checks() {
+  local counts ok failed
+  : >"$report"
+  SESGUARD_CHECKS_REPORT="$report" .venv/bin/python "$@"
+  if [ ! -s "$report" ]; then
+    echo "$1 wrote no counts to SESGUARD_CHECKS_REPORT (tests/checks.py: Checks.finish)" >&2
+    exit 1
+  fi
+  counts=$(.venv/bin/python -c \
+    'import json, sys; r = json.load(open(sys.argv[1])); print(r["passed"], r["failed"])' "$report")
+  read -r ok failed <<<"$counts"
+  if [ "$failed" != 0 ]; then
+    echo "$1: $failed failed" >&2
+    exit 1
+  fi
+  passed=$((passed + ok))
+}
+
 step "toolchain"
 cargo --version
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
@@ -22,7 +43,8 @@ cargo clippy --all-targets --locked -- -D warnings
 
 step "cargo test"
 log=$(mktemp)
-trap 'rm -f "$log"; emulators_stop' EXIT
+report=$(mktemp)
+trap 'rm -f "$log" "$report"; emulators_stop' EXIT
 cargo test --all-targets --locked 2>&1 | tee "$log"
 passed=$(grep -Eo '^test result: ok\. [0-9]+ passed' "$log" | awk '{s += $4} END {print s + 0}')
 
@@ -31,12 +53,10 @@ cfn-lint template.yaml
 passed=$((passed + 1))
 
 step "template.yaml: patterns = rules, events/ through EventBridge (moto), security"
-.venv/bin/python tests/template_check.py ./target/debug/sesguard | tee "$log"
-passed=$((passed + $(sed -nE 's/^([0-9]+) passed, 0 failed$/\1/p' "$log")))
+python_checks tests/template_check.py ./target/debug/sesguard
 
 step "end to end: the real sesguard-lambda under cargo lambda watch, against moto"
-.venv/bin/python tests/e2e_lambda.py "$PWD" | tee "$log"
-passed=$((passed + $(sed -nE 's/^([0-9]+) passed, 0 failed$/\1/p' "$log")))
+python_checks tests/e2e_lambda.py "$PWD"
 
 step "sam build (offline): the arm64 bootstrap users deploy"
 # Cold (new machine), 10-15 min: the whole dependency tree cross-compiled for arm64; warm

@@ -49,7 +49,8 @@ What it does:
      transient state error (errorType sesguard.StateUnavailable); the retry publishes once.
   E-I add about 40 s (the restarted watch, the SDK's backoff and timeouts, one lease).
 
-Prints one line per check and `N passed, M failed`; exits 1 on any failure.
+Prints one line per check and `N passed, M failed` (tests/checks.py; the counts also go to the
+file SESGUARD_CHECKS_REPORT names, if set); exits 1 on any failure.
 """
 
 import collections
@@ -70,6 +71,7 @@ from pathlib import Path
 import boto3
 
 from cfn_template import Resolver, TemplateError, load, normalized, props, target, the_one
+from checks import Checks
 from fault_proxy import FaultProxy
 
 FUNCTION = "sesguard-lambda"
@@ -93,21 +95,6 @@ SETTING_FLAGS = {
 }
 SCAN_FLAGS: list = []  # set by run() from the function's environment
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-
-
-class Checks:
-    def __init__(self):
-        self.passed = 0
-        self.failed = 0
-
-    def check(self, name, ok, detail=""):
-        if ok:
-            self.passed += 1
-            print(f"PASS {name}", flush=True)
-        else:
-            self.failed += 1
-            print(f"FAIL {name}" + (f": {detail}" if detail else ""), flush=True)
-        return ok
 
 
 def note(text):
@@ -1307,8 +1294,7 @@ def main():
         traceback.print_exc()
         checks.check("e2e run completed", False, f"{type(err).__name__}: {err}")
     print(f"e2e_lambda: {time.monotonic() - started:.1f} s")
-    print(f"{checks.passed} passed, {checks.failed} failed")
-    return 1 if checks.failed else 0
+    return checks.finish()
 
 
 if __name__ == "__main__":

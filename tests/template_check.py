@@ -15,7 +15,8 @@ Usage (scripts/test.sh runs it with the venv's python, after sourcing scripts/em
    call, no wildcards), encryption of topic, queues and table, a DLQ on every rule target, an
    on-failure destination, alarms that can publish to the (encrypted) topic.
 
-Prints one line per check and ends with `N passed, M failed`; exits 1 on any failure.
+Prints one line per check and ends with `N passed, M failed` (tests/checks.py; the counts also go
+to the file SESGUARD_CHECKS_REPORT names, if set); exits 1 on any failure.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ from pathlib import Path
 
 # The CloudFormation-aware loading and the Ref/GetAtt helpers, shared with e2e_lambda.py.
 from cfn_template import ROOT, as_list, load, normalized, of_type, plain, props, target
+# The pass/fail reporter, shared with e2e_lambda.py.
+from checks import Checks
 
 # SESGUARD_TEMPLATE: check another template (used to prove that the checks fail on a bad one).
 TEMPLATE = Path(os.environ.get("SESGUARD_TEMPLATE") or ROOT / "template.yaml")
@@ -59,19 +62,8 @@ DYNAMODB_OPERATIONS = {
 }
 SNS_OPERATIONS = {"publish": "Publish", "publish_batch": "PublishBatch"}
 
-passed = 0
-failed = 0
-
-
-def check(ok: bool, what: str, detail: str = "") -> bool:
-    global passed, failed
-    if ok:
-        passed += 1
-        print(f"ok   {what}")
-    else:
-        failed += 1
-        print(f"FAIL {what}" + (f": {detail}" if detail else ""))
-    return ok
+checks = Checks()
+check = checks.check  # check(what, ok, detail=""): one line per check, counted for the report
 
 
 # ------------------------------------------------------------------ helpers
@@ -122,8 +114,8 @@ def check_patterns(resources, binary: str):
         [binary, "rules", "--format", "eventbridge"], check=True, capture_output=True, text=True
     ).stdout
     expected = json.loads(out)
-    check(isinstance(expected, list) and len(expected) >= 1,
-          "`sesguard rules --format eventbridge` prints a JSON array of patterns", out[:200])
+    check("`sesguard rules --format eventbridge` prints a JSON array of patterns",
+          isinstance(expected, list) and len(expected) >= 1, out[:200])
     rules = of_type(resources, "AWS::Events::Rule")
     by_source = {}
     for name, rule in rules.items():
@@ -132,8 +124,8 @@ def check_patterns(resources, binary: str):
             pattern = json.loads(pattern)
         for source in as_list((pattern or {}).get("source")):
             by_source.setdefault(source, []).append((name, pattern))
-    check(len(rules) == len(expected),
-          f"the template has one EventBridge rule per pattern ({len(expected)})",
+    check(f"the template has one EventBridge rule per pattern ({len(expected)})",
+          len(rules) == len(expected),
           f"found {sorted(rules)}")
     for pattern in expected:
         sources = pattern.get("source", [])
@@ -146,14 +138,15 @@ def check_patterns(resources, binary: str):
         elif not ok:
             detail = (f"{matches[0][0]} has {json.dumps(matches[0][1], sort_keys=True)}, "
                       f"the rules read {json.dumps(pattern, sort_keys=True)}")
-        check(ok, f"rule for {source}: EventPattern equals the pattern derived from the rules", detail)
+        check(f"rule for {source}: EventPattern equals the pattern derived from the rules", ok, detail)
     for name, rule in sorted(rules.items()):
         p = props(rule)
-        check(p.get("State") == CLOUDTRAIL_STATE,
-              f"{name}: State {CLOUDTRAIL_STATE} (else no Get*/List* event is delivered)",
+        check(f"{name}: State {CLOUDTRAIL_STATE} (else no Get*/List* event is delivered)",
+              p.get("State") == CLOUDTRAIL_STATE,
               f"State is {p.get('State')!r}")
-        check(p.get("EventBusName") in (None, "default") and "ScheduleExpression" not in p,
-              f"{name}: on the default event bus", f"EventBusName {p.get('EventBusName')!r}")
+        check(f"{name}: on the default event bus",
+              p.get("EventBusName") in (None, "default") and "ScheduleExpression" not in p,
+              f"EventBusName {p.get('EventBusName')!r}")
     return [plain(props(r)["EventPattern"]) for _, r in sorted(rules.items())]
 
 
@@ -164,7 +157,7 @@ def check_events(patterns, events_dir: Path):
     import boto3
 
     endpoint = os.environ.get("SESGUARD_TEST_ENDPOINT")
-    if not check(bool(endpoint), "SESGUARD_TEST_ENDPOINT is set (source scripts/emulators.sh)"):
+    if not check("SESGUARD_TEST_ENDPOINT is set (source scripts/emulators.sh)", bool(endpoint)):
         return
     events = boto3.client("events", endpoint_url=endpoint)
     sqs = boto3.client("sqs", endpoint_url=endpoint)
@@ -183,7 +176,7 @@ def check_events(patterns, events_dir: Path):
             rule_names.append(name)
 
         files = sorted(p for p in events_dir.glob("*.json") if p.is_file())
-        check(len(files) > 0, f"{events_dir} holds sample events")
+        check(f"{events_dir} holds sample events", len(files) > 0)
         sent = {}
         for path in files:
             envelope = json.loads(path.read_text(encoding="utf-8"))
@@ -198,7 +191,7 @@ def check_events(patterns, events_dir: Path):
                 entry["Time"] = envelope["time"]
             result = events.put_events(Entries=[entry])
             if result.get("FailedEntryCount"):
-                check(False, f"{path.name}: put_events accepted it", json.dumps(result["Entries"]))
+                check(f"{path.name}: put_events accepted it", False, json.dumps(result["Entries"]))
             sent[path.name] = envelope["detail"]["eventID"]
 
         arrived = {}
@@ -219,13 +212,13 @@ def check_events(patterns, events_dir: Path):
         for name, event_id in sent.items():
             count = arrived.get(event_id, 0)
             if name.startswith("filtered-"):
-                check(count == 0, f"{name}: filtered out by the rules",
+                check(f"{name}: filtered out by the rules", count == 0,
                       f"arrived {count} time(s)")
             else:
-                check(count == 1, f"{name}: delivered by the rules",
+                check(f"{name}: delivered by the rules", count == 1,
                       "did not arrive" if count == 0 else f"arrived {count} times")
         unknown = set(arrived) - set(sent.values())
-        check(not unknown, "nothing else arrived in the queue", f"unexpected eventIDs {unknown}")
+        check("nothing else arrived in the queue", not unknown, f"unexpected eventIDs {unknown}")
     finally:
         for name in rule_names:
             events.remove_targets(Rule=name, EventBusName="default", Ids=["queue"])
@@ -247,54 +240,58 @@ def check_deployment(template):
     statements = iam_statements(resources)
 
     # -- function
-    check(list(functions) == ["SesguardFunction"], "one function, SesguardFunction", f"{list(functions)}")
+    check("one function, SesguardFunction", list(functions) == ["SesguardFunction"], f"{list(functions)}")
     fn = props(functions.get("SesguardFunction", {}))
     meta = functions.get("SesguardFunction", {}).get("Metadata") or {}
-    check(fn.get("Runtime") == "provided.al2023" and fn.get("Architectures") == ["arm64"]
+    check("function: provided.al2023, arm64, handler bootstrap",
+          fn.get("Runtime") == "provided.al2023" and fn.get("Architectures") == ["arm64"]
           and fn.get("Handler") == "bootstrap",
-          "function: provided.al2023, arm64, handler bootstrap",
           f"{fn.get('Runtime')} {fn.get('Architectures')} {fn.get('Handler')}")
-    check(meta.get("BuildMethod") == "rust-cargolambda"
+    check("function: built by rust-cargolambda from the sesguard-lambda binary",
+          meta.get("BuildMethod") == "rust-cargolambda"
           and (meta.get("BuildProperties") or {}).get("Binary") == "sesguard-lambda",
-          "function: built by rust-cargolambda from the sesguard-lambda binary", json.dumps(meta))
+          json.dumps(meta))
     variables = set(((fn.get("Environment") or {}).get("Variables") or {}).keys())
-    check(variables == ENV_VARS, "function: environment variables exactly those the Lambda reads",
+    check("function: environment variables exactly those the Lambda reads", variables == ENV_VARS,
           f"extra {sorted(variables - ENV_VARS)}, missing {sorted(ENV_VARS - variables)}")
     logging = fn.get("LoggingConfig") or {}
     log_group = resources.get(target(logging.get("LogGroup")) or "", {})
-    check(logging.get("LogFormat") == "JSON", "function: JSON log format")
-    check(props(log_group).get("RetentionInDays") is not None, "function: log group with retention")
-    check(not fn.get("Policies"), "function: no SAM policies/templates (role written out)")
+    check("function: JSON log format", logging.get("LogFormat") == "JSON")
+    check("function: log group with retention", props(log_group).get("RetentionInDays") is not None)
+    check("function: no SAM policies/templates (role written out)", not fn.get("Policies"))
     role_id = target(fn.get("Role"))
     role = resources.get(role_id or "", {})
-    check(role.get("Type") == "AWS::IAM::Role" and not props(role).get("ManagedPolicyArns"),
-          "function: own IAM role without managed policies", f"Role {fn.get('Role')}")
+    check("function: own IAM role without managed policies",
+          role.get("Type") == "AWS::IAM::Role" and not props(role).get("ManagedPolicyArns"),
+          f"Role {fn.get('Role')}")
 
     # -- on-failure destination of the async invocations
     invoke_configs = [props(r) for r in of_type(resources, "AWS::Lambda::EventInvokeConfig").values()
                       if target(props(r).get("FunctionName")) == "SesguardFunction"]
     ic = invoke_configs[0] if invoke_configs else {}
     on_failure = target(((ic.get("DestinationConfig") or {}).get("OnFailure") or {}).get("Destination"))
-    check(on_failure in queues, "function: EventInvokeConfig with an SQS OnFailure destination",
+    check("function: EventInvokeConfig with an SQS OnFailure destination", on_failure in queues,
           f"destination {on_failure}")
-    check(isinstance(ic.get("MaximumRetryAttempts"), int), "function: async retry count set",
+    check("function: async retry count set", isinstance(ic.get("MaximumRetryAttempts"), int),
           f"{ic.get('MaximumRetryAttempts')!r}")
-    check("sqs:SendMessage" in role_actions_on(statements, on_failure),
-          "function role may sqs:SendMessage to the OnFailure queue")
+    check("function role may sqs:SendMessage to the OnFailure queue",
+          "sqs:SendMessage" in role_actions_on(statements, on_failure))
 
     # -- EventBridge targets: DLQ, retry policy, permission
     policies = of_type(resources, "AWS::SQS::QueuePolicy")
     permissions = [props(r) for r in of_type(resources, "AWS::Lambda::Permission").values()]
     for name, rule in sorted(rules.items()):
         targets = props(rule).get("Targets") or []
-        check(len(targets) == 1 and target(targets[0].get("Arn")) == "SesguardFunction",
-              f"{name}: targets the function", json.dumps(plain(targets))[:200])
+        check(f"{name}: targets the function",
+              len(targets) == 1 and target(targets[0].get("Arn")) == "SesguardFunction",
+              json.dumps(plain(targets))[:200])
         for t in targets:
             retry = t.get("RetryPolicy") or {}
-            check("MaximumRetryAttempts" in retry and "MaximumEventAgeInSeconds" in retry,
-                  f"{name}: target has a RetryPolicy", json.dumps(plain(retry)))
+            check(f"{name}: target has a RetryPolicy",
+                  "MaximumRetryAttempts" in retry and "MaximumEventAgeInSeconds" in retry,
+                  json.dumps(plain(retry)))
             dlq = target((t.get("DeadLetterConfig") or {}).get("Arn"))
-            check(dlq in queues, f"{name}: target has an SQS dead-letter queue", f"{dlq}")
+            check(f"{name}: target has an SQS dead-letter queue", dlq in queues, f"{dlq}")
             allowed = False
             for pol in policies.values():
                 pp = props(pol)
@@ -307,39 +304,41 @@ def check_deployment(template):
                     if (st.get("Effect") == "Allow" and principal == "events.amazonaws.com"
                             and "sqs:SendMessage" in as_list(st.get("Action")) and name in arns):
                         allowed = True
-            check(allowed, f"{name}: DLQ policy lets events.amazonaws.com send for this rule (SourceArn)")
-        check(any(p.get("Principal") == "events.amazonaws.com"
+            check(f"{name}: DLQ policy lets events.amazonaws.com send for this rule (SourceArn)", allowed)
+        check(f"{name}: Lambda permission for events.amazonaws.com with this rule as SourceArn",
+              any(p.get("Principal") == "events.amazonaws.com"
                   and target(p.get("SourceArn")) == name
-                  and target(p.get("FunctionName")) == "SesguardFunction" for p in permissions),
-              f"{name}: Lambda permission for events.amazonaws.com with this rule as SourceArn")
+                  and target(p.get("FunctionName")) == "SesguardFunction" for p in permissions))
 
     # -- table: what the DynamoDB adapter expects
-    check(len(tables) == 1, "one DynamoDB table", f"{list(tables)}")
+    check("one DynamoDB table", len(tables) == 1, f"{list(tables)}")
     for name, table in tables.items():
         p = props(table)
-        check(plain(p.get("KeySchema")) == [{"AttributeName": "pk", "KeyType": "HASH"}]
+        check(f"{name}: key schema is exactly pk (S, HASH)",
+              plain(p.get("KeySchema")) == [{"AttributeName": "pk", "KeyType": "HASH"}]
               and plain(p.get("AttributeDefinitions")) == [{"AttributeName": "pk", "AttributeType": "S"}],
-              f"{name}: key schema is exactly pk (S, HASH)", json.dumps(plain(p.get("KeySchema"))))
-        check(p.get("BillingMode") == "PAY_PER_REQUEST", f"{name}: on-demand")
+              json.dumps(plain(p.get("KeySchema"))))
+        check(f"{name}: on-demand", p.get("BillingMode") == "PAY_PER_REQUEST")
         ttl = p.get("TimeToLiveSpecification") or {}
-        check(ttl.get("AttributeName") == "expires_at" and ttl.get("Enabled") is True,
-              f"{name}: TTL on expires_at", json.dumps(plain(ttl)))
-        check((p.get("PointInTimeRecoverySpecification") or {}).get("PointInTimeRecoveryEnabled") is True,
-              f"{name}: point-in-time recovery")
-        check((p.get("SSESpecification") or {}).get("SSEEnabled") is True, f"{name}: encrypted (SSE)")
+        check(f"{name}: TTL on expires_at",
+              ttl.get("AttributeName") == "expires_at" and ttl.get("Enabled") is True,
+              json.dumps(plain(ttl)))
+        check(f"{name}: point-in-time recovery",
+              (p.get("PointInTimeRecoverySpecification") or {}).get("PointInTimeRecoveryEnabled") is True)
+        check(f"{name}: encrypted (SSE)", (p.get("SSESpecification") or {}).get("SSEEnabled") is True)
         used = {f"dynamodb:{op}" for op in rust_operations(ROOT / "src/aws/dynamodb.rs", DYNAMODB_OPERATIONS)}
         granted = role_actions_on(statements, name)
-        check(granted == used,
-              f"{name}: the role grants exactly the item actions src/aws/dynamodb.rs calls",
+        check(f"{name}: the role grants exactly the item actions src/aws/dynamodb.rs calls",
+              granted == used,
               f"granted {sorted(granted)}, the adapter calls {sorted(used)}")
 
     # -- topic, queues: encrypted; the function may publish and encrypt
     for name, topic in sorted(topics.items()):
         key = props(topic).get("KmsMasterKeyId")
-        check(bool(key), f"{name}: KMS-encrypted topic")
+        check(f"{name}: KMS-encrypted topic", bool(key))
         used = {f"sns:{op}" for op in rust_operations(ROOT / "src/aws/sns.rs", SNS_OPERATIONS)}
         granted = role_actions_on(statements, name)
-        check(granted == used, f"{name}: the role grants exactly the actions src/aws/sns.rs calls",
+        check(f"{name}: the role grants exactly the actions src/aws/sns.rs calls", granted == used,
               f"granted {sorted(granted)}, the sink calls {sorted(used)}")
         key_id = target(key)
         kms_ok = any(
@@ -348,47 +347,47 @@ def check_deployment(template):
             and (key_id is not None and key_id in [target(r) for r in as_list(st.get("Resource"))]
                  or bool(st.get("Condition")))
             for _, st in statements)
-        check(kms_ok, f"{name}: the role may kms:GenerateDataKey and kms:Decrypt for the topic key")
+        check(f"{name}: the role may kms:GenerateDataKey and kms:Decrypt for the topic key", kms_ok)
         # CloudWatch alarms can publish to an encrypted topic only with a customer managed key
         # whose policy lets cloudwatch.amazonaws.com use it (not alias/aws/sns).
         grants_cw = key_id in keys and any(
             (st.get("Principal") or {}).get("Service") == "cloudwatch.amazonaws.com"
             and {"kms:Decrypt", "kms:GenerateDataKey*"} <= set(as_list(st.get("Action")))
             for st in as_list(props(keys[key_id]).get("KeyPolicy", {}).get("Statement")))
-        check(grants_cw, f"{name}: its key lets CloudWatch alarms publish (customer managed key)",
+        check(f"{name}: its key lets CloudWatch alarms publish (customer managed key)", grants_cw,
               f"KmsMasterKeyId {json.dumps(plain(key))}")
     for name, queue in sorted(queues.items()):
         p = props(queue)
-        check(p.get("SqsManagedSseEnabled") is True or bool(p.get("KmsMasterKeyId")),
-              f"{name}: encrypted queue")
+        check(f"{name}: encrypted queue",
+              p.get("SqsManagedSseEnabled") is True or bool(p.get("KmsMasterKeyId")))
 
     # -- IAM: no wildcards
-    check(len(statements) > 0, "IAM policies are written out in the template")
+    check("IAM policies are written out in the template", len(statements) > 0)
     for where, st in statements:
         actions = as_list(st.get("Action"))
         resources_ = as_list(st.get("Resource"))
-        check("NotAction" not in st and "NotResource" not in st and "NotPrincipal" not in st,
-              f"IAM {where}: no NotAction/NotResource")
-        check(bool(actions) and not any("*" in a for a in actions if isinstance(a, str)),
-              f"IAM {where} ({st.get('Sid', '')}): no wildcard action", f"{actions}")
+        check(f"IAM {where}: no NotAction/NotResource",
+              "NotAction" not in st and "NotResource" not in st and "NotPrincipal" not in st)
+        check(f"IAM {where} ({st.get('Sid', '')}): no wildcard action",
+              bool(actions) and not any("*" in a for a in actions if isinstance(a, str)), f"{actions}")
         star = any(r == "*" for r in resources_)
         kms_conditioned = all(isinstance(a, str) and a.startswith("kms:") for a in actions) and bool(
             st.get("Condition"))
-        check(bool(resources_) and (not star or kms_conditioned),
-              f"IAM {where} ({st.get('Sid', '')}): no wildcard resource", f"{resources_}")
+        check(f"IAM {where} ({st.get('Sid', '')}): no wildcard resource",
+              bool(resources_) and (not star or kms_conditioned), f"{resources_}")
     for name, pol in sorted(policies.items()):
         for i, st in enumerate(as_list(props(pol).get("PolicyDocument", {}).get("Statement"))):
             principal = st.get("Principal")
-            check(principal not in ("*", {"AWS": "*"}) and bool(st.get("Condition"))
-                  and not any("*" in a for a in as_list(st.get("Action"))),
-                  f"{name}[{i}]: queue policy names a principal, a condition, no wildcard action")
+            check(f"{name}[{i}]: queue policy names a principal, a condition, no wildcard action",
+                  principal not in ("*", {"AWS": "*"}) and bool(st.get("Condition"))
+                  and not any("*" in a for a in as_list(st.get("Action"))))
     for name, key in sorted(keys.items()):
         for i, st in enumerate(as_list(props(key).get("KeyPolicy", {}).get("Statement"))):
             principal = st.get("Principal") or {}
             is_root = isinstance(principal, dict) and "root" in json.dumps(plain(principal.get("AWS", "")))
             wildcard = any("*" in a and a != "kms:GenerateDataKey*" for a in as_list(st.get("Action")))
-            check(principal not in ("*", {"AWS": "*"}) and (is_root or not wildcard),
-                  f"{name}[{i}]: key policy grants a named principal; only the account may kms:*")
+            check(f"{name}[{i}]: key policy grants a named principal; only the account may kms:*",
+                  principal not in ("*", {"AWS": "*"}) and (is_root or not wildcard))
 
     # -- alarms
     alarms = [props(a) for a in of_type(resources, "AWS::CloudWatch::Alarm").values()]
@@ -402,21 +401,21 @@ def check_deployment(template):
                 return True
         return False
 
-    check(alarm_for("Errors", "SesguardFunction"), "alarm: function Errors > 0 -> topic")
-    check(alarm_for("Throttles", "SesguardFunction"), "alarm: function Throttles > 0 -> topic")
+    check("alarm: function Errors > 0 -> topic", alarm_for("Errors", "SesguardFunction"))
+    check("alarm: function Throttles > 0 -> topic", alarm_for("Throttles", "SesguardFunction"))
     for name in sorted(queues):
-        check(alarm_for("ApproximateNumberOfMessagesVisible", name),
-              f"alarm: messages visible in {name} > 0 -> topic")
+        check(f"alarm: messages visible in {name} > 0 -> topic",
+              alarm_for("ApproximateNumberOfMessagesVisible", name))
 
     # -- parameters and outputs
     params = template.get("Parameters", {})
     want = {"LearningDays": 7, "ForgetDays": 28, "SequenceWindowMinutes": 60, "DedupMinutes": 60,
             "LogLevel": "INFO", "AlertEmail": ""}
     got = {k: params.get(k, {}).get("Default") for k in want}
-    check(got == want, "parameters with their defaults", f"{got}")
+    check("parameters with their defaults", got == want, f"{got}")
     outputs = {target(o.get("Value")) for o in (template.get("Outputs") or {}).values()}
     needed = set(topics) | set(tables) | set(queues) | {"SesguardFunction"}
-    check(needed <= outputs, "outputs: topic, table, both queues, function",
+    check("outputs: topic, table, both queues, function", needed <= outputs,
           f"missing {sorted(needed - outputs)}")
 
 
@@ -427,12 +426,11 @@ def main() -> int:
     binary = sys.argv[1]
     events_dir = Path(sys.argv[2]) if len(sys.argv) == 3 else ROOT / "events"
     template = load(TEMPLATE)
-    check(template.get("Transform") == "AWS::Serverless-2016-10-31", "template.yaml is a SAM template")
+    check("template.yaml is a SAM template", template.get("Transform") == "AWS::Serverless-2016-10-31")
     patterns = check_patterns(template.get("Resources", {}), binary)
     check_events(patterns, events_dir)
     check_deployment(template)
-    print(f"{passed} passed, {failed} failed")
-    return 1 if failed else 0
+    return checks.finish()
 
 
 if __name__ == "__main__":
