@@ -1,12 +1,12 @@
 //! Criterion suite: per-event evaluation cost (parse + rules) for a matching and a non-matching
 //! record, the log-file splitter against serde_json, and the reader over one CloudTrail file
-//! (raw and gzip) from the corpus generator. `cargo bench --bench scan`; `scripts/bench.sh` has
-//! the end-to-end numbers. Under `cargo test` each benchmark runs once, as a smoke test.
+//! (raw and gzip) from the corpus generator (tools/corpus, called in-process).
+//! `cargo bench --bench scan`; `scripts/bench.sh` has the end-to-end numbers. Under `cargo test`
+//! each benchmark runs once, as a smoke test.
 
 use std::hint::black_box;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
@@ -19,12 +19,14 @@ use sesguard::{Engine, MemoryState, Record, rules};
 /// One generated CloudTrail log file (about 400 records, 1% SES), raw.
 fn log_file() -> Vec<u8> {
     let dir = std::env::temp_dir().join(format!("sesguard-bench-{}", std::process::id()));
-    let status = Command::new(env!("CARGO_BIN_EXE_sesguard-corpus"))
-        .args(["--size", "1", "--form", "raw", "--threads", "1", "--out"])
-        .arg(&dir)
-        .status()
-        .expect("run sesguard-corpus");
-    assert!(status.success());
+    let options = sesguard_corpus::Options {
+        size: 1,
+        form: sesguard_corpus::Form::Raw,
+        threads: 1,
+        ..sesguard_corpus::Options::default()
+    };
+    let counts = sesguard_corpus::generate(&dir, &options).expect("generate the corpus");
+    assert_eq!(counts.files, 1);
     let file: PathBuf = std::fs::read_dir(dir.join("raw"))
         .expect("corpus")
         .map(|e| e.expect("entry").path())

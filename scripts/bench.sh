@@ -4,13 +4,14 @@
 #   scripts/bench.sh [SIZE] [RUNS]      SIZE of raw JSON to generate (default 1G), RUNS per row
 #                                       (default 5; jq gets JQ_RUNS, default 3)
 #
-# Generates a deterministic CloudTrail corpus (raw and .json.gz, kept in target/bench-corpus/ for
-# the next run), builds release, then times on the same files: sesguard on raw and on .gz with
-# --threads 1 and the default thread count (and raw with --threads 1 --no-mmap), `gzip -dc` of
-# the .gz to /dev/null, and the jq one-liner on raw; each RUNS times after a warm-up read, reporting the median wall time, CPU
-# time (user + system) and peak RSS (/usr/bin/time -f %M), and a markdown table of ratios. Then
-# the Lambda: its init time (scripts/init_time.py, release build) and the size of the arm64
-# bootstrap `sam build` makes (scripts/sam-build-check.sh).
+# Generates a deterministic CloudTrail corpus with the workspace tool tools/corpus (raw and
+# .json.gz, kept in target/bench-corpus/ for the next run), builds release, then times on the same
+# files: sesguard on raw and on .gz with --threads 1 and the default thread count (and raw with
+# --threads 1 --no-mmap), `gzip -dc` of the .gz to /dev/null, and the jq one-liner on raw; each RUNS
+# times after a warm-up read, reporting the median wall time, CPU time (user + system) and peak RSS
+# (/usr/bin/time -f %M), and a markdown table of ratios. Then the Lambda: its init time
+# (scripts/init_time.py, release build) and the size of the arm64 bootstrap `sam build` makes
+# (scripts/sam-build-check.sh).
 # Too slow for CI, which runs only the tests: it refuses to run when CI is set.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,13 +32,16 @@ if [ ! -x "$timer" ]; then
 fi
 
 echo "== build (release profile)" >&2
-cargo build --release --locked --bin sesguard --bin sesguard-lambda --bin sesguard-corpus >&2
+cargo build --release --locked --bin sesguard --bin sesguard-lambda >&2
+# The corpus generator is a workspace tool (tools/corpus), not a binary of the sesguard package.
+cargo build --release --locked -p sesguard-corpus >&2
 bin=target/release/sesguard
+corpus_bin=target/release/sesguard-corpus
 
 if [ ! -f "$corpus/.complete" ]; then
   echo "== generate $size corpus in $corpus" >&2
   rm -rf "$corpus"
-  target/release/sesguard-corpus --out "$corpus" --size "$size" >&2
+  "$corpus_bin" --out "$corpus" --size "$size" >&2
   touch "$corpus/.complete"
 fi
 raw_bytes=$(find "$corpus/raw" -type f -printf '%s\n' | awk '{s += $1} END {print s}')

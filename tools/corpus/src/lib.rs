@@ -1,21 +1,20 @@
-//! `sesguard-corpus`: a deterministic generator of realistic CloudTrail log files, for benchmarks
-//! and the fast-path equivalence test. Not part of the product.
+//! The benchmark corpus generator: deterministic, realistic CloudTrail log files, for
+//! `scripts/bench.sh` (through the `sesguard-corpus` binary), the scan benchmarks and the
+//! fast-path equivalence test. A tool of the workspace, not part of the product: not published,
+//! not installed by `cargo install --path .`.
 //!
-//! Writes `{"Records":[...]}` files of a few hundred records each (one line, as CloudTrail
-//! delivers them), five minutes apart, named like CloudTrail
+//! [`generate`] writes `{"Records":[...]}` files of a few hundred records each (one line, as
+//! CloudTrail delivers them), five minutes apart, named like CloudTrail
 //! (`<account>_CloudTrail_<region>_<yyyymmddThhmmZ>_<random>.json[.gz]`) so that name order is
 //! time order. Records come from many services with CloudTrail's field variety (identity types,
 //! session contexts, request parameters, response elements, TLS details, data events, errors,
 //! escaped policy documents, non-ASCII names); a small share are SES and Service Quotas calls,
-//! including ones that fire each of the five rules. The same seed and size give the same bytes.
-//!
-//! Usage: `sesguard-corpus --out DIR [--size 1G] [--seed 1] [--form raw|gz|both]
-//! [--ses-percent 1] [--threads N]`; raw files go to `DIR/raw/`, compressed ones to `DIR/gz/`.
+//! including ones that fire each of the five rules. The same seed and size give the same bytes,
+//! whatever the thread count.
 
 use std::fmt::Write as _;
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
-use std::process::ExitCode;
+use std::path::Path;
 
 use flate2::Compression;
 use flate2::write::GzEncoder;
@@ -26,120 +25,85 @@ const REGION: &str = "us-east-1";
 const START: i64 = 1_772_323_200;
 const FILE_SECONDS: i64 = 300;
 
-struct Options {
-    out: PathBuf,
-    size: u64,
-    seed: u64,
-    raw: bool,
-    gz: bool,
-    ses_per_mille: u64,
-    threads: usize,
+/// Which files [`generate`] writes: raw ones to `OUT/raw/`, compressed ones to `OUT/gz/`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Form {
+    /// `OUT/raw/*.json` only.
+    Raw,
+    /// `OUT/gz/*.json.gz` only.
+    Gz,
+    /// Both, the same files raw and compressed.
+    #[default]
+    Both,
 }
 
-fn main() -> ExitCode {
-    let options = match parse_args(std::env::args().skip(1)) {
-        Ok(options) => options,
-        Err(message) => {
-            eprintln!("sesguard-corpus: {message}");
-            eprintln!(
-                "usage: sesguard-corpus --out DIR [--size 1G] [--seed 1] [--form raw|gz|both] \
-                 [--ses-percent 1] [--threads N]"
-            );
-            return ExitCode::from(2);
-        }
-    };
-    match generate(&options) {
-        Ok((files, raw_bytes, gz_bytes)) => {
-            eprintln!(
-                "sesguard-corpus: {files} files, {raw_bytes} bytes raw, {gz_bytes} bytes gzip, in {}",
-                options.out.display()
-            );
-            ExitCode::SUCCESS
-        }
-        Err(err) => {
-            eprintln!("sesguard-corpus: error: {err}");
-            ExitCode::FAILURE
+impl Form {
+    fn raw(self) -> bool {
+        matches!(self, Form::Raw | Form::Both)
+    }
+
+    fn gz(self) -> bool {
+        matches!(self, Form::Gz | Form::Both)
+    }
+}
+
+/// What to generate. The default is the `sesguard-corpus` binary's: 1 GiB, seed 1, both forms,
+/// 1% SES records, one file per available CPU at a time.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Options {
+    /// Raw JSON size to reach, in bytes, whatever the form: files are added while their raw size
+    /// is below it, so the last one passes it (1 gives one file).
+    pub size: u64,
+    /// The seed: the same seed and size give the same files, byte for byte.
+    pub seed: u64,
+    /// Raw files, compressed files, or both.
+    pub form: Form,
+    /// SES and Service Quotas events per thousand draws (10: 1%).
+    pub ses_per_mille: u64,
+    /// Files generated at a time (0 counts as 1); the output does not depend on it.
+    pub threads: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            size: 1 << 30,
+            seed: 1,
+            form: Form::Both,
+            ses_per_mille: 10,
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
         }
     }
 }
 
-fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
-    let mut options = Options {
-        out: PathBuf::new(),
-        size: 1 << 30,
-        seed: 1,
-        raw: true,
-        gz: true,
-        ses_per_mille: 10,
-        threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
-    };
-    let mut out = None;
-    while let Some(arg) = args.next() {
-        let mut value = || args.next().ok_or_else(|| format!("{arg} needs a value"));
-        match arg.as_str() {
-            "--out" => out = Some(PathBuf::from(value()?)),
-            "--size" => options.size = parse_size(&value()?)?,
-            "--seed" => options.seed = value()?.parse().map_err(|e| format!("--seed: {e}"))?,
-            "--form" => match value()?.as_str() {
-                "raw" => (options.raw, options.gz) = (true, false),
-                "gz" => (options.raw, options.gz) = (false, true),
-                "both" => (options.raw, options.gz) = (true, true),
-                other => return Err(format!("--form: {other:?} is not raw, gz or both")),
-            },
-            "--ses-percent" => {
-                let percent: f64 = value()?
-                    .parse()
-                    .map_err(|e| format!("--ses-percent: {e}"))?;
-                if !(0.0..=100.0).contains(&percent) {
-                    return Err("--ses-percent must be between 0 and 100".into());
-                }
-                options.ses_per_mille = (percent * 10.0).round() as u64;
-            }
-            "--threads" => {
-                options.threads = value()?.parse().map_err(|e| format!("--threads: {e}"))?;
-                options.threads = options.threads.max(1);
-            }
-            other => return Err(format!("unknown argument {other:?}")),
-        }
-    }
-    options.out = out.ok_or("--out DIR is required")?;
-    Ok(options)
+/// What [`generate`] wrote.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Log files (each both raw and compressed with [`Form::Both`]).
+    pub files: u64,
+    /// Their raw JSON size, whether or not the raw files were written.
+    pub raw_bytes: u64,
+    /// The size of the `.json.gz` files; 0 when none were written.
+    pub gz_bytes: u64,
 }
 
-/// `123`, `64K`, `200M`, `1G`, `1.5G` (binary units).
-fn parse_size(text: &str) -> Result<u64, String> {
-    let (number, unit) = match text.char_indices().find(|(_, c)| c.is_ascii_alphabetic()) {
-        Some((at, _)) => text.split_at(at),
-        None => (text, ""),
-    };
-    let scale: u64 = match unit.to_ascii_uppercase().trim_end_matches(['B', 'I']) {
-        "" => 1,
-        "K" => 1 << 10,
-        "M" => 1 << 20,
-        "G" => 1 << 30,
-        "T" => 1 << 40,
-        _ => return Err(format!("--size: unknown unit in {text:?}")),
-    };
-    let number: f64 = number
-        .parse()
-        .map_err(|_| format!("--size: {text:?} is not a size"))?;
-    Ok((number * scale as f64) as u64)
-}
-
-/// Generates files in index order until the raw size is reached; files are made `threads` at a
-/// time, each from its own seed, so the output does not depend on the thread count.
-fn generate(options: &Options) -> std::io::Result<(u64, u64, u64)> {
-    let raw_dir = options.out.join("raw");
-    let gz_dir = options.out.join("gz");
-    if options.raw {
+/// Writes the corpus under `out` (`out/raw/`, `out/gz/`, created if missing) and returns what it
+/// wrote. Files are generated in index order until the raw size is reached; files are made
+/// `threads` at a time, each from its own seed, so the output does not depend on the thread
+/// count.
+pub fn generate(out: &Path, options: &Options) -> std::io::Result<Counts> {
+    let raw_dir = out.join("raw");
+    let gz_dir = out.join("gz");
+    if options.form.raw() {
         std::fs::create_dir_all(&raw_dir)?;
     }
-    if options.gz {
+    if options.form.gz() {
         std::fs::create_dir_all(&gz_dir)?;
     }
+    let threads = options.threads.max(1) as u64;
     let (mut files, mut raw_total, mut gz_total) = (0u64, 0u64, 0u64);
     while raw_total < options.size {
-        let batch: Vec<u64> = (files..files + options.threads as u64).collect();
+        let batch: Vec<u64> = (files..files + threads).collect();
         let results: Vec<std::io::Result<(u64, u64)>> = std::thread::scope(|scope| {
             let handles: Vec<_> = batch
                 .iter()
@@ -180,7 +144,11 @@ fn generate(options: &Options) -> std::io::Result<(u64, u64, u64)> {
         }
         index += 1;
     }
-    Ok((files, raw_total, gz_total))
+    Ok(Counts {
+        files,
+        raw_bytes: raw_total,
+        gz_bytes: gz_total,
+    })
 }
 
 fn write_file(
@@ -191,11 +159,11 @@ fn write_file(
 ) -> std::io::Result<(u64, u64)> {
     let text = log_file(options.seed, index, options.ses_per_mille);
     let name = file_name(options.seed, index);
-    if options.raw {
+    if options.form.raw() {
         std::fs::write(raw_dir.join(&name), &text)?;
     }
     let mut gz = 0;
-    if options.gz {
+    if options.form.gz() {
         let mut encoder = GzEncoder::new(Vec::with_capacity(text.len() / 8), Compression::new(6));
         encoder.write_all(text.as_bytes())?;
         let bytes = encoder.finish()?;
@@ -1301,4 +1269,60 @@ fn log_file(seed: u64, index: u64, ses_per_mille: u64) -> String {
     }
     out.push_str("]}");
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
+        let mut files: Vec<_> = std::fs::read_dir(dir)
+            .expect("read_dir")
+            .map(|e| {
+                let path = e.expect("entry").path();
+                let name = path
+                    .file_name()
+                    .expect("name")
+                    .to_string_lossy()
+                    .into_owned();
+                (name, std::fs::read(&path).expect("read"))
+            })
+            .collect();
+        files.sort();
+        files
+    }
+
+    #[test]
+    fn the_corpus_does_not_depend_on_the_thread_count() {
+        let root =
+            std::env::temp_dir().join(format!("sesguard-corpus-test-{}", std::process::id()));
+        let options = |threads| Options {
+            size: 600 << 10,
+            seed: 5,
+            threads,
+            ..Options::default()
+        };
+        let one = generate(&root.join("one"), &options(1)).expect("generate");
+        let three = generate(&root.join("three"), &options(3)).expect("generate");
+        assert_eq!(one, three);
+        assert!(one.files >= 2, "{one:?}");
+        for form in ["raw", "gz"] {
+            let (a, b) = (
+                files(&root.join("one").join(form)),
+                files(&root.join("three").join(form)),
+            );
+            assert_eq!(a.len() as u64, one.files);
+            assert!(a == b, "{form} files differ");
+        }
+        let raw: u64 = files(&root.join("one/raw"))
+            .iter()
+            .map(|(_, b)| b.len() as u64)
+            .sum();
+        let gz: u64 = files(&root.join("one/gz"))
+            .iter()
+            .map(|(_, b)| b.len() as u64)
+            .sum();
+        assert_eq!((raw, gz), (one.raw_bytes, one.gz_bytes));
+        let _ = std::fs::remove_dir_all(&root);
+    }
 }
