@@ -25,9 +25,10 @@ use globset::{GlobBuilder, GlobMatcher};
 use ipnet::IpNet;
 use serde::Deserialize;
 
+pub use crate::model::Settings;
+use crate::model::{DAY, MINUTE, Seconds, Subject};
 use crate::rules;
-use crate::signal::Subject;
-use crate::time::{DAY, MINUTE, Seconds, parse_date_or_time};
+use crate::time::parse_date_or_time;
 
 /// A configuration that cannot be used, with what to fix.
 #[derive(Debug, thiserror::Error)]
@@ -53,30 +54,6 @@ pub enum ConfigError {
     },
     #[error("{name}: {message}")]
     Setting { name: String, message: String },
-}
-
-/// Windows and periods, in seconds of event time.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Settings {
-    /// R2: no signal while an event is less than this after the first event the state saw.
-    pub learning: Seconds,
-    /// R2: a principal not seen for this long is forgotten.
-    pub forget: Seconds,
-    /// R4: the longest time from an add to its delete.
-    pub window: Seconds,
-    /// R1/R3/R5: repeats within this after a signal give no new one.
-    pub dedup: Seconds,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Settings {
-            learning: 0,
-            forget: 28 * DAY,
-            window: 60 * MINUTE,
-            dedup: 60 * MINUTE,
-        }
-    }
 }
 
 /// Overrides from flags or environment variables; `None` keeps the file's value.
@@ -341,7 +318,7 @@ impl TorList {
             };
             let ip = address
                 .parse::<IpAddr>()
-                .map_err(|_| (index + 1, crate::input::truncate(content, 60)))?;
+                .map_err(|_| (index + 1, crate::text::truncate(content, 60)))?;
             addresses.insert(ip);
         }
         Ok(TorList { addresses })

@@ -21,7 +21,8 @@ use serde::Deserialize;
 use serde::de::IgnoredAny;
 use serde_json::value::RawValue;
 
-use crate::event::{Envelope, json_kind};
+use crate::record::Envelope;
+use crate::text::{describe, json_kind, truncate};
 
 pub mod split;
 
@@ -692,24 +693,6 @@ fn peek<R: BufRead>(mut reader: R, n: usize) -> io::Result<Chain<Cursor<Vec<u8>>
 
 fn is_blank(line: &[u8]) -> bool {
     line.iter().all(u8::is_ascii_whitespace)
-}
-
-/// A serde_json error without its " at line L column C" suffix, which would point into a
-/// fragment rather than the file; callers give the position themselves.
-pub fn describe(err: &serde_json::Error) -> String {
-    let text = err.to_string();
-    match text.rfind(" at line ") {
-        Some(at) => text[..at].to_owned(),
-        None => text,
-    }
-}
-
-/// At most `max` characters of `text`, for quoting attacker-controlled input in messages.
-pub fn truncate(text: &str, max: usize) -> String {
-    match text.char_indices().nth(max) {
-        Some((at, _)) => format!("{}…", &text[..at]),
-        None => text.to_owned(),
-    }
 }
 
 #[cfg(test)]

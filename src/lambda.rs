@@ -1,30 +1,15 @@
-//! The Lambda's work, apart from the runtime: one EventBridge event in, signals out to a
-//! [`Publisher`], state in a [`State`]. `src/bin/sesguard-lambda.rs` only wires AWS clients to it.
-//!
-//! # Delivery protocol: exactly-once effect over at-least-once delivery
-//! 1. **Evaluate.** Every state write the rules make is replay-safe: evaluating the same event
-//!    again reaches the same decisions (see [`crate::state`]).
-//! 2. **Claim.** Each decided signal is claimed by its deterministic id (a conditional put of
-//!    `signal#<id>` with status `pending`; the engine does this). A claim already `published`
-//!    means an earlier delivery finished: nothing is sent.
-//! 3. **Publish** to SNS. On failure the handler returns an error, Lambda retries the event, and
-//!    the retry finds the claim `pending` (unfinished) and publishes it.
-//! 4. **Mark** the claim `published`.
-//!
-//! Nothing is lost: a signal is only ever marked after SNS accepted it. A failed mark does not
-//! fail the invocation (that retry would publish again). The one window for a duplicate is a
-//! crash after SNS accepted the message and before the mark (step 3 → 4), or a failed mark
-//! followed by a duplicate delivery; SNS standard topics offer no transactional publish, so the
-//! message is then sent again with the same `signal_id`, which subscribers can de-duplicate on.
+//! The Lambda's work, apart from the runtime: one invocation payload in, its records through
+//! the delivery loop ([`crate::deliver`], which documents the exactly-once protocol), signals
+//! out to a [`Sink`] (SNS), state in a [`State`] (DynamoDB). `src/bin/sesguard-lambda.rs` only
+//! wires AWS clients to it.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::engine::{Engine, EngineError};
-use crate::event::Record;
+use crate::deliver::{Counts, DeliverError, Delivery, Sink, SinkError};
+use crate::engine::Engine;
 use crate::input::{self, InputError, Position, Visitor};
-use crate::sink::{PublishError, Publisher};
 use crate::state::{State, StateError};
+use crate::text::truncate;
 
 #[derive(Debug, thiserror::Error)]
 pub enum HandlerError {
@@ -35,11 +20,11 @@ pub enum HandlerError {
     #[error(transparent)]
     State(#[from] StateError),
     #[error(transparent)]
-    Publish(#[from] PublishError),
+    Publish(#[from] SinkError),
     /// A concurrent invocation holds the claim of a signal of this event; retried later, this
     /// event finds it published (nothing to do) or the claimer gone (it publishes).
     #[error("{0} signal(s) of this event are being published by another invocation; retry later")]
-    InFlight(usize),
+    InFlight(u64),
 }
 
 impl HandlerError {
@@ -49,8 +34,8 @@ impl HandlerError {
     pub fn is_transient(&self) -> bool {
         match self {
             HandlerError::Malformed(_) => false,
-            HandlerError::State(err) => err.transient,
-            HandlerError::Publish(err) => err.transient,
+            HandlerError::State(err) => err.is_transient(),
+            HandlerError::Publish(err) => err.is_transient(),
             HandlerError::InFlight(_) => true,
         }
     }
@@ -59,9 +44,9 @@ impl HandlerError {
     pub fn error_type(&self) -> &'static str {
         match self {
             HandlerError::Malformed(_) => "sesguard.MalformedEvent",
-            HandlerError::State(err) if err.transient => "sesguard.StateUnavailable",
+            HandlerError::State(err) if err.is_transient() => "sesguard.StateUnavailable",
             HandlerError::State(_) => "sesguard.StateError",
-            HandlerError::Publish(err) if err.transient => "sesguard.PublishUnavailable",
+            HandlerError::Publish(err) if err.is_transient() => "sesguard.PublishUnavailable",
             HandlerError::Publish(_) => "sesguard.PublishError",
             HandlerError::InFlight(_) => "sesguard.SignalInFlight",
         }
@@ -77,33 +62,20 @@ impl From<HandlerError> for lambda_runtime::Diagnostic {
     }
 }
 
-/// What one invocation did, for logs and metrics.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Report {
-    pub records: u64,
-    pub matched: u64,
-    pub published: BTreeMap<String, u64>,
-    pub suppressed: u64,
-    pub deduplicated: u64,
-    pub malformed: u64,
-    pub state_errors: u64,
-    pub publish_errors: u64,
-}
-
 /// The engine with its state and sink.
-pub struct Handler<S, P> {
+pub struct Handler<S, K> {
     engine: Engine,
     state: S,
-    publisher: P,
+    sink: K,
 }
 
 #[derive(Default)]
-struct Collect {
+struct Found {
     records: Vec<(String, Position)>,
     errors: Vec<InputError>,
 }
 
-impl Visitor for Collect {
+impl Visitor for Found {
     fn record(&mut self, json: &str, position: &Position) {
         self.records.push((json.to_owned(), position.clone()));
     }
@@ -113,12 +85,12 @@ impl Visitor for Collect {
     }
 }
 
-impl<S: State, P: Publisher> Handler<S, P> {
-    pub fn new(engine: Engine, state: S, publisher: P) -> Self {
+impl<S: State, K: Sink> Handler<S, K> {
+    pub fn new(engine: Engine, state: S, sink: K) -> Self {
         Handler {
             engine,
             state,
-            publisher,
+            sink,
         }
     }
 
@@ -126,8 +98,8 @@ impl<S: State, P: Publisher> Handler<S, P> {
         &self.state
     }
 
-    pub fn publisher(&self) -> &P {
-        &self.publisher
+    pub fn sink(&self) -> &K {
+        &self.sink
     }
 
     /// Handles one invocation payload (normally one EventBridge envelope; arrays and bare
@@ -137,68 +109,28 @@ impl<S: State, P: Publisher> Handler<S, P> {
         &self,
         payload: &str,
         request_id: &str,
-        report: &mut Report,
+        counts: &mut Counts,
     ) -> Result<(), HandlerError> {
         let name: Arc<str> = Arc::from(format!("invocation {request_id}"));
-        let mut found = Collect::default();
+        let mut found = Found::default();
         input::read_value(payload, &Position::file(&name), &mut found);
-        let mut problems: Vec<String> = found.errors.iter().map(ToString::to_string).collect();
-        let mut in_flight = 0;
+        let mut problems = found.errors;
+        let delivery = Delivery {
+            engine: &self.engine,
+            state: &self.state,
+            sink: &self.sink,
+        };
+        let in_flight_before = counts.in_flight;
         for (json, position) in &found.records {
-            report.records += 1;
-            let record = match Record::parse(json) {
-                Ok(record) => record,
-                Err(err) => {
-                    problems.push(format!("{position}: {}", input::describe(&err)));
-                    continue;
-                }
-            };
-            let evaluation = match self.engine.evaluate(&record, &self.state).await {
-                Ok(evaluation) => evaluation,
-                Err(EngineError::Malformed(message)) => {
-                    problems.push(format!("{position}: {message}"));
-                    continue;
-                }
-                Err(EngineError::State(err)) => {
-                    report.state_errors += 1;
-                    return Err(err.into());
-                }
-            };
-            tracing::debug!(
-                event_id = record.event_id.as_deref().unwrap_or(""),
-                event_name = record.name(),
-                matched = evaluation.matched,
-                signals = evaluation.signals.len(),
-                "evaluated"
-            );
-            report.matched += u64::from(evaluation.matched);
-            report.suppressed += evaluation.suppressed as u64;
-            report.deduplicated += evaluation.deduplicated as u64;
-            in_flight += evaluation.in_flight;
-            for signal in &evaluation.signals {
-                if let Err(err) = self.publisher.publish(signal).await {
-                    report.publish_errors += 1;
-                    return Err(err.into());
-                }
-                if let Err(err) = self.engine.published(signal, &self.state).await {
-                    // SNS has the signal: failing now would make Lambda retry and publish it
-                    // twice. The claim stays pending; only a later duplicate delivery of this
-                    // event would publish it again.
-                    report.state_errors += 1;
-                    tracing::warn!(signal_id = %signal.signal_id, error = %err, "signal published but not marked");
-                }
-                *report.published.entry(signal.rule_id.clone()).or_default() += 1;
-                tracing::info!(
-                    signal_id = %signal.signal_id,
-                    rule_id = %signal.rule_id,
-                    severity = signal.severity.as_str(),
-                    event_id = %signal.subject.event_id,
-                    account_id = %signal.subject.account_id,
-                    region = %signal.subject.region,
-                    "signal published"
-                );
+            counts.records += 1;
+            match delivery.record(json, position, counts).await {
+                Ok(()) => {}
+                Err(DeliverError::Malformed(problem)) => problems.push(problem),
+                Err(DeliverError::State(err)) => return Err(err.into()),
+                Err(DeliverError::Sink(err)) => return Err(err.into()),
             }
         }
+        let in_flight = counts.in_flight - in_flight_before;
         if problems.is_empty() {
             return if in_flight == 0 {
                 Ok(())
@@ -206,14 +138,19 @@ impl<S: State, P: Publisher> Handler<S, P> {
                 Err(HandlerError::InFlight(in_flight))
             };
         }
-        report.malformed += problems.len() as u64;
+        for problem in &problems {
+            counts.problem(problem);
+        }
         // Logs and the error (which Lambda logs too) must not carry event data: values quoted by
         // the parser or by sesguard's messages are replaced by `…`.
-        let problems: Vec<String> = problems.iter().map(|p| redact_quoted(p)).collect();
+        let problems: Vec<String> = problems
+            .iter()
+            .map(|p| redact_quoted(&p.to_string()))
+            .collect();
         for problem in &problems {
-            tracing::error!(problem = %input::truncate(problem, 500), "malformed event");
+            tracing::error!(problem = %truncate(problem, 500), "malformed event");
         }
-        Err(HandlerError::Malformed(input::truncate(
+        Err(HandlerError::Malformed(truncate(
             &problems.join("; "),
             2000,
         )))
@@ -254,17 +191,17 @@ pub fn redact_quoted(text: &str) -> String {
 }
 
 /// CloudWatch Embedded Metric Format lines for one invocation (namespace `sesguard`).
-pub fn emf_lines(report: &Report, timestamp_ms: u128, dynamodb_calls: u64) -> Vec<String> {
+pub fn emf_lines(counts: &Counts, timestamp_ms: u128, dynamodb_calls: u64) -> Vec<String> {
     let metric = |name: &str| serde_json::json!({"Name": name, "Unit": "Count"});
     let totals = [
-        ("EventsEvaluated", report.matched),
-        ("Records", report.records),
-        ("SignalsPublished", report.published.values().sum()),
-        ("Suppressed", report.suppressed),
-        ("Deduplicated", report.deduplicated),
-        ("Malformed", report.malformed),
-        ("StateErrors", report.state_errors),
-        ("PublishErrors", report.publish_errors),
+        ("EventsEvaluated", counts.matched),
+        ("Records", counts.records),
+        ("SignalsPublished", counts.signal_count()),
+        ("Suppressed", counts.suppressed),
+        ("Deduplicated", counts.deduplicated),
+        ("Malformed", counts.malformed),
+        ("StateErrors", counts.state_errors),
+        ("PublishErrors", counts.publish_errors),
         ("DynamoDBCalls", dynamodb_calls),
     ];
     let mut line = serde_json::json!({
@@ -281,7 +218,7 @@ pub fn emf_lines(report: &Report, timestamp_ms: u128, dynamodb_calls: u64) -> Ve
         line[name] = serde_json::json!(value);
     }
     let mut lines = vec![line.to_string()];
-    for (rule, count) in &report.published {
+    for (rule, count) in &counts.signals {
         lines.push(
             serde_json::json!({
                 "_aws": {
@@ -411,17 +348,22 @@ mod tests {
 
     #[test]
     fn lambda_reports_an_error_type_that_says_what_failed_and_whether_a_retry_helps() {
+        use crate::model::FailureKind;
+        let kind = |transient| {
+            if transient {
+                FailureKind::Throttled
+            } else {
+                FailureKind::NotFound
+            }
+        };
         let state = |transient| {
-            HandlerError::State(StateError {
-                message: "DynamoDB PutItem: injected".into(),
-                transient,
-            })
+            HandlerError::State(StateError::new(
+                kind(transient),
+                "DynamoDB PutItem: injected",
+            ))
         };
         let publish = |transient| {
-            HandlerError::Publish(PublishError {
-                message: "SNS Publish: injected".into(),
-                transient,
-            })
+            HandlerError::Publish(SinkError::new(kind(transient), "SNS Publish: injected"))
         };
         for (err, error_type, transient) in [
             (
@@ -453,17 +395,18 @@ mod tests {
 
     #[test]
     fn emf_lines_carry_every_metric_and_one_line_per_rule() {
-        let report = Report {
+        let counts = Counts {
             records: 1,
             matched: 1,
-            published: BTreeMap::from([("ses-modification".to_owned(), 2)]),
+            signals: std::collections::BTreeMap::from([("ses-modification", 2)]),
             suppressed: 3,
             deduplicated: 4,
             malformed: 5,
             state_errors: 6,
             publish_errors: 7,
+            ..Counts::default()
         };
-        let lines = emf_lines(&report, 1_700_000_000_000, 9);
+        let lines = emf_lines(&counts, 1_700_000_000_000, 9);
         assert_eq!(lines.len(), 2);
         let totals: serde_json::Value = serde_json::from_str(&lines[0]).expect("json");
         let declared: Vec<&str> = totals["_aws"]["CloudWatchMetrics"][0]["Metrics"]

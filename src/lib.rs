@@ -1,24 +1,29 @@
 //! sesguard: detect Amazon SES abuse in CloudTrail records.
 //!
-//! Data flows one way: input ([`event`]) → record → rules ([`rules`], reading and writing a
-//! [`state::State`]) → signals ([`signal`]) → a sink (the CLI's stdout, or SNS in the Lambda).
-//! The engine never knows where it runs.
+//! Data flows one way: [`input`] readers find records → [`record`] (the CloudTrail model) →
+//! [`rules`] (pure; they ask for state) → [`engine`] (answers the asks from a [`state::State`],
+//! claims each signal once) → [`deliver`] (the one loop the CLI and the Lambda share) → a
+//! [`deliver::Sink`] (the CLI's stdout, or SNS in the Lambda). [`model`] and [`text`] are the
+//! leaves every stage uses. The engine never knows where it runs.
 
 pub mod aws;
 pub mod config;
+pub mod deliver;
 pub mod engine;
-pub mod event;
 pub mod input;
 pub mod lambda;
+pub mod model;
+pub mod record;
 pub mod rules;
 pub mod scan;
 pub mod signal;
-pub mod sink;
 pub mod state;
+pub mod text;
 pub mod time;
 
-pub use config::{Config, ConfigError, Settings};
+pub use config::{Config, ConfigError};
 pub use engine::{Engine, EngineError, Evaluation};
-pub use event::{Envelope, Record};
+pub use model::Settings;
+pub use record::{Envelope, Record};
 pub use signal::Signal;
 pub use state::{MemoryState, State};

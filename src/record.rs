@@ -9,6 +9,8 @@ use std::borrow::Cow;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use crate::text::{describe, json_kind};
+
 /// The `detail-type` EventBridge gives CloudTrail API records.
 pub const CLOUDTRAIL_API_CALL: &str = "AWS API Call via CloudTrail";
 
@@ -38,7 +40,7 @@ pub struct Record<'a> {
     pub recipient_account_id: Option<Cow<'a, str>>,
     #[serde(borrow)]
     pub user_identity: Option<UserIdentity<'a>>,
-    /// Kept raw: only records a rule reads pay for parsing it (see [`RequestParameters`]).
+    /// Kept raw: only records a rule reads pay for parsing it (see [`Params`]).
     #[serde(borrow)]
     pub request_parameters: Option<&'a RawValue>,
 }
@@ -80,27 +82,6 @@ pub struct SessionIssuer<'a> {
     pub user_name: Option<Cow<'a, str>>,
 }
 
-/// The request parameters the rules read (names from the SES v1/v2 and Service Quotas APIs).
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RequestParameters<'a> {
-    /// DeleteIdentity (v1): a name or an identity ARN.
-    #[serde(borrow)]
-    pub identity: Option<Cow<'a, str>>,
-    /// VerifyEmailIdentity, VerifyEmailAddress, DeleteVerifiedEmailAddress (v1).
-    #[serde(borrow)]
-    pub email_address: Option<Cow<'a, str>>,
-    /// VerifyDomainIdentity (v1).
-    #[serde(borrow)]
-    pub domain: Option<Cow<'a, str>>,
-    /// CreateEmailIdentity, DeleteEmailIdentity (v2).
-    #[serde(borrow)]
-    pub email_identity: Option<Cow<'a, str>>,
-    /// ListServiceQuotas.
-    #[serde(borrow)]
-    pub service_code: Option<Cow<'a, str>>,
-}
-
 impl<'a> Record<'a> {
     /// Parses one record from JSON that must be an object.
     pub fn parse(json: &'a str) -> Result<Self, serde_json::Error> {
@@ -114,13 +95,9 @@ impl<'a> Record<'a> {
             // Parse again, only on failure, to name the field that is wrong.
             let mut de = serde_json::Deserializer::from_str(json);
             match serde_path_to_error::deserialize::<_, Record>(&mut de) {
-                Err(tracked) if tracked.path().iter().next().is_some() => {
-                    serde::de::Error::custom(format!(
-                        "{}: {}",
-                        tracked.path(),
-                        crate::input::describe(tracked.inner())
-                    ))
-                }
+                Err(tracked) if tracked.path().iter().next().is_some() => serde::de::Error::custom(
+                    format!("{}: {}", tracked.path(), describe(tracked.inner())),
+                ),
                 _ => err,
             }
         })
@@ -134,15 +111,16 @@ impl<'a> Record<'a> {
         self.event_name.as_deref().unwrap_or("")
     }
 
-    /// The request parameters, parsed on demand. `null` or absent gives the empty set; anything
-    /// other than an object is an error, as it is in no real record.
-    pub fn request_parameters(&self) -> Result<RequestParameters<'a>, serde_json::Error> {
+    /// The request parameters, parsed on demand into their members (each value stays raw
+    /// until a rule reads it). `null` or absent gives the empty set; anything other than an
+    /// object is an error, as it is in no real record.
+    pub fn request_parameters(&self) -> Result<Params<'a>, serde_json::Error> {
         match self.request_parameters {
-            None => Ok(RequestParameters::default()),
+            None => Ok(Params::default()),
             Some(raw) => {
                 let json = raw.get();
                 if json == "null" {
-                    return Ok(RequestParameters::default());
+                    return Ok(Params::default());
                 }
                 if !starts_with_object(json) {
                     return Err(serde::de::Error::custom(format!(
@@ -150,14 +128,128 @@ impl<'a> Record<'a> {
                         json_kind(json)
                     )));
                 }
-                serde_json::from_str(json).map_err(|e| {
-                    serde::de::Error::custom(format!(
-                        "requestParameters: {}",
-                        crate::input::describe(&e)
-                    ))
-                })
+                serde_json::from_str::<Members<'a>>(json)
+                    .map(|members| Params { members: members.0 })
+                    .map_err(|e| {
+                        serde::de::Error::custom(format!("requestParameters: {}", describe(&e)))
+                    })
             }
         }
+    }
+}
+
+/// The members of `requestParameters`, their values unparsed: a rule reads any member by its
+/// API name without a field per parameter here, and records no rule reads never get this far.
+#[derive(Debug, Default)]
+pub struct Params<'a> {
+    members: Vec<(Cow<'a, str>, &'a RawValue)>,
+}
+
+/// A member of `requestParameters` that is there but cannot be read as asked.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("requestParameters.{name}: {message}")]
+pub struct ParamError {
+    pub name: String,
+    pub message: String,
+}
+
+impl<'a> Params<'a> {
+    /// The raw value of member `name`: its API name in lower camel case, or the same name in
+    /// upper camel case (some services' records spell it so). `Ok(None)` when absent; an error
+    /// when given twice.
+    pub fn raw(&self, name: &str) -> Result<Option<&'a RawValue>, ParamError> {
+        let mut found = self
+            .members
+            .iter()
+            .filter(|(key, _)| same_member(key, name))
+            .map(|(_, value)| *value);
+        let first = found.next();
+        if found.next().is_some() {
+            return Err(ParamError {
+                name: name.to_owned(),
+                message: "given more than once".to_owned(),
+            });
+        }
+        Ok(first)
+    }
+
+    /// Member `name` as a string; `null` counts as absent.
+    pub fn str(&self, name: &str) -> Result<Option<Cow<'a, str>>, ParamError> {
+        let Some(raw) = self.raw(name)? else {
+            return Ok(None);
+        };
+        serde_json::from_str::<Option<Text<'a>>>(raw.get())
+            .map(|text| text.map(|t| t.0))
+            .map_err(|err| ParamError {
+                name: name.to_owned(),
+                message: describe(&err),
+            })
+    }
+
+    /// Member `name` as a boolean: `true`/`false`, or the strings `"true"`/`"false"` in any
+    /// case; `null` counts as absent.
+    pub fn bool(&self, name: &str) -> Result<Option<bool>, ParamError> {
+        let Some(raw) = self.raw(name)? else {
+            return Ok(None);
+        };
+        let json = raw.get().trim();
+        match json {
+            "true" => return Ok(Some(true)),
+            "false" => return Ok(Some(false)),
+            "null" => return Ok(None),
+            _ => {}
+        }
+        match self.str(name)? {
+            Some(text) if text.eq_ignore_ascii_case("true") => Ok(Some(true)),
+            Some(text) if text.eq_ignore_ascii_case("false") => Ok(Some(false)),
+            _ => Err(ParamError {
+                name: name.to_owned(),
+                message: format!("expected a boolean, found {}", json_kind(json)),
+            }),
+        }
+    }
+}
+
+/// Whether a member's key is `name`, in lower or upper camel case.
+fn same_member(key: &str, name: &str) -> bool {
+    if key == name {
+        return true;
+    }
+    let (mut k, mut n) = (key.chars(), name.chars());
+    match (k.next(), n.next()) {
+        (Some(a), Some(b)) => a == b.to_ascii_uppercase() && k.as_str() == n.as_str(),
+        _ => false,
+    }
+}
+
+/// A string that borrows from the input when it holds no escapes.
+#[derive(Deserialize)]
+struct Text<'a>(#[serde(borrow)] Cow<'a, str>);
+
+/// An object's members in order, keys borrowed where possible, values raw.
+struct Members<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Members<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visit<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for Visit<'a> {
+            type Value = Members<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut members = Vec::new();
+                while let Some(Text(key)) = map.next_key::<Text<'de>>()? {
+                    let value: &'de RawValue = map.next_value()?;
+                    members.push((key, value));
+                }
+                Ok(Members(members))
+            }
+        }
+        deserializer.deserialize_map(Visit(std::marker::PhantomData))
     }
 }
 
@@ -176,15 +268,22 @@ fn starts_with_object(json: &str) -> bool {
     json.trim_start().starts_with('{')
 }
 
-/// A short name for the kind of JSON value `json` holds, for error messages.
-pub(crate) fn json_kind(json: &str) -> &'static str {
-    match json.trim_start().as_bytes().first() {
-        Some(b'{') => "an object",
-        Some(b'[') => "an array",
-        Some(b'"') => "a string",
-        Some(b't' | b'f') => "a boolean",
-        Some(b'n') => "null",
-        Some(_) => "a number",
-        None => "nothing",
+/// Why a record a rule reads cannot be evaluated.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RecordError {
+    #[error("{0} is missing")]
+    Missing(&'static str),
+    #[error("{0}")]
+    EventTime(String),
+    #[error(transparent)]
+    Param(#[from] ParamError),
+    /// Not valid as a record (the JSON parser's message, without its position).
+    #[error("{0}")]
+    Json(String),
+}
+
+impl From<serde_json::Error> for RecordError {
+    fn from(err: serde_json::Error) -> Self {
+        RecordError::Json(describe(&err))
     }
 }

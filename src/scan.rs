@@ -1,83 +1,17 @@
 //! `sesguard scan`: the engine over files with an in-memory state.
 
-use std::collections::{BTreeMap, VecDeque};
-use std::fmt;
+use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::time::{Duration, Instant};
 
-use crate::engine::{Engine, EngineError};
-use crate::event::Record;
+use crate::deliver::{Counts, DeliverError, Delivery, Sink, SinkError};
+use crate::engine::Engine;
 use crate::input::{self, InputError, Position, Source, Visitor};
 use crate::rules;
 use crate::signal::Signal;
 use crate::state::MemoryState;
-
-/// Counts for the summary line.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Stats {
-    pub files: u64,
-    pub records: u64,
-    /// Records or values skipped because they are not valid input.
-    pub malformed: u64,
-    /// Files (or parts of them) that could not be read at all.
-    pub unreadable: u64,
-    /// Records some rule read.
-    pub matched: u64,
-    pub signals: BTreeMap<&'static str, u64>,
-    pub suppressed: u64,
-    pub deduplicated: u64,
-}
-
-impl Stats {
-    pub fn signal_count(&self) -> u64 {
-        self.signals.values().sum()
-    }
-
-    /// Whether all input was read and understood (exit code 0).
-    pub fn clean(&self) -> bool {
-        self.malformed == 0 && self.unreadable == 0
-    }
-}
-
-impl fmt::Display for Stats {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} files, {} records read, {} malformed, {} unreadable, {} matched, {} signals",
-            self.files,
-            self.records,
-            self.malformed,
-            self.unreadable,
-            self.matched,
-            self.signal_count()
-        )?;
-        if !self.signals.is_empty() {
-            let by_rule: Vec<String> = self
-                .signals
-                .iter()
-                .map(|(rule, n)| format!("{rule} {n}"))
-                .collect();
-            write!(f, " ({})", by_rule.join(", "))?;
-        }
-        write!(
-            f,
-            ", {} suppressed, {} deduplicated",
-            self.suppressed, self.deduplicated
-        )
-    }
-}
-
-/// Where a scan's output goes.
-pub trait Sink {
-    /// A signal; an error stops the scan (e.g. a closed pipe).
-    fn signal(&mut self, signal: &Signal) -> std::io::Result<()>;
-    /// Input that was skipped.
-    fn problem(&mut self, error: &InputError);
-    /// Called now and then with the counts so far (for progress display).
-    fn progress(&mut self, _stats: &Stats) {}
-}
 
 /// Runs the engine over sources, in order, with one in-memory state.
 pub struct Scanner<'e, K: Sink> {
@@ -85,8 +19,8 @@ pub struct Scanner<'e, K: Sink> {
     state: MemoryState,
     runtime: tokio::runtime::Runtime,
     sink: K,
-    stats: Stats,
-    output_error: Option<std::io::Error>,
+    counts: Counts,
+    output_error: Option<SinkError>,
     last_progress: Instant,
     full_parse: bool,
     map_files: bool,
@@ -104,7 +38,7 @@ impl<'e, K: Sink> Scanner<'e, K> {
             state: MemoryState::new(),
             runtime,
             sink,
-            stats: Stats::default(),
+            counts: Counts::default(),
             output_error: None,
             last_progress: Instant::now(),
             full_parse: false,
@@ -139,12 +73,12 @@ impl<'e, K: Sink> Scanner<'e, K> {
     }
 
     /// Scans `sources` in order; stops early only if the output fails.
-    pub fn scan(&mut self, sources: &[Source]) -> Result<(), std::io::Error> {
+    pub fn scan(&mut self, sources: &[Source]) -> Result<(), SinkError> {
         if self.threads > 1 && sources.len() > 1 {
             return self.scan_parallel(sources);
         }
         for source in sources {
-            self.stats.files += 1;
+            self.counts.files += 1;
             input::read_source(source, self);
             if let Some(err) = self.output_error.take() {
                 return Err(err);
@@ -158,19 +92,19 @@ impl<'e, K: Sink> Scanner<'e, K> {
         self.error(error);
     }
 
-    pub fn stats(&self) -> &Stats {
-        &self.stats
+    pub fn counts(&self) -> &Counts {
+        &self.counts
     }
 
-    pub fn into_parts(self) -> (K, Stats) {
-        (self.sink, self.stats)
+    pub fn into_parts(self) -> (K, Counts) {
+        (self.sink, self.counts)
     }
 
     /// Reader threads take files in order and send what they find, file by file, through
     /// bounded channels; this thread replays it in order. At most `2 × threads` files are in
     /// flight, and batches hold only the records the prefilter lets through, so memory stays
     /// bounded by a few lines per thread whatever the input size.
-    fn scan_parallel(&mut self, sources: &[Source]) -> Result<(), std::io::Error> {
+    fn scan_parallel(&mut self, sources: &[Source]) -> Result<(), SinkError> {
         type Job<'s> = (&'s Source, SyncSender<Batch>);
         let filter = !self.full_parse;
         let map = self.map_files;
@@ -207,7 +141,7 @@ impl<'e, K: Sink> Scanner<'e, K> {
             }
             let mut result = Ok(());
             while let Some(batches) = pending.pop_front() {
-                self.stats.files += 1;
+                self.counts.files += 1;
                 for batch in batches.iter() {
                     self.replay(batch);
                     if self.output_error.is_some() {
@@ -245,50 +179,34 @@ impl<'e, K: Sink> Scanner<'e, K> {
     }
 
     fn count_records(&mut self, records: u64) {
-        let before = self.stats.records;
-        self.stats.records += records;
-        if before / 1024 != self.stats.records / 1024
+        let before = self.counts.records;
+        self.counts.records += records;
+        if before / 1024 != self.counts.records / 1024
             && self.last_progress.elapsed() >= PROGRESS_EVERY
         {
             self.last_progress = Instant::now();
-            self.sink.progress(&self.stats);
+            self.sink.progress(&self.counts);
         }
     }
 
-    fn evaluate(&mut self, record: &Record, position: &Position) {
-        let evaluation = match self
-            .runtime
-            .block_on(self.engine.evaluate(record, &self.state))
-        {
-            Ok(evaluation) => evaluation,
-            Err(EngineError::Malformed(message)) => {
-                self.error(InputError::new(position.clone(), message));
-                return;
-            }
-            Err(EngineError::State(err)) => {
-                self.error(InputError::new(position.clone(), err.to_string()));
-                return;
-            }
+    /// One record through the delivery loop, with the in-memory state.
+    fn deliver(&mut self, json: &str, position: &Position) {
+        let delivery = Delivery {
+            engine: self.engine,
+            state: &self.state,
+            sink: &self.sink,
         };
-        if evaluation.matched {
-            self.stats.matched += 1;
-        }
-        self.stats.suppressed += evaluation.suppressed as u64;
-        self.stats.deduplicated += evaluation.deduplicated as u64;
-        for signal in &evaluation.signals {
-            if self.output_error.is_some() {
-                return;
+        let result = self
+            .runtime
+            .block_on(delivery.record(json, position, &mut self.counts));
+        match result {
+            Ok(()) => {}
+            Err(DeliverError::Malformed(error)) => self.error(error),
+            // The in-memory state fails only on a poisoned lock: reported, and the scan goes on.
+            Err(DeliverError::State(err)) => {
+                self.error(InputError::new(position.clone(), err.to_string()));
             }
-            if let Err(err) = self.sink.signal(signal) {
-                self.output_error = Some(err);
-                return;
-            }
-            let rule = rules::by_id(&signal.rule_id).map_or("unknown", |r| r.id);
-            *self.stats.signals.entry(rule).or_default() += 1;
-            // The in-memory state cannot fail.
-            let _ = self
-                .runtime
-                .block_on(self.engine.published(signal, &self.state));
+            Err(DeliverError::Sink(err)) => self.output_error = Some(err),
         }
     }
 }
@@ -299,14 +217,7 @@ impl<K: Sink> Visitor for Scanner<'_, K> {
         if self.output_error.is_some() || (!self.full_parse && !rules::may_match(json)) {
             return;
         }
-        match Record::parse(json) {
-            Ok(record) => {
-                if rules::reads(&record) {
-                    self.evaluate(&record, position);
-                }
-            }
-            Err(err) => self.error(InputError::new(position.clone(), input::describe(&err))),
-        }
+        self.deliver(json, position);
     }
 
     fn split_log_files(&self) -> bool {
@@ -318,11 +229,7 @@ impl<K: Sink> Visitor for Scanner<'_, K> {
     }
 
     fn error(&mut self, error: InputError) {
-        if error.unreadable {
-            self.stats.unreadable += 1;
-        } else {
-            self.stats.malformed += 1;
-        }
+        self.counts.problem(&error);
         self.sink.problem(&error);
     }
 }
@@ -431,23 +338,39 @@ impl Visitor for Batcher {
 /// A sink that keeps everything (for tests and embedding).
 #[derive(Debug, Default)]
 pub struct Collect {
+    kept: Mutex<Collected>,
+}
+
+/// What a [`Collect`] kept, in order.
+#[derive(Debug, Default, Clone)]
+pub struct Collected {
     pub signals: Vec<Signal>,
     pub problems: Vec<InputError>,
 }
 
+impl Collect {
+    pub fn into_inner(self) -> Collected {
+        self.kept.into_inner().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn keep(&self, f: impl FnOnce(&mut Collected)) {
+        f(&mut self.kept.lock().unwrap_or_else(|e| e.into_inner()));
+    }
+}
+
 impl Sink for Collect {
-    fn signal(&mut self, signal: &Signal) -> std::io::Result<()> {
-        self.signals.push(signal.clone());
+    async fn emit(&self, signal: &Signal) -> Result<(), SinkError> {
+        self.keep(|kept| kept.signals.push(signal.clone()));
         Ok(())
     }
 
-    fn problem(&mut self, error: &InputError) {
-        self.problems.push(error.clone());
+    fn problem(&self, error: &InputError) {
+        self.keep(|kept| kept.problems.push(error.clone()));
     }
 }
 
 /// Scans in-memory text as one source named `name` (for tests and embedding).
-pub fn scan_text(engine: &Engine, name: &str, text: &[u8]) -> (Collect, Stats) {
+pub fn scan_text(engine: &Engine, name: &str, text: &[u8]) -> (Collected, Counts) {
     scan_text_with(engine, name, text, false)
 }
 
@@ -457,22 +380,25 @@ pub fn scan_text_with(
     name: &str,
     text: &[u8],
     full_parse: bool,
-) -> (Collect, Stats) {
+) -> (Collected, Counts) {
     let scanner = Scanner::new(engine, Collect::default()).map(|s| s.full_parse(full_parse));
     let mut scanner = match scanner {
         Ok(scanner) => scanner,
         Err(err) => {
             let problem = InputError::unreadable(Position::file(&name.into()), err.to_string());
+            let mut counts = Counts::default();
+            counts.problem(&problem);
             return (
-                Collect {
+                Collected {
                     signals: Vec::new(),
                     problems: vec![problem],
                 },
-                Stats::default(),
+                counts,
             );
         }
     };
-    scanner.stats.files = 1;
+    scanner.counts.files = 1;
     input::read_stream(&name.into(), text, &mut scanner);
-    scanner.into_parts()
+    let (sink, counts) = scanner.into_parts();
+    (sink.into_inner(), counts)
 }

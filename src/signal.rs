@@ -6,55 +6,12 @@ use std::fmt::Write as _;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::rules::{RuleMeta, Severity};
+use crate::model::{Severity, Subject};
+use crate::rules::RuleMeta;
+use crate::text::truncate;
 
 /// Namespace of the deterministic signal ids (UUID v5 of rule id and event ids).
 const SIGNAL_NAMESPACE: Uuid = Uuid::from_u128(0x6d2c_8f4e_1b3a_4c5d_9e7f_0a1b_2c3d_4e5f);
-
-/// The most bytes of one input string a signal carries: attacker-chosen values (identity
-/// names, user agents) cannot make a signal exceed SNS's 256 KB message limit.
-pub const MAX_FIELD_BYTES: usize = 4096;
-
-/// `text`, cut to [`MAX_FIELD_BYTES`] with a visible marker when longer.
-pub fn capped(text: &str) -> String {
-    capped_to(text, MAX_FIELD_BYTES)
-}
-
-/// `text` cut at a character boundary to at most `max` bytes, with a visible marker saying how
-/// much was cut.
-pub fn capped_to(text: &str, max: usize) -> String {
-    if text.len() <= max {
-        return text.to_owned();
-    }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…[truncated {} bytes]", &text[..end], text.len() - end)
-}
-
-/// The event a signal is about, as the signal shows it. Built once per evaluated event.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Subject {
-    pub event_id: String,
-    pub event_name: String,
-    pub event_source: String,
-    pub event_time: String,
-    pub account_id: String,
-    pub region: String,
-    /// The principal key: the session issuer's ARN for assumed roles, else the user ARN, else
-    /// the principal id.
-    pub principal: Option<String>,
-    pub user_arn: Option<String>,
-    pub user_type: Option<String>,
-    pub access_key_id: Option<String>,
-    pub source_ip: Option<String>,
-    pub user_agent: Option<String>,
-    /// The identity the call names, as given (an ARN stays an ARN).
-    pub identity: Option<String>,
-    pub error_code: Option<String>,
-    pub tor: bool,
-}
 
 /// One detection result.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -172,7 +129,7 @@ fn code_span_text(value: &str) -> String {
         .chars()
         .map(|c| if c == '`' || c.is_control() { ' ' } else { c })
         .collect();
-    crate::input::truncate(&clean, 200)
+    truncate(&clean, 200)
 }
 
 /// Columns of the terminal table: header and width.
@@ -229,7 +186,7 @@ fn table_line(cells: &[String]) -> String {
             .map(|c| if c.is_control() { ' ' } else { c })
             .collect();
         let text = if clean.chars().count() > width {
-            crate::input::truncate(&clean, width - 1)
+            truncate(&clean, width - 1)
         } else {
             clean
         };
@@ -243,6 +200,7 @@ fn table_line(cells: &[String]) -> String {
 mod tests {
     use super::*;
     use crate::rules::ALL;
+    use crate::text::capped;
 
     fn hostile_signal() -> Signal {
         let huge = "x".repeat(5 * 1024 * 1024);

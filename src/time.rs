@@ -4,11 +4,7 @@
 use time::format_description::well_known::Rfc3339;
 use time::{Date, OffsetDateTime, macros::format_description};
 
-/// Seconds since the Unix epoch, in event time.
-pub type Seconds = i64;
-
-pub const MINUTE: Seconds = 60;
-pub const DAY: Seconds = 86_400;
+pub use crate::model::{DAY, MINUTE, Seconds};
 
 /// Parses a CloudTrail `eventTime` (RFC 3339, e.g. `2026-03-02T09:00:00Z`).
 pub fn parse_event_time(text: &str) -> Result<Seconds, String> {
@@ -17,7 +13,7 @@ pub fn parse_event_time(text: &str) -> Result<Seconds, String> {
         .map_err(|err| {
             format!(
                 "eventTime {:?} is not an RFC 3339 time: {err}",
-                crate::input::truncate(text, 40)
+                crate::text::truncate(text, 40)
             )
         })
 }

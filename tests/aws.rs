@@ -20,10 +20,11 @@ use sesguard::aws::calls::CallCounter;
 use sesguard::aws::dynamodb::{DynamoState, KEY_ATTRIBUTE, TTL_ATTRIBUTE, item_key};
 use sesguard::aws::sns::SnsPublisher;
 use sesguard::config::{Config, Overrides};
-use sesguard::lambda::{Handler, Report};
+use sesguard::deliver::Counts;
+use sesguard::lambda::Handler;
+use sesguard::model::Subject;
 use sesguard::scan::scan_text;
-use sesguard::signal::Subject;
-use sesguard::state::{Claim, IdentityStep, Mark, MemoryState, Side, Sighting, State};
+use sesguard::state::{Claim, Mark, MemoryState, PairStep, Side, Sighting, State};
 use sesguard::{Engine, Signal};
 
 fn endpoint() -> Option<String> {
@@ -193,15 +194,16 @@ async fn script<S: State>(state: &S) -> Vec<String> {
         ("v2", Some(Side::Add), 1_190, false),
     ] {
         let event = mark(id, now);
-        let step = IdentityStep {
+        let step = PairStep {
             event_id: id,
             now,
             pair: side.map(|side| (side, &event)),
             pair_window: 60,
             open_window: window,
             dedup_window: 100,
+            keep: 100,
         };
-        let outcome = state.step_identity("ident", step).await.map(|o| {
+        let outcome = state.pair_and_window("ident", step).await.map(|o| {
             let paired: Vec<String> = o
                 .paired
                 .into_iter()
@@ -450,7 +452,7 @@ async fn concurrent_first_sightings_of_one_principal_have_exactly_one_winner() {
 
 /// `sesguard scan` over `text` with the config `toml` (on a blocking thread: it runs its own
 /// runtime).
-async fn cli(toml: String, text: String) -> (sesguard::scan::Collect, sesguard::scan::Stats) {
+async fn cli(toml: String, text: String) -> (sesguard::scan::Collected, sesguard::deliver::Counts) {
     tokio::task::spawn_blocking(move || {
         let config =
             Config::parse(&toml, Path::new("t.toml"), &Overrides::default()).expect("config");
@@ -474,8 +476,8 @@ fn again(file: &str, id: &str, time: &str) -> String {
 
 struct NoPublisher;
 
-impl sesguard::sink::Publisher for NoPublisher {
-    async fn publish(&self, _signal: &Signal) -> Result<(), sesguard::sink::PublishError> {
+impl sesguard::deliver::Sink for NoPublisher {
+    async fn emit(&self, _signal: &Signal) -> Result<(), sesguard::deliver::SinkError> {
         Ok(())
     }
 }
@@ -495,7 +497,7 @@ async fn dynamodb_calls_per_event_stay_within_the_budget() {
     )
     .expect("config");
     let handler = Handler::new(Engine::new(config), state, NoPublisher);
-    let mut report = Report::default();
+    let mut report = Counts::default();
     // Warm up: learning start cached, principals known, windows open.
     for file in [
         "ses-GetAccount.json",
@@ -529,14 +531,14 @@ async fn dynamodb_calls_per_event_stay_within_the_budget() {
         ("ses-DeleteIdentity.json", "2026-03-02T10:30:00Z"),
     ] {
         counter.reset();
-        let mut report = Report::default();
+        let mut report = Counts::default();
         let event = again(file, &format!("steady-{file}"), time);
         handler
             .handle(&event, "steady", &mut report)
             .await
             .expect("steady");
         assert_eq!(
-            report.published.values().sum::<u64>(),
+            report.signal_count(),
             0,
             "{file}: steady state gives no signal"
         );
@@ -573,7 +575,7 @@ async fn the_sns_message_is_the_signal_json_with_attributes_and_a_safe_subject()
         .iter()
         .find(|s| s.rule_id == "ses-modification")
         .expect("signal");
-    sesguard::sink::Publisher::publish(&publisher, signal)
+    sesguard::deliver::Sink::emit(&publisher, signal)
         .await
         .expect("publish");
     let messages = drain(&sdk, &queue).await;
@@ -685,7 +687,7 @@ async fn the_handler_over_the_samples_publishes_exactly_the_signals_of_the_cli()
     let mut cli_input = String::new();
     for file in &files {
         let text = std::fs::read_to_string(file).expect("read");
-        let mut report = Report::default();
+        let mut report = Counts::default();
         handler
             .handle(&text, "samples", &mut report)
             .await
@@ -716,7 +718,7 @@ async fn a_malformed_event_fails_the_invocation_after_evaluating_what_it_can() {
     let Some(endpoint) = endpoint() else { return };
     let sdk = sdk(&endpoint).await;
     let handler = Handler::new(Engine::default(), table(&sdk, None).await, NoPublisher);
-    let mut report = Report::default();
+    let mut report = Counts::default();
     let null_detail = r#"{"version":"0","detail-type":"AWS API Call via CloudTrail","source":"aws.ses","detail":null}"#;
     let err = handler
         .handle(null_detail, "bad", &mut report)
@@ -731,7 +733,7 @@ async fn a_malformed_event_fails_the_invocation_after_evaluating_what_it_can() {
         .expect_err("malformed");
     assert!(err.to_string().contains("record 2"), "{err}");
     assert_eq!(
-        report.published.values().sum::<u64>(),
+        report.signal_count(),
         2,
         "the valid record was still evaluated"
     );
@@ -908,7 +910,7 @@ async fn every_aws_fault_fails_the_invocation_and_the_retry_publishes_each_signa
     let (dynamo, sns) = (Faults::default(), Faults::default());
     let handler = faulty_handler(&sdk, clean_table.table(), &topic, &dynamo, &sns, LEASE).await;
     handler
-        .handle(&event, "clean", &mut Report::default())
+        .handle(&event, "clean", &mut Counts::default())
         .await
         .expect("clean run");
     let expected = signal_ids(&drain(&sdk, &queue).await);
@@ -946,7 +948,7 @@ async fn every_aws_fault_fails_the_invocation_and_the_retry_publishes_each_signa
         let handler = faulty_handler(&sdk, state_table.table(), &topic, &dynamo, &sns, LEASE).await;
         let faults = if service == "SNS" { &sns } else { &dynamo };
         faults.arm(nth, after_commit);
-        let mut report = Report::default();
+        let mut report = Counts::default();
         let first = handler.handle(&event, "attempt-1", &mut report).await;
         assert_eq!(faults.disarm(), 1, "{what}: the fault was injected");
         // A restarted container (cold cache) retries once the claim lease ran out, as Lambda
@@ -962,7 +964,7 @@ async fn every_aws_fault_fails_the_invocation_and_the_retry_publishes_each_signa
         .await;
         if first.is_err() {
             restarted
-                .handle(&event, "attempt-2", &mut Report::default())
+                .handle(&event, "attempt-2", &mut Counts::default())
                 .await
                 .unwrap_or_else(|e| panic!("{what}: retry failed: {e}"));
         }
@@ -990,7 +992,7 @@ async fn every_aws_fault_fails_the_invocation_and_the_retry_publishes_each_signa
         }
         // No state was left that hides a future true signal.
         restarted
-            .handle(&later, "later", &mut Report::default())
+            .handle(&later, "later", &mut Counts::default())
             .await
             .expect("later event");
         let later_ids = signal_ids(&drain(&sdk, &queue).await);
@@ -1015,8 +1017,8 @@ struct Collecting {
     signals: Mutex<Vec<Signal>>,
 }
 
-impl sesguard::sink::Publisher for Collecting {
-    async fn publish(&self, signal: &Signal) -> Result<(), sesguard::sink::PublishError> {
+impl sesguard::deliver::Sink for Collecting {
+    async fn emit(&self, signal: &Signal) -> Result<(), sesguard::deliver::SinkError> {
         if let Ok(mut signals) = self.signals.lock() {
             signals.push(signal.clone());
         }
@@ -1039,7 +1041,7 @@ async fn concurrently(sdk: &aws_config::SdkConfig, payloads: Vec<String>) -> Vec
             let handler = Arc::clone(&handler);
             tokio::spawn(async move {
                 let result = handler
-                    .handle(&payload, &format!("race-{i}"), &mut Report::default())
+                    .handle(&payload, &format!("race-{i}"), &mut Counts::default())
                     .await;
                 (payload, result)
             })
@@ -1057,12 +1059,12 @@ async fn concurrently(sdk: &aws_config::SdkConfig, payloads: Vec<String>) -> Vec
     // The retries come after the claimers finished: they find everything published.
     for payload in retry {
         handler
-            .handle(&payload, "retry", &mut Report::default())
+            .handle(&payload, "retry", &mut Counts::default())
             .await
             .expect("retry");
     }
     let signals = handler
-        .publisher()
+        .sink()
         .signals
         .lock()
         .map(|s| s.clone())

@@ -23,7 +23,8 @@ use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
 use sesguard::Engine;
 use sesguard::aws::dynamodb::DynamoState;
 use sesguard::aws::sns::SnsPublisher;
-use sesguard::lambda::{Handler, HandlerError, Report};
+use sesguard::deliver::Counts;
+use sesguard::lambda::{Handler, HandlerError};
 
 const TOPIC: &str = "arn:aws:sns:us-east-1:111122223333:sesguard-signals";
 const TABLE: &str = "sesguard-state";
@@ -86,8 +87,8 @@ fn handler(
 
 async fn invoke(
     handler: &Handler<DynamoState, SnsPublisher>,
-) -> (Result<(), HandlerError>, Report) {
-    let mut report = Report::default();
+) -> (Result<(), HandlerError>, Counts) {
+    let mut report = Counts::default();
     let result = handler.handle(&sample(), "req-1", &mut report).await;
     (result, report)
 }
@@ -141,7 +142,7 @@ async fn a_throttled_table_fails_the_invocation_as_transient_and_publishes_nothi
     );
     let (result, report) = invoke(&handler).await;
     let err = state_error(result);
-    assert!(err.transient, "{err:?}");
+    assert!(err.is_transient(), "{err:?}");
     assert!(
         err.message.contains("ProvisionedThroughputExceeded") || err.message.contains("injected"),
         "{err:?}"
@@ -173,7 +174,7 @@ async fn a_table_answering_5xx_fails_the_invocation_as_transient() {
         );
         let (result, _) = invoke(&handler).await;
         let err = state_error(result);
-        assert!(err.transient, "{status} {error_type}: {err:?}");
+        assert!(err.is_transient(), "{status} {error_type}: {err:?}");
         assert_eq!(put.num_calls(), 3, "{status}: retried by the SDK first");
         assert_eq!(publish.num_calls(), 0);
     }
@@ -202,7 +203,7 @@ async fn a_table_that_never_answers_times_out_as_transient() {
     let handler = handler(client, sns(std::slice::from_ref(&publish)));
     let (result, _) = invoke(&handler).await;
     let err = state_error(result);
-    assert!(err.transient, "{err:?}");
+    assert!(err.is_transient(), "{err:?}");
     assert_eq!(never.num_calls(), 2, "each attempt reached the network");
     assert_eq!(publish.num_calls(), 0);
 }
@@ -220,7 +221,7 @@ async fn a_missing_table_fails_the_invocation_but_is_not_transient() {
     let handler = handler(dynamodb(std::slice::from_ref(&put)), sns(&[publish_ok()]));
     let (result, _) = invoke(&handler).await;
     let err = state_error(result);
-    assert!(!err.transient, "{err:?}");
+    assert!(!err.is_transient(), "{err:?}");
     assert_eq!(put.num_calls(), 1, "not retried by the SDK");
 }
 
@@ -242,11 +243,11 @@ async fn a_failed_publish_fails_the_invocation_as_transient() {
     let handler = handler(dynamodb(&table), sns(std::slice::from_ref(&publish)));
     let (result, report) = invoke(&handler).await;
     match result {
-        Err(HandlerError::Publish(err)) => assert!(err.transient, "{err:?}"),
+        Err(HandlerError::Publish(err)) => assert!(err.is_transient(), "{err:?}"),
         other => panic!("expected a publish error, got {other:?}"),
     }
     assert_eq!(report.publish_errors, 1);
-    assert!(report.published.is_empty(), "{report:?}");
+    assert!(report.signals.is_empty(), "{report:?}");
     assert_eq!(publish.num_calls(), 3, "retried by the SDK first");
 }
 
@@ -277,14 +278,10 @@ async fn sdk_retries_absorb_a_short_burst_and_every_signal_is_published() {
     );
     let (result, report) = invoke(&handler).await;
     assert!(result.is_ok(), "{result:?}");
-    let published: u64 = report.published.values().sum();
+    let published: u64 = report.signal_count();
     assert_eq!(published, 2, "{report:?}");
     assert_eq!(
-        report
-            .published
-            .keys()
-            .map(String::as_str)
-            .collect::<Vec<_>>(),
+        report.signals.keys().copied().collect::<Vec<_>>(),
         ["ses-discovery-long-term-key", "ses-enumeration-unseen-user"]
     );
     // Two signals, the first publish retried once.

@@ -5,7 +5,6 @@
 //! valid JSON, declines whatever serde_json rejects, and never panics on any bytes.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use proptest::prelude::*;
 use serde::Deserialize;
@@ -13,33 +12,35 @@ use serde::de::IgnoredAny;
 use serde_json::value::RawValue;
 use sesguard::Engine;
 use sesguard::config::{Config, Overrides};
+use sesguard::deliver::Counts;
 use sesguard::input::{self, split};
-use sesguard::scan::{Collect, Scanner, Stats};
+use sesguard::scan::{Collect, Collected, Scanner};
 
 // ---------------------------------------------------------------------------------------------
 // The whole scan over a generated corpus
 
 fn corpus(dir: &Path, form: &str) -> PathBuf {
-    let status = Command::new(env!("CARGO_BIN_EXE_sesguard-corpus"))
-        .args([
-            "--size",
-            "2M",
-            "--seed",
-            "7",
-            "--ses-percent",
-            "4",
-            "--form",
-            form,
-        ])
-        .arg("--out")
-        .arg(dir)
-        .status()
-        .expect("run sesguard-corpus");
-    assert!(status.success());
+    let options = sesguard_corpus::Options {
+        size: 2 << 20,
+        seed: 7,
+        ses_per_mille: 40,
+        form: match form {
+            "raw" => sesguard_corpus::Form::Raw,
+            "gz" => sesguard_corpus::Form::Gz,
+            other => panic!("form {other:?}"),
+        },
+        ..sesguard_corpus::Options::default()
+    };
+    sesguard_corpus::generate(dir, &options).expect("generate the corpus");
     dir.join(form)
 }
 
-fn scan(engine: &Engine, paths: &[PathBuf], threads: usize, full_parse: bool) -> (Collect, Stats) {
+fn scan(
+    engine: &Engine,
+    paths: &[PathBuf],
+    threads: usize,
+    full_parse: bool,
+) -> (Collected, Counts) {
     scan_with(engine, paths, threads, full_parse, true)
 }
 
@@ -50,7 +51,7 @@ fn scan_with(
     threads: usize,
     full_parse: bool,
     map: bool,
-) -> (Collect, Stats) {
+) -> (Collected, Counts) {
     let (sources, errors) = input::expand(paths);
     assert!(errors.is_empty(), "{errors:?}");
     let mut scanner = Scanner::new(engine, Collect::default())
@@ -59,7 +60,8 @@ fn scan_with(
         .full_parse(full_parse)
         .map_files(map);
     scanner.scan(&sources).expect("scan");
-    scanner.into_parts()
+    let (sink, counts) = scanner.into_parts();
+    (sink.into_inner(), counts)
 }
 
 fn engine(toml: &str) -> Engine {
@@ -153,12 +155,13 @@ fn the_fast_path_gives_the_signals_problems_and_counts_of_the_plain_path() {
 fn compressed_and_raw_corpora_give_the_same_signals() {
     let dir = tempfile::tempdir().expect("tempdir");
     let engine = engine("");
-    let status = Command::new(env!("CARGO_BIN_EXE_sesguard-corpus"))
-        .args(["--size", "1M", "--seed", "3", "--ses-percent", "5", "--out"])
-        .arg(dir.path())
-        .status()
-        .expect("run sesguard-corpus");
-    assert!(status.success());
+    let options = sesguard_corpus::Options {
+        size: 1 << 20,
+        seed: 3,
+        ses_per_mille: 50,
+        ..sesguard_corpus::Options::default()
+    };
+    sesguard_corpus::generate(dir.path(), &options).expect("generate the corpus");
     let (raw, raw_stats) = scan(&engine, &[dir.path().join("raw")], 2, false);
     let (gz, gz_stats) = scan(&engine, &[dir.path().join("gz")], 2, false);
     assert!(!raw.signals.is_empty());

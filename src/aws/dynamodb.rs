@@ -11,7 +11,7 @@
 //! | `meta#first-event` | `time` | [`State::first_event_time`] (once, conditional put; cached per container) |
 //! | `seen#<key>` | `last_seen`, `new_by` (event that made it new), `expires_at` = last_seen + forget | [`State::sight`] (R2) |
 //! | `window#<key>` | `opened`, `opened_by`, `expires_at` = opened + window + 1 day | [`State::open_window`] (R1/R3 dedup) |
-//! | `pair#<key>` (one per identity: account, region, name) | R4: one attribute per remembered event, `a:<eventID>` (add) or `d:<eventID>` (delete), holding `{"time","event_id","subject"}` as JSON; R5: its dedup window, `w_opened`, `w_by`; `expires_at` = newest event + max(sequence window, dedup window) + 1 day | [`State::step_identity`] (R4 and R5) |
+//! | `pair#<key>` (one per identity: account, region, name) | R4: one attribute per remembered event, `a:<eventID>` (add) or `d:<eventID>` (delete), holding `{"time","event_id","subject"}` as JSON; R5: its dedup window, `w_opened`, `w_by`; `expires_at` = newest event + max(sequence window, dedup window) + 1 day | [`State::pair_and_window`] (R4 and R5) |
 //! | `signal#<signal_id>` | `status` (`pending` or `published`), `claimed_at` (wall-clock ms, for the lease), `expires_at` | [`State::claim_signal`], [`State::mark_published`] |
 //!
 //! Keys longer than [`MAX_KEY_CHARS`] (attacker-chosen identity names can be megabytes) are
@@ -46,11 +46,8 @@ use aws_smithy_runtime_api::client::result::SdkError;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::signal::Subject;
-use crate::state::{
-    Claim, IdentityOutcome, IdentityStep, Mark, Side, Sighting, State, StateError, pairs,
-};
-use crate::time::{DAY, Seconds};
+use crate::model::{DAY, FailureKind, Seconds, Subject};
+use crate::state::{Claim, Mark, PairOutcome, PairStep, Side, Sighting, State, StateError, pairs};
 
 /// The key attribute and the TTL attribute; `template.yaml` must declare the same names.
 pub const KEY_ATTRIBUTE: &str = "pk";
@@ -128,7 +125,7 @@ const COMPACT_FIELD_BYTES: usize = 512;
 
 /// The subject with every string field cut to [`COMPACT_FIELD_BYTES`] (with the visible marker).
 fn compact(subject: &Subject) -> Subject {
-    let cut = |text: &str| crate::signal::capped_to(text, COMPACT_FIELD_BYTES);
+    let cut = |text: &str| crate::text::capped_to(text, COMPACT_FIELD_BYTES);
     let opt = |text: &Option<String>| text.as_deref().map(cut);
     Subject {
         event_id: cut(&subject.event_id),
@@ -237,14 +234,15 @@ fn string<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
     item.get(name)?.as_s().ok().map(String::as_str)
 }
 
-fn state_error<E: ProvideErrorMetadata + std::error::Error + 'static>(
+fn state_error<E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static>(
     operation: &str,
-    err: &SdkError<E, HttpResponse>,
+    err: SdkError<E, HttpResponse>,
 ) -> StateError {
-    StateError {
-        message: format!("DynamoDB {operation}: {}", super::describe(err)),
-        transient: super::is_transient(err, err.code()),
-    }
+    StateError::new(
+        super::failure_kind(&err),
+        format!("DynamoDB {operation}: {}", super::describe(&err)),
+    )
+    .with_source(err)
 }
 
 /// The outcome of a conditional write: `Ok(old item)` when it was written, `Err(old item)` when
@@ -257,7 +255,7 @@ macro_rules! conditional {
             Ok(output) => Ok(Ok(output.attributes)),
             Err(err) => match err.as_service_error() {
                 Some($failure(failed)) => Ok(Err(failed.item.clone())),
-                _ => Err(state_error($operation, &err)),
+                _ => Err(state_error($operation, err)),
             },
         }
     };
@@ -321,7 +319,7 @@ impl DynamoState {
     }
     /// Replaces an identity item's dedup window that ran out with one opened by `step`'s event,
     /// unless another event replaced it meanwhile; answers whether the event's window opened.
-    async fn reopen_window(&self, pk: &str, step: IdentityStep<'_>) -> Result<bool, StateError> {
+    async fn reopen_window(&self, pk: &str, step: PairStep<'_>) -> Result<bool, StateError> {
         let outcome = self
             .update(
                 pk,
@@ -503,15 +501,15 @@ impl State for DynamoState {
         })
     }
 
-    async fn step_identity(
+    async fn pair_and_window(
         &self,
         key: &str,
-        step: IdentityStep<'_>,
-    ) -> Result<IdentityOutcome, StateError> {
+        step: PairStep<'_>,
+    ) -> Result<PairOutcome, StateError> {
         let pk = item_key("pair", key);
         // Every write to the item sets its expiry from the same span, so it only ever moves
         // forward with event time (a late event is put back below).
-        let span = step.pair_window.max(step.dedup_window);
+        let span = step.keep.max(step.pair_window).max(step.dedup_window);
         let expires = step.now.saturating_add(span).saturating_add(DAY);
         let mut clauses = vec!["#ttl = :exp"];
         let mut names = vec![("#ttl", TTL_ATTRIBUTE)];
@@ -530,9 +528,12 @@ impl State for DynamoState {
                     Side::Delete => compact(&mark.subject),
                 },
             };
-            mark_json = serde_json::to_string(&stored).map_err(|err| StateError {
-                message: format!("cannot encode an R4 mark: {err}"),
-                transient: false,
+            mark_json = serde_json::to_string(&stored).map_err(|err| {
+                StateError::new(
+                    FailureKind::Internal,
+                    format!("cannot encode a mark: {err}"),
+                )
+                .with_source(err)
             })?;
             mark_attribute_name = mark_attribute(side, &mark.event_id);
             clauses.push("#m = :mark");
@@ -548,7 +549,7 @@ impl State for DynamoState {
         }
         let update = format!("SET {}", clauses.join(", "));
         let outcome = match self.update(&pk, &update, None, &names, values).await {
-            Err(err) if err.message.contains("size") => {
+            Err(err) if err.kind == FailureKind::TooLarge => {
                 // An identity added and deleted hundreds of times within a day filled the
                 // item: start it again with this event rather than fail every later event of
                 // it (which would also silence R3). Pairs with the dropped marks are lost, and
@@ -570,8 +571,8 @@ impl State for DynamoState {
                 }
                 call.send()
                     .await
-                    .map_err(|err| state_error("PutItem", &err))?;
-                return Ok(IdentityOutcome {
+                    .map_err(|err| state_error("PutItem", err))?;
+                return Ok(PairOutcome {
                     paired: Vec::new(),
                     opened: step.open_window,
                 });
@@ -581,7 +582,7 @@ impl State for DynamoState {
         let old = match outcome {
             Ok(Some(old)) | Err(Some(old)) => old,
             Ok(None) | Err(None) => {
-                return Ok(IdentityOutcome {
+                return Ok(PairOutcome {
                     paired: Vec::new(),
                     opened: step.open_window,
                 });
@@ -606,7 +607,7 @@ impl State for DynamoState {
         if !stale.is_empty() || lowered.is_some() {
             self.tidy(&pk, &stale, lowered).await?;
         }
-        Ok(IdentityOutcome { paired, opened })
+        Ok(PairOutcome { paired, opened })
     }
 
     async fn claim_signal(

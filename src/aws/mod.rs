@@ -1,4 +1,4 @@
-//! AWS adapters: the DynamoDB State and the SNS sink. The only place the AWS SDK appears.
+//! AWS adapters: the DynamoDB State and the SNS Sink. The only place the AWS SDK appears.
 
 pub mod calls;
 pub mod dynamodb;
@@ -13,6 +13,8 @@ use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+
+use crate::model::FailureKind;
 
 /// The HTTPS client of every AWS call: rustls with ring and the system's root certificates.
 /// The SDK's default client would use aws-lc, which adds megabytes to the binary and an entropy
@@ -62,33 +64,59 @@ where
         .map_or_else(|| DisplayErrorContext(err).to_string(), str::to_owned)
 }
 
-/// Whether an SDK failure may succeed on retry (throttling, 5xx, timeouts, network). Every
-/// failure makes the invocation fail, so Lambda retries it; this says which ones are expected
-/// to pass then, and which need a person (a missing table, a denied permission).
-pub(crate) fn is_transient<E>(err: &SdkError<E, HttpResponse>, code: Option<&str>) -> bool {
+/// What kind of failure an SDK error is. Every failure makes the invocation fail, so Lambda
+/// retries it; the kind says whether the retry is expected to pass (throttling, 5xx, timeouts,
+/// network) or needs a person (a missing table, a denied permission). This is the one place
+/// that reads an AWS error: callers decide on the kind.
+pub(crate) fn failure_kind<E>(err: &SdkError<E, HttpResponse>) -> FailureKind
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
     match err {
-        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
-            true
-        }
-        // A 5xx or 429 is the service's failure, whatever error code (if any) it carries.
+        SdkError::TimeoutError(_) => FailureKind::TimedOut,
+        SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => FailureKind::Unavailable,
         SdkError::ServiceError(context) => {
             let status = context.raw().status().as_u16();
-            status >= 500
-                || status == 429
-                || matches!(
-                    code,
-                    Some(
-                        "ThrottlingException"
-                            | "ProvisionedThroughputExceededException"
-                            | "RequestLimitExceeded"
-                            | "InternalServerError"
-                            | "InternalFailure"
-                            | "ServiceUnavailable"
-                            | "Throttling"
-                            | "TransactionConflictException"
-                    )
-                )
+            match err.code() {
+                Some(
+                    "ThrottlingException"
+                    | "ProvisionedThroughputExceededException"
+                    | "RequestLimitExceeded"
+                    | "Throttling"
+                    | "ThrottledException",
+                ) => FailureKind::Throttled,
+                Some(
+                    "InternalServerError"
+                    | "InternalFailure"
+                    | "ServiceUnavailable"
+                    | "TransactionConflictException",
+                ) => FailureKind::Unavailable,
+                // A 5xx or 429 is the service's failure, whatever error code (if any) it carries.
+                _ if status == 429 => FailureKind::Throttled,
+                _ if status >= 500 => FailureKind::Unavailable,
+                Some("ResourceNotFoundException" | "NotFound" | "NotFoundException") => {
+                    FailureKind::NotFound
+                }
+                Some(code)
+                    if code.starts_with("AccessDenied")
+                        || code.starts_with("KMS")
+                        || code == "AuthorizationError"
+                        || code == "UnrecognizedClientException"
+                        || code == "InvalidSignatureException" =>
+                {
+                    FailureKind::Denied
+                }
+                _ if status == 403 => FailureKind::Denied,
+                // DynamoDB names no code for its item and expression size limits: a
+                // ValidationException whose message speaks of the size.
+                Some("ValidationException")
+                    if err.message().is_some_and(|m| m.contains("size")) =>
+                {
+                    FailureKind::TooLarge
+                }
+                _ => FailureKind::Invalid,
+            }
         }
-        _ => false,
+        _ => FailureKind::Internal,
     }
 }

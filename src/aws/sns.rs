@@ -6,11 +6,11 @@
 //! attacker-chosen identity names cannot make the publish fail).
 
 use aws_sdk_sns::Client;
-use aws_sdk_sns::error::ProvideErrorMetadata;
 use aws_sdk_sns::types::MessageAttributeValue;
 
+use crate::deliver::{Sink, SinkError};
+use crate::model::FailureKind;
 use crate::signal::Signal;
-use crate::sink::{PublishError, Publisher};
 
 /// SNS's limit for a whole message, attributes included.
 pub const MAX_MESSAGE_BYTES: usize = 256 * 1024;
@@ -34,33 +34,36 @@ impl SnsPublisher {
     }
 }
 
-fn attribute(value: &str) -> Result<MessageAttributeValue, PublishError> {
+fn attribute(value: &str) -> Result<MessageAttributeValue, SinkError> {
     // SNS rejects empty attribute values.
     let value = if value.is_empty() { "unknown" } else { value };
     MessageAttributeValue::builder()
         .data_type("String")
         .string_value(value)
         .build()
-        .map_err(|err| PublishError {
-            message: format!("SNS message attribute: {err}"),
-            transient: false,
+        .map_err(|err| {
+            SinkError::new(
+                FailureKind::Internal,
+                format!("SNS message attribute: {err}"),
+            )
+            .with_source(err)
         })
 }
 
-impl Publisher for SnsPublisher {
-    async fn publish(&self, signal: &Signal) -> Result<(), PublishError> {
+impl Sink for SnsPublisher {
+    async fn emit(&self, signal: &Signal) -> Result<(), SinkError> {
         let message = signal.to_json();
         if message.len() > MAX_MESSAGE_BYTES - 4096 {
             // Signal fields are capped (signal::MAX_FIELD_BYTES), so this cannot happen; refuse
             // rather than send something SNS would reject after retries.
-            return Err(PublishError {
-                message: format!(
+            return Err(SinkError::new(
+                FailureKind::TooLarge,
+                format!(
                     "signal {} is {} bytes, over the SNS limit",
                     signal.signal_id,
                     message.len()
                 ),
-                transient: false,
-            });
+            ));
         }
         let subject = &signal.subject;
         let result = self
@@ -75,9 +78,12 @@ impl Publisher for SnsPublisher {
             .message_attributes("region", attribute(&subject.region)?)
             .send()
             .await;
-        result.map(|_| ()).map_err(|err| PublishError {
-            message: format!("SNS Publish: {}", super::describe(&err)),
-            transient: super::is_transient(&err, err.code()),
+        result.map(|_| ()).map_err(|err| {
+            SinkError::new(
+                super::failure_kind(&err),
+                format!("SNS Publish: {}", super::describe(&err)),
+            )
+            .with_source(err)
         })
     }
 }

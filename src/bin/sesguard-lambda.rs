@@ -9,7 +9,8 @@ use sesguard::Engine;
 use sesguard::aws::calls::CallCounter;
 use sesguard::aws::dynamodb::DynamoState;
 use sesguard::aws::sns::SnsPublisher;
-use sesguard::lambda::{Handler, HandlerError, LambdaConfig, Report, emf_lines};
+use sesguard::deliver::Counts;
+use sesguard::lambda::{Handler, HandlerError, LambdaConfig, emf_lines};
 
 struct App {
     handler: Handler<DynamoState, SnsPublisher>,
@@ -50,15 +51,15 @@ async fn start() -> Result<App, Error> {
 impl App {
     async fn invoke(&self, event: LambdaEvent<Box<RawValue>>) -> Result<(), HandlerError> {
         self.dynamodb_calls.reset();
-        let mut report = Report::default();
+        let mut counts = Counts::default();
         let result = self
             .handler
-            .handle(event.payload.get(), &event.context.request_id, &mut report)
+            .handle(event.payload.get(), &event.context.request_id, &mut counts)
             .await;
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis());
-        for line in emf_lines(&report, now, self.dynamodb_calls.total()) {
+        for line in emf_lines(&counts, now, self.dynamodb_calls.total()) {
             println!("{line}");
         }
         if let Err(err) = &result {

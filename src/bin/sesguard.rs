@@ -3,13 +3,15 @@
 use std::io::{self, BufWriter, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Mutex;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use sesguard::Engine;
 use sesguard::config::{Config, Overrides};
+use sesguard::deliver::{Counts, Sink, SinkError};
 use sesguard::input::{self, InputError};
 use sesguard::rules;
-use sesguard::scan::{Scanner, Sink, Stats};
+use sesguard::scan::Scanner;
 use sesguard::signal::{self, Signal};
 
 #[derive(Parser)]
@@ -135,13 +137,13 @@ fn scan(args: ScanArgs) -> ExitCode {
         Format::Jsonl
     });
     let progress = !args.quiet && io::stderr().is_terminal();
-    let sink = Terminal {
-        out: BufWriter::with_capacity(64 * 1024, io::stdout().lock()),
+    let sink = Terminal(Mutex::new(Screen {
+        out: BufWriter::with_capacity(64 * 1024, io::stdout()),
         format,
         header_written: false,
         progress,
         progress_shown: false,
-    };
+    }));
     let (sources, expand_errors) = input::expand(&args.paths);
     let threads = args.threads.map_or_else(
         || std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -158,10 +160,10 @@ fn scan(args: ScanArgs) -> ExitCode {
         scanner.report(error);
     }
     let result = scanner.scan(&sources);
-    let (mut sink, stats) = scanner.into_parts();
-    let flushed = sink.finish();
+    let (sink, stats) = scanner.into_parts();
+    let flushed = sink.screen().finish().map_err(SinkError::from);
     if let Err(err) = result.and(flushed)
-        && err.kind() != io::ErrorKind::BrokenPipe
+        && err.io_kind() != Some(io::ErrorKind::BrokenPipe)
     {
         eprintln!("sesguard: error: cannot write output: {err}");
         return ExitCode::from(1);
@@ -177,7 +179,9 @@ fn scan(args: ScanArgs) -> ExitCode {
 }
 
 /// Signals to stdout, problems and progress to stderr.
-struct Terminal<W: Write> {
+struct Terminal<W: Write>(Mutex<Screen<W>>);
+
+struct Screen<W: Write> {
     out: W,
     format: Format,
     header_written: bool,
@@ -186,6 +190,14 @@ struct Terminal<W: Write> {
 }
 
 impl<W: Write> Terminal<W> {
+    /// The scan runs on one thread: the lock is never contended, and a panic while holding it
+    /// leaves nothing half-written that matters.
+    fn screen(&self) -> std::sync::MutexGuard<'_, Screen<W>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl<W: Write> Screen<W> {
     fn clear_progress(&mut self) {
         if self.progress_shown {
             eprint!("\r\x1b[K");
@@ -197,9 +209,7 @@ impl<W: Write> Terminal<W> {
         self.clear_progress();
         self.out.flush()
     }
-}
 
-impl<W: Write> Sink for Terminal<W> {
     fn signal(&mut self, signal: &Signal) -> io::Result<()> {
         match self.format {
             Format::Jsonl => writeln!(self.out, "{}", signal.to_json()),
@@ -212,21 +222,28 @@ impl<W: Write> Sink for Terminal<W> {
             }
         }
     }
+}
 
-    fn problem(&mut self, error: &InputError) {
-        self.clear_progress();
+impl<W: Write + Send> Sink for Terminal<W> {
+    async fn emit(&self, signal: &Signal) -> Result<(), SinkError> {
+        Ok(self.screen().signal(signal)?)
+    }
+
+    fn problem(&self, error: &InputError) {
+        self.screen().clear_progress();
         eprintln!("sesguard: {error}");
     }
 
-    fn progress(&mut self, stats: &Stats) {
-        if self.progress {
+    fn progress(&self, counts: &Counts) {
+        let mut screen = self.screen();
+        if screen.progress {
             eprint!(
                 "\r\x1b[Ksesguard: {} files, {} records, {} signals…",
-                stats.files,
-                stats.records,
-                stats.signal_count()
+                counts.files,
+                counts.records,
+                counts.signal_count()
             );
-            self.progress_shown = true;
+            screen.progress_shown = true;
         }
     }
 }

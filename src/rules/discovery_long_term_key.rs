@@ -3,12 +3,11 @@
 //! `GetAccount` or `GetAccountSendingEnabled` on `ses.amazonaws.com` by an `AKIA…` key; failed
 //! calls count (an attempt). One signal per (account, principal, access key) per dedup window.
 
-use super::{Detection, RuleMeta, Severity, Trigger};
-use crate::engine::{Decision, Event, Finding, Settings};
-use crate::state::{State, StateError};
+use super::{Answer, Ask, Context, Decision, Detection, Event, Finding, Op, RuleMeta, SuppressOn};
+use super::{Severity, Trigger};
+use crate::model::Settings;
 
 pub const RULE: RuleMeta = RuleMeta {
-    detection: Detection::DiscoveryLongTermKey,
     id: "ses-discovery-long-term-key",
     title: "AWS SES discovery attempt by long term access key",
     severity: Severity::Medium,
@@ -25,32 +24,39 @@ pub const RULE: RuleMeta = RuleMeta {
         Trigger::ses("GetAccount"),
         Trigger::ses("GetAccountSendingEnabled"),
     ],
+    suppress_on: SuppressOn::Event,
     seed: "000: Datadog OOTB rule def-000-x6y",
+    detection: &DiscoveryLongTermKey,
 };
 
-/// Long-term IAM user and root keys start with `AKIA`; temporary (STS) keys with `ASIA`.
-pub fn applies(event: &Event) -> bool {
-    event.counts_as_principal
-        && event
-            .access_key_id
-            .is_some_and(|key| key.starts_with("AKIA"))
-}
+struct DiscoveryLongTermKey;
 
-pub async fn decide<S: State>(
-    event: &Event<'_>,
-    state: &S,
-    settings: &Settings,
-) -> Result<Decision, StateError> {
-    let key = format!(
-        "r1|{}|{}|{}",
-        event.account,
-        event.principal.unwrap_or(""),
-        event.access_key_id.unwrap_or("")
-    );
-    let opened = state
-        .open_window(&key, event.event_id, event.time, settings.dedup)
-        .await?;
-    Ok(Decision::fire_or_duplicate(opened, || {
-        Finding::of(&RULE, event)
-    }))
+impl Detection for DiscoveryLongTermKey {
+    /// Long-term IAM user and root keys start with `AKIA`; temporary (STS) keys with `ASIA`.
+    fn applies(&self, event: &Event) -> bool {
+        event.counts_as_principal
+            && event
+                .access_key_id
+                .is_some_and(|key| key.starts_with("AKIA"))
+    }
+
+    fn ask(&self, event: &Event, settings: &Settings) -> Option<Ask> {
+        Some(Ask {
+            key: format!(
+                "r1|{}|{}|{}",
+                event.account,
+                event.principal.unwrap_or(""),
+                event.access_key_id.unwrap_or("")
+            ),
+            shared: None,
+            op: Op::Window {
+                length: settings.dedup,
+            },
+        })
+    }
+
+    fn decide(&self, event: &Event, answer: Answer, _: &Context) -> Decision {
+        let opened = matches!(answer, Answer::Window(true));
+        Decision::fire_or_duplicate(opened, || Finding::of(&RULE, event))
+    }
 }

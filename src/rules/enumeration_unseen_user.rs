@@ -4,12 +4,12 @@
 //! Principals seen during the learning period are remembered without a signal; one not seen for
 //! the forget period is forgotten and fires again; every sighting refreshes it.
 
-use super::{Detection, RuleMeta, SERVICE_QUOTAS, Severity, Trigger};
-use crate::engine::{Decision, Event, Finding, Settings};
-use crate::state::{Sighting, State, StateError};
+use super::{Answer, Ask, Context, Decision, Detection, Event, Finding, Op, RuleMeta, SuppressOn};
+use super::{SERVICE_QUOTAS, Severity, Trigger};
+use crate::model::Settings;
+use crate::state::Sighting;
 
 pub const RULE: RuleMeta = RuleMeta {
-    detection: Detection::EnumerationUnseenUser,
     id: "ses-enumeration-unseen-user",
     title: "Amazon SES enumeration attempt by previously unseen user",
     severity: Severity::Medium,
@@ -35,29 +35,36 @@ pub const RULE: RuleMeta = RuleMeta {
             service_code: Some("ses"),
         },
     ],
+    suppress_on: SuppressOn::Event,
     seed: "001: Datadog OOTB rule, Amazon SES enumeration attempt by previously unseen user",
+    detection: &EnumerationUnseenUser,
 };
 
-pub fn applies(event: &Event) -> bool {
-    event.counts_as_principal && event.principal.is_some()
-}
+struct EnumerationUnseenUser;
 
-/// `first_event` is the time of the first event the state ever saw (the learning start).
-pub async fn decide<S: State>(
-    event: &Event<'_>,
-    state: &S,
-    settings: &Settings,
-    first_event: crate::time::Seconds,
-) -> Result<Decision, StateError> {
-    let key = format!("r2|{}|{}", event.account, event.principal.unwrap_or(""));
-    let sighting = state
-        .sight(&key, event.event_id, event.time, settings.forget)
-        .await?;
-    let learning =
-        settings.learning > 0 && event.time < first_event.saturating_add(settings.learning);
-    let mut decision = Decision::default();
-    if sighting == Sighting::New && !learning {
-        decision.findings.push(Finding::of(&RULE, event));
+impl Detection for EnumerationUnseenUser {
+    fn applies(&self, event: &Event) -> bool {
+        event.counts_as_principal && event.principal.is_some()
     }
-    Ok(decision)
+
+    fn ask(&self, event: &Event, settings: &Settings) -> Option<Ask> {
+        Some(Ask {
+            key: format!("r2|{}|{}", event.account, event.principal.unwrap_or("")),
+            shared: None,
+            op: Op::Sight {
+                forget: settings.forget,
+            },
+        })
+    }
+
+    /// No signal during the learning period, which starts at the first event the state saw.
+    fn decide(&self, event: &Event, answer: Answer, context: &Context) -> Decision {
+        let learning = context.settings.learning;
+        let learning = learning > 0 && event.time < context.first_event.saturating_add(learning);
+        let mut decision = Decision::default();
+        if answer == Answer::Sighting(Sighting::New) && !learning {
+            decision.findings.push(Finding::of(&RULE, event));
+        }
+        decision
+    }
 }

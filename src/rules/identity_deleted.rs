@@ -3,11 +3,11 @@
 //! which the Sigma rule misses. Any outcome fires. One signal per (account, region, identity)
 //! per dedup window.
 
-use super::{Detection, RuleMeta, Severity, Trigger};
-use crate::engine::{Decision, Event, Finding};
+use super::{Answer, Ask, Context, Decision, Detection, Event, Finding, Op, RuleMeta, SuppressOn};
+use super::{Severity, Trigger, shared};
+use crate::model::Settings;
 
 pub const RULE: RuleMeta = RuleMeta {
-    detection: Detection::IdentityDeleted,
     id: "ses-identity-deleted",
     title: "SES identity has been deleted",
     severity: Severity::Medium,
@@ -26,11 +26,28 @@ pub const RULE: RuleMeta = RuleMeta {
         Trigger::ses("DeleteIdentity"),
         Trigger::ses("DeleteEmailIdentity"),
     ],
+    suppress_on: SuppressOn::Event,
     seed: "004: Sigma rule 20f754db-d025-4a8f-9d74-e0037e999a9a (aws_delete_identity), via a threat brief",
+    detection: &IdentityDeleted,
 };
 
-/// A finding when the event opened the identity's dedup window
-/// ([`identity_state::step`](super::identity_state::step) opened it), else a duplicate.
-pub fn decide(event: &Event<'_>, opened: bool) -> Decision {
-    Decision::fire_or_duplicate(opened, || Finding::of(&RULE, event))
+struct IdentityDeleted;
+
+impl Detection for IdentityDeleted {
+    /// The dedup window lives with the identity's pairing state (one step for a delete).
+    fn ask(&self, event: &Event, settings: &Settings) -> Option<Ask> {
+        let (key, keep) = shared::identity(event, settings);
+        Some(Ask {
+            key,
+            shared: Some(keep),
+            op: Op::Window {
+                length: settings.dedup,
+            },
+        })
+    }
+
+    fn decide(&self, event: &Event, answer: Answer, _: &Context) -> Decision {
+        let opened = matches!(answer, Answer::Window(true));
+        Decision::fire_or_duplicate(opened, || Finding::of(&RULE, event))
+    }
 }

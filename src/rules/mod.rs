@@ -1,94 +1,45 @@
-//! The five detections. Each file holds one rule's seed metadata (title, severity, MITRE ids,
-//! triage text) beside its logic; rules are pure over the [`State`](crate::state::State) port.
+//! The detections: the registry (the only place that lists every rule) and what the rules
+//! share. Each rule is one file holding its seed metadata (title, severity, MITRE ids, triage
+//! text) beside its logic; rules are pure: they ask the engine for state and decide on the
+//! answer ([`Detection`]).
 
 pub mod discovery_long_term_key;
 pub mod enumeration_unseen_user;
+pub mod event;
 pub mod identity_deleted;
-pub mod identity_state;
 pub mod modification;
+mod rule;
 pub mod verify_then_delete;
 
-use serde::{Deserialize, Serialize};
+pub use crate::model::Severity;
+pub use event::Event;
+pub use rule::{
+    Answer, Ask, Context, Decision, Detection, Finding, Op, RuleMeta, SuppressOn, Trigger,
+};
 
-use crate::event::Record;
+use crate::record::Record;
 
 pub const SES: &str = "ses.amazonaws.com";
 pub const SERVICE_QUOTAS: &str = "servicequotas.amazonaws.com";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    Info,
-    Low,
-    Medium,
-    High,
-    Critical,
-}
+/// State that several rules keep under one key. A rule's ask on such a key is `shared`, and
+/// the engine answers every shared ask on one key in one step of the state port.
+pub mod shared {
+    use super::Event;
+    use crate::model::{Seconds, Settings};
 
-impl Severity {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Severity::Info => "info",
-            Severity::Low => "low",
-            Severity::Medium => "medium",
-            Severity::High => "high",
-            Severity::Critical => "critical",
-        }
+    /// One SES identity (account, region, name): `ses-verify-then-delete` pairs its adds and
+    /// deletes, `ses-identity-deleted` keeps its dedup window, so a delete costs one step. The
+    /// key and how long its state is kept (the longer of the two rules' windows).
+    pub fn identity(event: &Event, settings: &Settings) -> (String, Seconds) {
+        let key = format!(
+            "id|{}|{}|{}",
+            event.account,
+            event.region,
+            event.identity.as_deref().unwrap_or("")
+        );
+        (key, settings.window.max(settings.dedup))
     }
-}
-
-/// An API call a rule reads: the EventBridge patterns of the template are derived from these.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Trigger {
-    pub event_source: &'static str,
-    pub event_name: &'static str,
-    /// Required `requestParameters.serviceCode`, if any (Service Quotas is shared by all services).
-    pub service_code: Option<&'static str>,
-}
-
-impl Trigger {
-    pub const fn ses(event_name: &'static str) -> Self {
-        Trigger {
-            event_source: SES,
-            event_name,
-            service_code: None,
-        }
-    }
-
-    /// Whether `record` is this call (the service code is checked by [`Trigger::matches_params`]).
-    fn matches_call(&self, record: &Record) -> bool {
-        record.source() == self.event_source && record.name() == self.event_name
-    }
-}
-
-/// What a signal says about its rule, from the seed documents.
-/// Which detection a rule is: the engine dispatches on it, and a match over it is exhaustive,
-/// so a new rule cannot be left out of the dispatch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Detection {
-    DiscoveryLongTermKey,
-    EnumerationUnseenUser,
-    Modification,
-    VerifyThenDelete,
-    IdentityDeleted,
-}
-
-#[derive(Debug)]
-pub struct RuleMeta {
-    pub detection: Detection,
-    pub id: &'static str,
-    pub title: &'static str,
-    pub severity: Severity,
-    pub tactic: &'static str,
-    pub tactic_name: &'static str,
-    pub technique: &'static str,
-    pub technique_name: &'static str,
-    /// The seed's triage steps, with Datadog's placeholders (`{{@evt.name}}`,
-    /// `{{@userIdentity.arn}}`, `{{@network.client.ip}}`) filled in per signal.
-    pub triage: &'static [&'static str],
-    pub triggers: &'static [Trigger],
-    /// Where the semantics come from.
-    pub seed: &'static str,
 }
 
 /// Every rule, in id order.
@@ -110,18 +61,6 @@ pub fn by_id(id: &str) -> Option<&'static RuleMeta> {
 pub fn reads(record: &Record) -> bool {
     ALL.iter()
         .any(|rule| rule.triggers.iter().any(|t| t.matches_call(record)))
-}
-
-impl RuleMeta {
-    /// Whether this rule reads `record`'s call; `service_code` is the record's
-    /// `requestParameters.serviceCode`.
-    pub fn triggered_by(&self, record: &Record, service_code: Option<&str>) -> bool {
-        self.triggers.iter().any(|t| {
-            t.matches_call(record)
-                && t.service_code
-                    .is_none_or(|code| service_code.is_some_and(|c| c.eq_ignore_ascii_case(code)))
-        })
-    }
 }
 
 /// Whether a record's JSON text may hold a call some rule reads, without parsing it: every rule
@@ -224,7 +163,7 @@ pub fn eventbridge_patterns() -> Vec<serde_json::Value> {
             }
             serde_json::json!({
                 "source": [format!("aws.{service}")],
-                "detail-type": [crate::event::CLOUDTRAIL_API_CALL],
+                "detail-type": [crate::record::CLOUDTRAIL_API_CALL],
                 "detail": detail,
             })
         })
@@ -236,15 +175,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_rule_is_its_own_detection() {
+    fn every_rule_has_its_own_id() {
         let mut seen = Vec::new();
         for rule in ALL {
-            assert!(
-                !seen.contains(&rule.detection),
-                "{} shares a detection",
-                rule.id
-            );
-            seen.push(rule.detection);
+            assert!(!seen.contains(&rule.id), "{} twice", rule.id);
+            assert_eq!(by_id(rule.id).map(|r| r.id), Some(rule.id));
+            seen.push(rule.id);
         }
     }
 

@@ -4,12 +4,11 @@
 //! (an attempt). Severity low, high when the source IP is a Tor exit. One signal per
 //! (account, region, principal, eventName, identity) per dedup window.
 
-use super::{Detection, RuleMeta, Severity, Trigger};
-use crate::engine::{Decision, Event, Finding, Settings};
-use crate::state::{State, StateError};
+use super::{Answer, Ask, Context, Decision, Detection, Event, Finding, Op, RuleMeta, SuppressOn};
+use super::{Severity, Trigger};
+use crate::model::Settings;
 
 pub const RULE: RuleMeta = RuleMeta {
-    detection: Detection::Modification,
     id: "ses-modification",
     title: "Amazon SES modification attempt",
     severity: Severity::Low,
@@ -31,33 +30,42 @@ pub const RULE: RuleMeta = RuleMeta {
         Trigger::ses("VerifyDomainIdentity"),
         Trigger::ses("DeleteVerifiedEmailAddress"),
     ],
+    suppress_on: SuppressOn::Event,
     seed: "002: Datadog OOTB rule, Amazon SES modification attempt",
+    detection: &Modification,
 };
 
 /// The severity for a source IP on the Tor exit list (Datadog's `@threat_intel.results.category:tor` case).
 pub const TOR_SEVERITY: Severity = Severity::High;
 
-pub async fn decide<S: State>(
-    event: &Event<'_>,
-    state: &S,
-    settings: &Settings,
-) -> Result<Decision, StateError> {
-    let key = format!(
-        "r3|{}|{}|{}|{}|{}",
-        event.account,
-        event.region,
-        event.principal.unwrap_or(""),
-        event.subject.event_name,
-        event.identity.as_deref().unwrap_or("")
-    );
-    let opened = state
-        .open_window(&key, event.event_id, event.time, settings.dedup)
-        .await?;
-    Ok(Decision::fire_or_duplicate(opened, || {
-        let mut finding = Finding::of(&RULE, event);
-        if event.subject.tor {
-            finding.severity = TOR_SEVERITY;
-        }
-        finding
-    }))
+struct Modification;
+
+impl Detection for Modification {
+    fn ask(&self, event: &Event, settings: &Settings) -> Option<Ask> {
+        Some(Ask {
+            key: format!(
+                "r3|{}|{}|{}|{}|{}",
+                event.account,
+                event.region,
+                event.principal.unwrap_or(""),
+                event.subject.event_name,
+                event.identity.as_deref().unwrap_or("")
+            ),
+            shared: None,
+            op: Op::Window {
+                length: settings.dedup,
+            },
+        })
+    }
+
+    fn decide(&self, event: &Event, answer: Answer, _: &Context) -> Decision {
+        let opened = matches!(answer, Answer::Window(true));
+        Decision::fire_or_duplicate(opened, || {
+            let mut finding = Finding::of(&RULE, event);
+            if event.subject.tor {
+                finding.severity = TOR_SEVERITY;
+            }
+            finding
+        })
+    }
 }

@@ -6,9 +6,10 @@
 //! forms reduced to the name). Arrival order does not matter: whichever of the two arrives second
 //! finds the first in state. One signal per add/delete pair; the signal describes the delete.
 
-use super::{Detection, RuleMeta, Severity, Trigger};
-use crate::engine::{Decision, Event, Finding};
-use crate::state::{Mark, Side};
+use super::{Answer, Ask, Context, Decision, Detection, Event, Finding, Op, RuleMeta, SuppressOn};
+use super::{Severity, Trigger, shared};
+use crate::model::Settings;
+use crate::state::Side;
 
 pub const ADDS: &[&str] = &[
     "VerifyEmailIdentity",
@@ -23,7 +24,6 @@ pub const DELETES: &[&str] = &[
 ];
 
 pub const RULE: RuleMeta = RuleMeta {
-    detection: Detection::VerifyThenDelete,
     id: "ses-verify-then-delete",
     title: "AWS SES add verified identity followed by the deletion of the identity",
     severity: Severity::High,
@@ -45,16 +45,16 @@ pub const RULE: RuleMeta = RuleMeta {
         Trigger::ses("DeleteEmailIdentity"),
         Trigger::ses("DeleteVerifiedEmailAddress"),
     ],
+    // A finding describes the delete, also when the add is the event evaluated.
+    suppress_on: SuppressOn::Finding,
     seed: "003: Datadog OOTB rule, AWS SES add verified identity followed by the deletion of the identity",
+    detection: &VerifyThenDelete,
 };
 
-/// Only successful calls naming an identity take part.
-pub fn applies(event: &Event) -> bool {
-    event.subject.error_code.is_none() && event.identity.is_some()
-}
+struct VerifyThenDelete;
 
 /// Which side of a pair the event is.
-pub fn side(event: &Event) -> Side {
+fn side(event: &Event) -> Side {
     if DELETES.contains(&event.subject.event_name.as_str()) {
         Side::Delete
     } else {
@@ -62,37 +62,50 @@ pub fn side(event: &Event) -> Side {
     }
 }
 
-/// What the event leaves in state for its counterpart to find.
-pub fn mark(event: &Event) -> Mark {
-    Mark {
-        event_id: event.event_id.to_owned(),
-        time: event.time,
-        subject: event.subject.clone(),
+impl Detection for VerifyThenDelete {
+    /// Only successful calls naming an identity take part.
+    fn applies(&self, event: &Event) -> bool {
+        event.subject.error_code.is_none() && event.identity.is_some()
     }
-}
 
-/// One finding per mark of the other side the event pairs with
-/// ([`identity_state::step`](super::identity_state::step) found them).
-pub fn decide(event: &Event<'_>, paired: Vec<Mark>) -> Decision {
-    let side = side(event);
-    let findings = paired
-        .into_iter()
-        .map(|other| {
-            // The signal describes the delete and names the add as related.
-            let (add, delete) = match side {
-                Side::Add => (mark(event), other),
-                Side::Delete => (other, mark(event)),
-            };
-            Finding {
-                rule: &RULE,
-                severity: RULE.severity,
-                subject: delete.subject,
-                related_event_ids: vec![add.event_id],
-            }
+    fn ask(&self, event: &Event, settings: &Settings) -> Option<Ask> {
+        let (key, keep) = shared::identity(event, settings);
+        Some(Ask {
+            key,
+            shared: Some(keep),
+            op: Op::Pair {
+                side: side(event),
+                window: settings.window,
+            },
         })
-        .collect();
-    Decision {
-        findings,
-        deduplicated: 0,
+    }
+
+    /// One finding per event of the other side the event pairs with.
+    fn decide(&self, event: &Event, answer: Answer, _: &Context) -> Decision {
+        let Answer::Paired(paired) = answer else {
+            return Decision::default();
+        };
+        let side = side(event);
+        let findings = paired
+            .into_iter()
+            .map(|other| {
+                // The finding describes the delete and names the add as related.
+                let (add_id, subject, time) = match side {
+                    Side::Add => (event.event_id.to_owned(), other.subject, other.time),
+                    Side::Delete => (other.event_id, event.subject.clone(), event.time),
+                };
+                Finding {
+                    rule: &RULE,
+                    severity: RULE.severity,
+                    subject,
+                    time,
+                    related_event_ids: vec![add_id],
+                }
+            })
+            .collect();
+        Decision {
+            findings,
+            deduplicated: 0,
+        }
     }
 }

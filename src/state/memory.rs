@@ -1,167 +1,10 @@
-//! The State port the rules read and write, and its in-memory implementation (the CLI's).
-//!
-//! Every operation is one atomic step an adapter can implement with a single conditional write,
-//! and every one is replay-safe: evaluating the same event again (EventBridge delivers at least
-//! once, Lambda retries) reaches the same decision, and the signal claim then decides whether
-//! it is published again. All times are event times ([`Seconds`]); an entry whose expiry is
-//! before the current event's time counts as absent, whether or not it was removed yet.
+//! The in-memory State of `sesguard scan` (and of unit tests).
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::sync::Mutex;
 
-use crate::signal::Subject;
-use crate::time::Seconds;
-
-/// A state backend failure. Transient ones make the Lambda return an error so the event is retried.
-#[derive(Debug, thiserror::Error)]
-#[error("state backend: {message}")]
-pub struct StateError {
-    pub message: String,
-    pub transient: bool,
-}
-
-/// R2: whether a principal is new.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Sighting {
-    /// Never seen, seen last more than the forget period ago, or first sighted by this very event.
-    New,
-    Known,
-}
-
-/// R4: which side of an add/delete pair an event is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Side {
-    Add,
-    Delete,
-}
-
-/// An event remembered for pairing.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Mark {
-    pub event_id: String,
-    pub time: Seconds,
-    /// What a signal needs to describe the event when its counterpart arrives later.
-    pub subject: Subject,
-}
-
-/// One event's step on an identity's state ([`State::step_identity`]).
-#[derive(Debug, Clone, Copy)]
-pub struct IdentityStep<'a> {
-    pub event_id: &'a str,
-    pub now: Seconds,
-    /// R4: remember the event as this side of an add/delete pair (its `time` is `now`).
-    pub pair: Option<(Side, &'a Mark)>,
-    pub pair_window: Seconds,
-    /// R5: open a dedup window for the event.
-    pub open_window: bool,
-    pub dedup_window: Seconds,
-}
-
-/// What [`State::step_identity`] answers.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct IdentityOutcome {
-    /// The marks of the other side the event pairs with (empty when no pairing was asked for).
-    pub paired: Vec<Mark>,
-    /// Whether the dedup window opened (false when none was asked for).
-    pub opened: bool,
-}
-
-/// The outcome of claiming a signal before it is emitted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Claim {
-    /// First claim: emit it.
-    Fresh,
-    /// Claimed earlier but never marked published (a crash or failure in between), and its
-    /// claimer is gone: emit it again.
-    Unfinished,
-    /// Claimed by another invocation that may still be publishing it (its lease is live): emit
-    /// nothing now, and fail so the event is retried after the lease.
-    InFlight,
-    /// Already published: emit nothing.
-    Done,
-}
-
-/// What the rules need to remember. Keys are built by the rules and always include the account.
-pub trait State: Sync {
-    /// Records `now` as the time of the first event the state ever saw, unless one is recorded,
-    /// and returns the recorded time.
-    fn first_event_time(
-        &self,
-        now: Seconds,
-    ) -> impl Future<Output = Result<Seconds, StateError>> + Send;
-
-    /// Sights `key` at `now` and refreshes it so it is remembered until `now + forget`: a key
-    /// last seen `forget` or more before `now` is new again.
-    fn sight(
-        &self,
-        key: &str,
-        event_id: &str,
-        now: Seconds,
-        forget: Seconds,
-    ) -> impl Future<Output = Result<Sighting, StateError>> + Send;
-
-    /// Opens a dedup window of `window` seconds for `key` at `now`, unless one opened by another
-    /// event is less than `window` away from `now` (on either side: records may arrive out of
-    /// order). Returns whether it opened one; the window kept is the latest opened.
-    fn open_window(
-        &self,
-        key: &str,
-        event_id: &str,
-        now: Seconds,
-        window: Seconds,
-    ) -> impl Future<Output = Result<bool, StateError>> + Send;
-
-    /// Remembers `mark` as one `side` of `key` for `window` seconds and returns the marks of the
-    /// other side it pairs with: for an add, deletes in `(t, t + window]`; for a delete, adds in
-    /// `[t - window, t)`. Whichever of a pair arrives second finds the first.
-    ///
-    /// The pairing half of [`State::step_identity`], on its own.
-    fn pair(
-        &self,
-        key: &str,
-        side: Side,
-        mark: &Mark,
-        window: Seconds,
-    ) -> impl Future<Output = Result<Vec<Mark>, StateError>> + Send {
-        async move {
-            let step = IdentityStep {
-                event_id: &mark.event_id,
-                now: mark.time,
-                pair: Some((side, mark)),
-                pair_window: window,
-                open_window: false,
-                dedup_window: 0,
-            };
-            Ok(self.step_identity(key, step).await?.paired)
-        }
-    }
-
-    /// R4's pairing and R5's dedup window for one SES identity, under one `key`: a delete is
-    /// evaluated by both rules, and an adapter that keeps both in one item answers both with one
-    /// call. Each half behaves exactly as [`State::pair`] and [`State::open_window`] would
-    /// (`pair` with `mark` and `pair_window`; `open_window` with `event_id`, `now` and
-    /// `dedup_window`); a half not asked for is neither read nor written.
-    fn step_identity(
-        &self,
-        key: &str,
-        step: IdentityStep<'_>,
-    ) -> impl Future<Output = Result<IdentityOutcome, StateError>> + Send;
-
-    /// Claims `signal_id` (until `expires`) before the signal is emitted.
-    fn claim_signal(
-        &self,
-        signal_id: &str,
-        now: Seconds,
-        expires: Seconds,
-    ) -> impl Future<Output = Result<Claim, StateError>> + Send;
-
-    /// Marks a claimed signal as published, so a retry does not publish it again.
-    fn mark_published(
-        &self,
-        signal_id: &str,
-    ) -> impl Future<Output = Result<(), StateError>> + Send;
-}
+use super::{Claim, Mark, PairOutcome, PairStep, Side, Sighting, State, StateError, pairs};
+use crate::model::{FailureKind, Seconds};
 
 /// The in-memory state of `sesguard scan`. Expired entries are dropped now and then, once the
 /// newest event time seen is well past their expiry, so memory follows the number of live keys
@@ -198,7 +41,7 @@ struct WindowEntry {
 
 /// Entries are kept this long past their expiry (in event time) before they are dropped, so
 /// late duplicates and out-of-order records within a day still find them.
-const PRUNE_GRACE: Seconds = crate::time::DAY;
+const PRUNE_GRACE: Seconds = crate::model::DAY;
 const PRUNE_EVERY: u64 = 4096;
 
 impl MemoryState {
@@ -207,16 +50,22 @@ impl MemoryState {
     }
 
     fn with<T>(&self, now: Seconds, f: impl FnOnce(&mut Inner) -> T) -> Result<T, StateError> {
-        let mut inner = self.inner.lock().map_err(|_| StateError {
-            message: "in-memory state poisoned by an earlier panic".to_owned(),
-            transient: false,
-        })?;
+        let mut inner = self.lock()?;
         inner.newest = inner.newest.max(now);
         inner.operations += 1;
         if inner.operations.is_multiple_of(PRUNE_EVERY) {
             inner.prune();
         }
         Ok(f(&mut inner))
+    }
+
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, Inner>, StateError> {
+        self.inner.lock().map_err(|_| {
+            StateError::new(
+                FailureKind::Internal,
+                "in-memory state poisoned by an earlier panic",
+            )
+        })
     }
 
     /// Number of live entries of every kind (for tests of the memory bound).
@@ -338,12 +187,12 @@ impl State for MemoryState {
         self.with(now, |inner| inner.open_window(key, event_id, now, window))
     }
 
-    async fn step_identity(
+    async fn pair_and_window(
         &self,
         key: &str,
-        step: IdentityStep<'_>,
-    ) -> Result<IdentityOutcome, StateError> {
-        self.with(step.now, |inner| IdentityOutcome {
+        step: PairStep<'_>,
+    ) -> Result<PairOutcome, StateError> {
+        self.with(step.now, |inner| PairOutcome {
             paired: step
                 .pair
                 .map(|(side, mark)| inner.pair(key, side, mark, step.pair_window))
@@ -370,10 +219,7 @@ impl State for MemoryState {
     }
 
     async fn mark_published(&self, signal_id: &str) -> Result<(), StateError> {
-        let mut inner = self.inner.lock().map_err(|_| StateError {
-            message: "in-memory state poisoned by an earlier panic".to_owned(),
-            transient: false,
-        })?;
+        let mut inner = self.lock()?;
         if let Some(entry) = inner.signals.get_mut(signal_id) {
             entry.0 = true;
         }
@@ -381,20 +227,11 @@ impl State for MemoryState {
     }
 }
 
-/// Whether an event at `time` on `side` pairs with one at `other` on the other side: the delete
-/// strictly after the add and at most `window` later.
-pub fn pairs(side: Side, time: Seconds, other: Seconds, window: Seconds) -> bool {
-    let (add, delete) = match side {
-        Side::Add => (time, other),
-        Side::Delete => (other, time),
-    };
-    delete > add && delete - add <= window
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::time::{DAY, MINUTE};
+    use crate::model::{DAY, MINUTE};
+    use std::future::Future;
 
     fn block<F: Future>(future: F) -> F::Output {
         tokio::runtime::Builder::new_current_thread()

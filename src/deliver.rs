@@ -1,0 +1,238 @@
+//! The one delivery loop: record text in, signals out to a [`Sink`], counted in [`Counts`].
+//! `sesguard scan` ([`crate::scan`]) and the Lambda handler ([`crate::lambda`]) both run every
+//! record through [`Delivery::record`]; they differ only in where records come from, what
+//! happens to problems, and which sink and state they use.
+//!
+//! # Delivery protocol: exactly-once effect over at-least-once delivery
+//! 1. **Evaluate.** Every state write the rules make is replay-safe: evaluating the same event
+//!    again reaches the same decisions (see [`crate::state`]).
+//! 2. **Claim.** Each decided signal is claimed by its deterministic id (the engine does this).
+//!    A claim already published means an earlier delivery finished: nothing is sent.
+//! 3. **Emit** to the sink. On failure the caller stops (the Lambda fails the invocation, Lambda
+//!    retries the event, and the retry finds the claim unfinished and emits it).
+//! 4. **Mark** the claim published.
+//!
+//! Nothing is lost: a signal is only ever marked after the sink accepted it. A failed mark does
+//! not stop delivery (a retry would emit it again). The one window for a duplicate is a crash
+//! after the sink accepted a signal and before the mark (step 3 → 4), or a failed mark followed
+//! by a duplicate delivery; SNS standard topics offer no transactional publish, so the message
+//! is then sent again with the same `signal_id`, which subscribers can de-duplicate on.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::future::Future;
+
+use crate::engine::{Engine, EngineError};
+use crate::input::{InputError, Position};
+use crate::model::FailureKind;
+use crate::record::Record;
+use crate::rules;
+use crate::signal::Signal;
+use crate::state::{State, StateError};
+use crate::text::describe;
+
+/// A sink's failure, with its kind (which decides whether a retry may help) and its source.
+#[derive(Debug, thiserror::Error)]
+#[error("publishing: {message}")]
+pub struct SinkError {
+    pub kind: FailureKind,
+    pub message: String,
+    #[source]
+    pub source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl SinkError {
+    pub fn new(kind: FailureKind, message: impl Into<String>) -> Self {
+        SinkError {
+            kind,
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.source = Some(Box::new(source));
+        self
+    }
+
+    /// Whether a retry may succeed (from the kind).
+    pub fn is_transient(&self) -> bool {
+        self.kind.is_transient()
+    }
+
+    /// The I/O error behind it, if any (a closed pipe ends `sesguard scan` quietly).
+    pub fn io_kind(&self) -> Option<std::io::ErrorKind> {
+        self.source
+            .as_ref()
+            .and_then(|s| s.downcast_ref::<std::io::Error>())
+            .map(std::io::Error::kind)
+    }
+}
+
+impl From<std::io::Error> for SinkError {
+    fn from(err: std::io::Error) -> Self {
+        SinkError::new(FailureKind::Unavailable, format!("output: {err}")).with_source(err)
+    }
+}
+
+/// Where signals go: SNS in the Lambda, stdout in the CLI, a vector in tests.
+pub trait Sink: Sync {
+    /// Emits one signal. An error leaves the signal's claim unfinished, so a retry emits it.
+    fn emit(&self, signal: &Signal) -> impl Future<Output = Result<(), SinkError>> + Send;
+    /// Input that was skipped (the CLI prints it as it happens).
+    fn problem(&self, _error: &InputError) {}
+    /// Called now and then with the counts so far (for a progress display).
+    fn progress(&self, _counts: &Counts) {}
+}
+
+/// What a delivery did: the CLI's summary line and the Lambda's metrics.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Counts {
+    pub files: u64,
+    pub records: u64,
+    /// Records or values skipped because they are not valid input.
+    pub malformed: u64,
+    /// Files (or parts of them) that could not be read at all.
+    pub unreadable: u64,
+    /// Records some rule read.
+    pub matched: u64,
+    /// Signals emitted, per rule id.
+    pub signals: BTreeMap<&'static str, u64>,
+    pub suppressed: u64,
+    pub deduplicated: u64,
+    /// Signals another invocation was publishing (the Lambda retries the event later).
+    pub in_flight: u64,
+    pub state_errors: u64,
+    pub publish_errors: u64,
+}
+
+impl Counts {
+    pub fn signal_count(&self) -> u64 {
+        self.signals.values().sum()
+    }
+
+    /// Whether all input was read and understood (the CLI's exit code 0).
+    pub fn clean(&self) -> bool {
+        self.malformed == 0 && self.unreadable == 0
+    }
+
+    /// Counts a problem as unreadable or malformed input.
+    pub fn problem(&mut self, error: &InputError) {
+        if error.unreadable {
+            self.unreadable += 1;
+        } else {
+            self.malformed += 1;
+        }
+    }
+}
+
+impl fmt::Display for Counts {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} files, {} records read, {} malformed, {} unreadable, {} matched, {} signals",
+            self.files,
+            self.records,
+            self.malformed,
+            self.unreadable,
+            self.matched,
+            self.signal_count()
+        )?;
+        if !self.signals.is_empty() {
+            let by_rule: Vec<String> = self
+                .signals
+                .iter()
+                .map(|(rule, n)| format!("{rule} {n}"))
+                .collect();
+            write!(f, " ({})", by_rule.join(", "))?;
+        }
+        write!(
+            f,
+            ", {} suppressed, {} deduplicated",
+            self.suppressed, self.deduplicated
+        )
+    }
+}
+
+/// Why a record's delivery stopped short.
+#[derive(Debug, thiserror::Error)]
+pub enum DeliverError {
+    /// The record is not valid input; the rest of the input goes on.
+    #[error(transparent)]
+    Malformed(InputError),
+    /// The state failed: nothing of this record was emitted.
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// The sink failed: the signals before it were emitted, the rest were not.
+    #[error(transparent)]
+    Sink(#[from] SinkError),
+}
+
+/// The engine with the state and the sink of one run.
+pub struct Delivery<'a, S, K> {
+    pub engine: &'a Engine,
+    pub state: &'a S,
+    pub sink: &'a K,
+}
+
+impl<S: State, K: Sink> Delivery<'_, S, K> {
+    /// Evaluates one record (its JSON text, at `position`) and emits its signals. The record is
+    /// counted; a problem is returned, not counted (see [`Counts::problem`]).
+    pub async fn record(
+        &self,
+        json: &str,
+        position: &Position,
+        counts: &mut Counts,
+    ) -> Result<(), DeliverError> {
+        let malformed =
+            |message: String| DeliverError::Malformed(InputError::new(position.clone(), message));
+        let record = Record::parse(json).map_err(|err| malformed(describe(&err)))?;
+        if !rules::reads(&record) {
+            return Ok(());
+        }
+        let evaluation = match self.engine.evaluate(&record, self.state).await {
+            Ok(evaluation) => evaluation,
+            Err(EngineError::Malformed(err)) => return Err(malformed(err.to_string())),
+            Err(EngineError::State(err)) => {
+                counts.state_errors += 1;
+                return Err(err.into());
+            }
+        };
+        tracing::debug!(
+            event_id = record.event_id.as_deref().unwrap_or(""),
+            event_name = record.name(),
+            matched = evaluation.matched,
+            signals = evaluation.signals.len(),
+            "evaluated"
+        );
+        counts.matched += u64::from(evaluation.matched);
+        counts.suppressed += evaluation.suppressed as u64;
+        counts.deduplicated += evaluation.deduplicated as u64;
+        counts.in_flight += evaluation.in_flight as u64;
+        for signal in &evaluation.signals {
+            if let Err(err) = self.sink.emit(signal).await {
+                counts.publish_errors += 1;
+                return Err(err.into());
+            }
+            if let Err(err) = self.engine.published(signal, self.state).await {
+                // The sink has the signal: stopping now would make a retry emit it twice. The
+                // claim stays unfinished; only a later duplicate delivery of this event would
+                // emit it again.
+                counts.state_errors += 1;
+                tracing::warn!(signal_id = %signal.signal_id, error = %err, "signal published but not marked");
+            }
+            let rule = rules::by_id(&signal.rule_id).map_or("unknown", |r| r.id);
+            *counts.signals.entry(rule).or_default() += 1;
+            tracing::info!(
+                signal_id = %signal.signal_id,
+                rule_id = %signal.rule_id,
+                severity = signal.severity.as_str(),
+                event_id = %signal.subject.event_id,
+                account_id = %signal.subject.account_id,
+                region = %signal.subject.region,
+                "signal published"
+            );
+        }
+        Ok(())
+    }
+}

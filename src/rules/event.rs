@@ -1,0 +1,148 @@
+//! The event as rules read it: a record a rule reads, with what the rules key on worked out
+//! once (event time, account, principal, the identity the call names).
+
+use std::borrow::Cow;
+
+use crate::model::{Seconds, Subject};
+use crate::record::{Params, Record, RecordError, UserIdentity};
+use crate::text::capped;
+use crate::time::parse_event_time;
+
+/// A record a rule reads, with what the rules key on worked out once.
+#[derive(Debug)]
+pub struct Event<'r> {
+    pub time: Seconds,
+    pub event_id: &'r str,
+    /// `recipientAccountId`, else `userIdentity.accountId`.
+    pub account: &'r str,
+    pub region: &'r str,
+    /// See [`principal`].
+    pub principal: Option<&'r str>,
+    /// False for AWS services and service-linked roles, which never count as principals.
+    pub counts_as_principal: bool,
+    pub access_key_id: Option<&'r str>,
+    /// The identity the call names, lowercased and reduced from an ARN to its name.
+    pub identity: Option<String>,
+    pub params: Params<'r>,
+    pub subject: Subject,
+}
+
+/// The request parameters that name an SES identity, in the order they are looked for.
+const IDENTITY_PARAMS: [&str; 4] = ["identity", "emailIdentity", "emailAddress", "domain"];
+
+impl<'r> Event<'r> {
+    /// `tor` says whether the source IP is a Tor exit.
+    pub fn new(
+        record: &'r Record<'r>,
+        params: Params<'r>,
+        tor: impl FnOnce(&str) -> bool,
+    ) -> Result<Self, RecordError> {
+        let time_text = non_empty(&record.event_time).ok_or(RecordError::Missing("eventTime"))?;
+        let time = parse_event_time(time_text).map_err(RecordError::EventTime)?;
+        let event_id = non_empty(&record.event_id).ok_or(RecordError::Missing("eventID"))?;
+        let mut identity_field: Option<Cow<'r, str>> = None;
+        for name in IDENTITY_PARAMS {
+            if let Some(value) = params.str(name)? {
+                identity_field = Some(value);
+                break;
+            }
+        }
+        let identity_field = identity_field.filter(|s| !s.is_empty());
+        let user = record.user_identity.as_ref();
+        let account = non_empty(&record.recipient_account_id)
+            .or_else(|| user.and_then(|u| non_empty(&u.account_id)))
+            .unwrap_or("");
+        let region = non_empty(&record.aws_region).unwrap_or("");
+        let principal = user.and_then(principal);
+        let source_ip = non_empty(&record.source_ip_address);
+        let subject = Subject {
+            event_id: capped(event_id),
+            event_name: capped(record.name()),
+            event_source: capped(record.source()),
+            event_time: capped(time_text),
+            account_id: capped(account),
+            region: capped(region),
+            principal: principal.map(capped),
+            user_arn: user.and_then(|u| non_empty(&u.arn)).map(capped),
+            user_type: user.and_then(|u| non_empty(&u.kind)).map(capped),
+            access_key_id: user.and_then(|u| non_empty(&u.access_key_id)).map(capped),
+            source_ip: source_ip.map(capped),
+            user_agent: non_empty(&record.user_agent).map(capped),
+            identity: identity_field.as_deref().map(capped),
+            error_code: non_empty(&record.error_code).map(capped),
+            tor: source_ip.is_some_and(tor),
+        };
+        Ok(Event {
+            time,
+            event_id,
+            account,
+            region,
+            principal,
+            counts_as_principal: user.is_none_or(counts_as_principal),
+            access_key_id: user.and_then(|u| non_empty(&u.access_key_id)),
+            identity: identity_field.as_deref().map(identity_key),
+            params,
+            subject,
+        })
+    }
+}
+
+fn non_empty<'a>(field: &'a Option<Cow<'_, str>>) -> Option<&'a str> {
+    field.as_deref().filter(|s| !s.is_empty())
+}
+
+/// The principal key: the session issuer's ARN for an assumed role (its sessions are one
+/// principal), else the user ARN, else the principal id.
+pub fn principal<'a>(user: &'a UserIdentity) -> Option<&'a str> {
+    if user.kind.as_deref() == Some("AssumedRole") {
+        let issuer = user
+            .session_context
+            .as_ref()
+            .and_then(|c| c.session_issuer.as_ref())
+            .and_then(|i| non_empty(&i.arn));
+        if issuer.is_some() {
+            return issuer;
+        }
+    }
+    non_empty(&user.arn).or_else(|| non_empty(&user.principal_id))
+}
+
+/// AWS services (`AWSService`, or calls with `invokedBy`) and service-linked roles are not
+/// principals: Trusted Advisor and AWS Config read SES all day.
+pub fn counts_as_principal(user: &UserIdentity) -> bool {
+    if user.kind.as_deref() == Some("AWSService") || non_empty(&user.invoked_by).is_some() {
+        return false;
+    }
+    let issuer = user
+        .session_context
+        .as_ref()
+        .and_then(|c| c.session_issuer.as_ref());
+    let arns = [non_empty(&user.arn), issuer.and_then(|i| non_empty(&i.arn))];
+    let service_linked_arn = arns.into_iter().flatten().any(|arn| {
+        arn.contains(":role/aws-service-role/")
+            || role_name(arn).is_some_and(|n| n.starts_with("AWSServiceRoleFor"))
+    });
+    let service_linked_name = issuer
+        .and_then(|i| non_empty(&i.user_name))
+        .is_some_and(|n| n.starts_with("AWSServiceRoleFor"));
+    !(service_linked_arn || service_linked_name)
+}
+
+/// The role name in a role or assumed-role ARN.
+fn role_name(arn: &str) -> Option<&str> {
+    if let Some((_, rest)) = arn.split_once(":assumed-role/") {
+        return rest.split('/').next();
+    }
+    arn.split_once(":role/")
+        .and_then(|(_, rest)| rest.rsplit('/').next())
+}
+
+/// Identities compare case-insensitively, and a delete may name one by its ARN
+/// (`arn:aws:ses:<region>:<account>:identity/<name>`).
+pub fn identity_key(identity: &str) -> String {
+    let name = match identity.split_once(":identity/") {
+        Some((prefix, name)) if prefix.starts_with("arn:") => name,
+        _ => identity,
+    };
+    name.to_lowercase()
+}

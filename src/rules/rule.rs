@@ -1,0 +1,204 @@
+//! What a detection is, as the engine sees it: metadata, the calls it reads, the state it asks
+//! for, and a pure decision over the answer. The engine runs every rule through this interface
+//! and knows none by name.
+
+use std::fmt;
+
+use super::event::Event;
+use crate::model::{Seconds, Settings, Severity, Subject};
+use crate::record::Record;
+use crate::state::{Mark, Side, Sighting};
+
+/// An API call a rule reads: the EventBridge patterns of the template are derived from these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Trigger {
+    pub event_source: &'static str,
+    pub event_name: &'static str,
+    /// Required `requestParameters.serviceCode`, if any (Service Quotas is shared by all services).
+    pub service_code: Option<&'static str>,
+}
+
+impl Trigger {
+    pub const fn ses(event_name: &'static str) -> Self {
+        Trigger {
+            event_source: super::SES,
+            event_name,
+            service_code: None,
+        }
+    }
+
+    /// Whether `record` is this call (the service code is checked by [`RuleMeta::triggered_by`]).
+    pub(crate) fn matches_call(&self, record: &Record) -> bool {
+        record.source() == self.event_source && record.name() == self.event_name
+    }
+}
+
+/// When a rule's suppressions are judged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SuppressOn {
+    /// On the event, before any state is touched: a suppressed match leaves no trace, so it
+    /// cannot hide a later true signal.
+    Event,
+    /// On each finding only: the rule's findings describe another event than the one evaluated
+    /// (a pairing names the delete whichever side arrives second).
+    Finding,
+}
+
+/// A rule: what a signal says about it (from the seed documents), the calls it reads, and its
+/// logic.
+pub struct RuleMeta {
+    pub id: &'static str,
+    pub title: &'static str,
+    pub severity: Severity,
+    pub tactic: &'static str,
+    pub tactic_name: &'static str,
+    pub technique: &'static str,
+    pub technique_name: &'static str,
+    /// The seed's triage steps, with Datadog's placeholders (`{{@evt.name}}`,
+    /// `{{@userIdentity.arn}}`, `{{@network.client.ip}}`) filled in per signal.
+    pub triage: &'static [&'static str],
+    pub triggers: &'static [Trigger],
+    pub suppress_on: SuppressOn,
+    /// Where the semantics come from.
+    pub seed: &'static str,
+    pub detection: &'static dyn Detection,
+}
+
+impl fmt::Debug for RuleMeta {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RuleMeta").field("id", &self.id).finish()
+    }
+}
+
+impl RuleMeta {
+    /// Whether this rule reads `record`'s call; `service_code` gives the record's
+    /// `requestParameters.serviceCode` (read only when a trigger of the call needs it).
+    pub fn triggered_by<E>(
+        &self,
+        record: &Record,
+        service_code: impl Fn() -> Result<Option<String>, E>,
+    ) -> Result<bool, E> {
+        for trigger in self.triggers {
+            if !trigger.matches_call(record) {
+                continue;
+            }
+            let Some(code) = trigger.service_code else {
+                return Ok(true);
+            };
+            if service_code()?.is_some_and(|c| c.eq_ignore_ascii_case(code)) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+}
+
+/// The logic of one rule. Pure: the state it needs is asked for with [`Detection::ask`], the
+/// engine answers, and [`Detection::decide`] turns the answer into findings.
+pub trait Detection: Sync {
+    /// Whether the rule takes part for this event at all (after its triggers matched).
+    fn applies(&self, _event: &Event) -> bool {
+        true
+    }
+
+    /// The state step the rule needs for this event, if any.
+    fn ask(&self, event: &Event, settings: &Settings) -> Option<Ask>;
+
+    /// The rule's findings from the answer to its ask ([`Answer::Nothing`] when it asked
+    /// nothing).
+    fn decide(&self, event: &Event, answer: Answer, context: &Context) -> Decision;
+}
+
+/// A state step a rule asks for, on a key it builds (always including the account).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ask {
+    pub key: String,
+    /// Set when other rules keep state under the same key: the engine answers all their asks
+    /// on that key in one step of the port (one call for an adapter that keeps them in one
+    /// item), whichever of them take part for an event. It holds how long that state must be
+    /// kept after the event: the same for every rule sharing the key (see [`super::shared`]).
+    pub shared: Option<Seconds>,
+    pub op: Op,
+}
+
+/// The operations of the [`State`](crate::state::State) port a rule can ask for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Op {
+    /// First sighting of the key, forgotten after `forget` without a sighting.
+    Sight { forget: Seconds },
+    /// A dedup window of `length` for the key.
+    Window { length: Seconds },
+    /// Remember the event as `side` of an add/delete pairing within `window`; answers the
+    /// events of the other side it pairs with.
+    Pair { side: Side, window: Seconds },
+}
+
+/// The state's answer to an [`Ask`].
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Answer {
+    /// No ask was made.
+    #[default]
+    Nothing,
+    Sighting(Sighting),
+    /// Whether the event opened the window.
+    Window(bool),
+    /// The events of the other side the event pairs with, oldest first.
+    Paired(Vec<Mark>),
+}
+
+/// What every rule may read besides the event.
+#[derive(Debug, Clone)]
+pub struct Context<'a> {
+    pub settings: &'a Settings,
+    /// The time of the first event the state ever saw (the learning period's start).
+    pub first_event: Seconds,
+}
+
+/// A rule's result before it becomes a [`Signal`](crate::signal::Signal).
+#[derive(Debug)]
+pub struct Finding {
+    pub rule: &'static RuleMeta,
+    pub severity: Severity,
+    /// The event the finding describes, and its time.
+    pub subject: Subject,
+    pub time: Seconds,
+    pub related_event_ids: Vec<String>,
+}
+
+impl Finding {
+    /// A finding about `event` itself, at the rule's severity.
+    pub fn of(rule: &'static RuleMeta, event: &Event) -> Self {
+        Finding {
+            rule,
+            severity: rule.severity,
+            subject: event.subject.clone(),
+            time: event.time,
+            related_event_ids: Vec::new(),
+        }
+    }
+}
+
+/// A rule's decision on one event.
+#[derive(Debug, Default)]
+pub struct Decision {
+    pub findings: Vec<Finding>,
+    /// Matches that gave no finding because an equal one was given already.
+    pub deduplicated: usize,
+}
+
+impl Decision {
+    /// One finding, or a duplicate when `fire` is false.
+    pub fn fire_or_duplicate(fire: bool, finding: impl FnOnce() -> Finding) -> Self {
+        if fire {
+            Decision {
+                findings: vec![finding()],
+                deduplicated: 0,
+            }
+        } else {
+            Decision {
+                findings: Vec::new(),
+                deduplicated: 1,
+            }
+        }
+    }
+}

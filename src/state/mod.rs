@@ -1,0 +1,207 @@
+//! The State port the engine reads and writes for the rules, and its in-memory implementation
+//! ([`MemoryState`], the CLI's). The DynamoDB one is `crate::aws::dynamodb`.
+//!
+//! Every operation is one atomic step an adapter can implement with a single conditional write,
+//! and every one is replay-safe: evaluating the same event again (EventBridge delivers at least
+//! once, Lambda retries) reaches the same decision, and the signal claim then decides whether
+//! it is published again. All times are event times ([`Seconds`]); an entry whose expiry is
+//! before the current event's time counts as absent, whether or not it was removed yet.
+
+mod memory;
+
+use std::future::Future;
+
+pub use memory::MemoryState;
+
+use crate::model::{FailureKind, Seconds, Subject};
+
+/// A state backend failure, with its kind (which decides whether a retry may help) and its
+/// source. Transient ones make the Lambda return an error so the event is retried.
+#[derive(Debug, thiserror::Error)]
+#[error("state backend: {message}")]
+pub struct StateError {
+    pub kind: FailureKind,
+    pub message: String,
+    #[source]
+    pub source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl StateError {
+    pub fn new(kind: FailureKind, message: impl Into<String>) -> Self {
+        StateError {
+            kind,
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.source = Some(Box::new(source));
+        self
+    }
+
+    /// Whether a retry may succeed (from the kind).
+    pub fn is_transient(&self) -> bool {
+        self.kind.is_transient()
+    }
+}
+
+/// Whether a key is new ([`State::sight`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sighting {
+    /// Never seen, seen last more than the forget period ago, or first sighted by this very event.
+    New,
+    Known,
+}
+
+/// Which side of an add/delete pairing an event is ([`State::pair`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    Add,
+    Delete,
+}
+
+/// An event remembered for pairing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mark {
+    pub event_id: String,
+    pub time: Seconds,
+    /// What a signal needs to describe the event when its counterpart arrives later.
+    pub subject: Subject,
+}
+
+/// One event's step on a key that holds a pairing and a dedup window
+/// ([`State::pair_and_window`]).
+#[derive(Debug, Clone, Copy)]
+pub struct PairStep<'a> {
+    pub event_id: &'a str,
+    pub now: Seconds,
+    /// Remember the event as this side of an add/delete pairing (its `time` is `now`).
+    pub pair: Option<(Side, &'a Mark)>,
+    pub pair_window: Seconds,
+    /// Open a dedup window for the event.
+    pub open_window: bool,
+    pub dedup_window: Seconds,
+    /// How long the key's state must be kept after `now`: at least both windows, and the same
+    /// for every step on the key, so an adapter's expiry for it only moves forward.
+    pub keep: Seconds,
+}
+
+/// What [`State::pair_and_window`] answers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PairOutcome {
+    /// The marks of the other side the event pairs with (empty when no pairing was asked for).
+    pub paired: Vec<Mark>,
+    /// Whether the dedup window opened (false when none was asked for).
+    pub opened: bool,
+}
+
+/// The outcome of claiming a signal before it is emitted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// First claim: emit it.
+    Fresh,
+    /// Claimed earlier but never marked published (a crash or failure in between), and its
+    /// claimer is gone: emit it again.
+    Unfinished,
+    /// Claimed by another invocation that may still be publishing it (its lease is live): emit
+    /// nothing now, and fail so the event is retried after the lease.
+    InFlight,
+    /// Already published: emit nothing.
+    Done,
+}
+
+/// What the rules need remembered. Keys are built by the rules and always include the account;
+/// operations are named for what they do, not for the rule that first used them.
+pub trait State: Sync {
+    /// Records `now` as the time of the first event the state ever saw, unless one is recorded,
+    /// and returns the recorded time.
+    fn first_event_time(
+        &self,
+        now: Seconds,
+    ) -> impl Future<Output = Result<Seconds, StateError>> + Send;
+
+    /// Sights `key` at `now` and refreshes it so it is remembered until `now + forget`: a key
+    /// last seen `forget` or more before `now` is new again.
+    fn sight(
+        &self,
+        key: &str,
+        event_id: &str,
+        now: Seconds,
+        forget: Seconds,
+    ) -> impl Future<Output = Result<Sighting, StateError>> + Send;
+
+    /// Opens a dedup window of `window` seconds for `key` at `now`, unless one opened by another
+    /// event is less than `window` away from `now` (on either side: records may arrive out of
+    /// order). Returns whether it opened one; the window kept is the latest opened.
+    fn open_window(
+        &self,
+        key: &str,
+        event_id: &str,
+        now: Seconds,
+        window: Seconds,
+    ) -> impl Future<Output = Result<bool, StateError>> + Send;
+
+    /// Remembers `mark` as one `side` of `key` for `window` seconds and returns the marks of the
+    /// other side it pairs with: for an add, deletes in `(t, t + window]`; for a delete, adds in
+    /// `[t - window, t)`. Whichever of a pair arrives second finds the first.
+    ///
+    /// The pairing half of [`State::pair_and_window`], on its own.
+    fn pair(
+        &self,
+        key: &str,
+        side: Side,
+        mark: &Mark,
+        window: Seconds,
+    ) -> impl Future<Output = Result<Vec<Mark>, StateError>> + Send {
+        async move {
+            let step = PairStep {
+                event_id: &mark.event_id,
+                now: mark.time,
+                pair: Some((side, mark)),
+                pair_window: window,
+                open_window: false,
+                dedup_window: 0,
+                keep: window,
+            };
+            Ok(self.pair_and_window(key, step).await?.paired)
+        }
+    }
+
+    /// A pairing and a dedup window kept under one `key` (rules that share a key, such as an
+    /// SES identity's pairing and its deletion window), answered in one step: an adapter that
+    /// keeps both in one item answers both with one call. Each half behaves exactly as
+    /// [`State::pair`] and [`State::open_window`] would (`pair` with `mark` and `pair_window`;
+    /// `open_window` with `event_id`, `now` and `dedup_window`), except that the window lives
+    /// with the pairing, not beside the windows of [`State::open_window`]; a half not asked for
+    /// is neither read nor written.
+    fn pair_and_window(
+        &self,
+        key: &str,
+        step: PairStep<'_>,
+    ) -> impl Future<Output = Result<PairOutcome, StateError>> + Send;
+
+    /// Claims `signal_id` (until `expires`) before the signal is emitted.
+    fn claim_signal(
+        &self,
+        signal_id: &str,
+        now: Seconds,
+        expires: Seconds,
+    ) -> impl Future<Output = Result<Claim, StateError>> + Send;
+
+    /// Marks a claimed signal as published, so a retry does not publish it again.
+    fn mark_published(
+        &self,
+        signal_id: &str,
+    ) -> impl Future<Output = Result<(), StateError>> + Send;
+}
+
+/// Whether an event at `time` on `side` pairs with one at `other` on the other side: the delete
+/// strictly after the add and at most `window` later.
+pub fn pairs(side: Side, time: Seconds, other: Seconds, window: Seconds) -> bool {
+    let (add, delete) = match side {
+        Side::Add => (time, other),
+        Side::Delete => (other, time),
+    };
+    delete > add && delete - add <= window
+}
