@@ -240,6 +240,16 @@ async fn answer<S: State>(
             Op::Pair { side, window } => {
                 Answer::Paired(state.pair(&ask.key, *side, &mark(), *window).await?)
             }
+            Op::Distinct { value, window, max } => Answer::Distinct(
+                state
+                    .distinct_in_window(&ask.key, value, event.time, *window, *max)
+                    .await?,
+            ),
+            Op::Count { window, max } => Answer::Count(
+                state
+                    .count_in_window(&ask.key, event.event_id, event.time, *window, *max)
+                    .await?,
+            ),
         };
         done[i] = true;
     }

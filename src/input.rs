@@ -118,15 +118,28 @@ pub trait Visitor {
     fn error(&mut self, error: InputError);
     /// Whether CloudTrail log files are split with [`split::records`] (one pass) rather than
     /// read with serde_json (two); the records and problems are the same either way. False
-    /// only to compare the two.
+    /// only to compare the two (tests).
+    #[cfg(any(test, feature = "testing"))]
     fn split_log_files(&self) -> bool {
         true
     }
     /// Whether regular files are mapped into memory ([`read_source`]) rather than read into a
-    /// buffer; the records and problems are the same either way.
+    /// buffer; the records and problems are the same either way. Off unless asked for: a file
+    /// truncated while it is mapped ends the process (SIGBUS).
     fn map_files(&self) -> bool {
-        true
+        false
     }
+}
+
+/// Whether `visitor` wants log files split in one pass (always, outside tests).
+#[cfg(any(test, feature = "testing"))]
+fn splits(visitor: &impl Visitor) -> bool {
+    visitor.split_log_files()
+}
+
+#[cfg(not(any(test, feature = "testing")))]
+fn splits(_: &impl Visitor) -> bool {
+    true
 }
 
 /// A named input: a file or standard input.
@@ -334,7 +347,7 @@ fn read_lines<R: Read>(name: &Arc<str>, mut lines: Lines<'_, R>, visitor: &mut i
     // A CloudTrail log file line is split (and so validated) once, here; anything else is
     // checked with serde_json.
     let mut spans = Vec::new();
-    let mut split = visitor.split_log_files() && split_log_file(lines.get(&line), &mut spans);
+    let mut split = splits(visitor) && split_log_file(lines.get(&line), &mut spans);
     let incomplete = !split
         && matches!(
             serde_json::from_slice::<IgnoredAny>(lines.get(&line)),
@@ -351,10 +364,7 @@ fn read_lines<R: Read>(name: &Arc<str>, mut lines: Lines<'_, R>, visitor: &mut i
             let mut position = Position::file(name);
             position.line = Some(line_no);
             match std::str::from_utf8(bytes) {
-                Ok(text)
-                    if split
-                        || (visitor.split_log_files() && split_log_file(bytes, &mut spans)) =>
-                {
+                Ok(text) if split || (splits(visitor) && split_log_file(bytes, &mut spans)) => {
                     read_records(text, &spans, &position, visitor);
                 }
                 Ok(text) => read_unsplit_value(text, &position, visitor),
@@ -548,7 +558,7 @@ fn read_documents(name: &Arc<str>, first_line: u64, reader: impl Read, visitor: 
 /// One top-level value: a `Records` file, an array, an envelope or a bare record.
 pub fn read_value(json: &str, position: &Position, visitor: &mut impl Visitor) {
     let mut spans = Vec::new();
-    if visitor.split_log_files() && split_log_file(json.as_bytes(), &mut spans) {
+    if splits(visitor) && split_log_file(json.as_bytes(), &mut spans) {
         read_records(json, &spans, position, visitor);
         return;
     }

@@ -42,7 +42,7 @@ impl<'e, K: Sink> Scanner<'e, K> {
             output_error: None,
             last_progress: Instant::now(),
             full_parse: false,
-            map_files: true,
+            map_files: false,
             threads: 1,
         })
     }
@@ -59,14 +59,15 @@ impl<'e, K: Sink> Scanner<'e, K> {
     /// record parsed instead of skipping those that name no event source a rule reads. Signals
     /// are the same either way (`tests/fast_path.rs` compares them); only records of other
     /// services go unvalidated on the fast path.
+    #[cfg(any(test, feature = "testing"))]
     pub fn full_parse(mut self, full: bool) -> Self {
         self.full_parse = full;
         self
     }
 
-    /// Whether files are mapped into memory rather than read (the default: it saves copying
-    /// them); the signals are the same either way. Off for files that may be truncated while
-    /// they are scanned (a truncated mapping ends the process with SIGBUS).
+    /// Whether files are mapped into memory rather than read; the signals are the same either
+    /// way. Mapping saves copying each file (the CLI maps unless `--no-mmap`), but a file
+    /// truncated while it is mapped ends the process with SIGBUS, so a library user opts in.
     pub fn map_files(mut self, map: bool) -> Self {
         self.map_files = map;
         self
@@ -220,6 +221,7 @@ impl<K: Sink> Visitor for Scanner<'_, K> {
         self.deliver(json, position);
     }
 
+    #[cfg(any(test, feature = "testing"))]
     fn split_log_files(&self) -> bool {
         !self.full_parse
     }
@@ -320,6 +322,7 @@ impl Visitor for Batcher {
         });
     }
 
+    #[cfg(any(test, feature = "testing"))]
     fn split_log_files(&self) -> bool {
         self.filter
     }
@@ -371,17 +374,30 @@ impl Sink for Collect {
 
 /// Scans in-memory text as one source named `name` (for tests and embedding).
 pub fn scan_text(engine: &Engine, name: &str, text: &[u8]) -> (Collected, Counts) {
-    scan_text_with(engine, name, text, false)
+    scan_text_parsing(engine, name, text, false)
 }
 
 /// [`scan_text`], choosing whether every record is parsed (see [`Scanner::full_parse`]).
+#[cfg(any(test, feature = "testing"))]
 pub fn scan_text_with(
     engine: &Engine,
     name: &str,
     text: &[u8],
     full_parse: bool,
 ) -> (Collected, Counts) {
-    let scanner = Scanner::new(engine, Collect::default()).map(|s| s.full_parse(full_parse));
+    scan_text_parsing(engine, name, text, full_parse)
+}
+
+fn scan_text_parsing(
+    engine: &Engine,
+    name: &str,
+    text: &[u8],
+    full_parse: bool,
+) -> (Collected, Counts) {
+    let scanner = Scanner::new(engine, Collect::default()).map(|mut s| {
+        s.full_parse = full_parse;
+        s
+    });
     let mut scanner = match scanner {
         Ok(scanner) => scanner,
         Err(err) => {

@@ -12,6 +12,7 @@
 //! | `seen#<key>` | `last_seen`, `new_by` (event that made it new), `expires_at` = last_seen + forget | [`State::sight`] (R2) |
 //! | `window#<key>` | `opened`, `opened_by`, `expires_at` = opened + window + 1 day | [`State::open_window`] (R1/R3 dedup) |
 //! | `pair#<key>` (one per identity: account, region, name) | R4: one attribute per remembered event, `a:<eventID>` (add) or `d:<eventID>` (delete), holding `{"time","event_id","subject"}` as JSON; R5: its dedup window, `w_opened`, `w_by`; `expires_at` = newest event + max(sequence window, dedup window) + 1 day | [`State::pair_and_window`] (R4 and R5) |
+//! | `set#<key>` | one attribute per value, `v:<value>`, holding its latest time; at most the caller's `max` values; `expires_at` = newest time + window + 1 day | [`State::distinct_in_window`], [`State::count_in_window`] |
 //! | `signal#<signal_id>` | `status` (`pending` or `published`), `claimed_at` (wall-clock ms, for the lease), `expires_at` | [`State::claim_signal`], [`State::mark_published`] |
 //!
 //! Keys longer than [`MAX_KEY_CHARS`] (attacker-chosen identity names can be megabytes) are
@@ -47,7 +48,10 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::model::{DAY, FailureKind, Seconds, Subject};
-use crate::state::{Claim, Mark, PairOutcome, PairStep, Side, Sighting, State, StateError, pairs};
+use crate::state::{
+    Claim, MAX_VALUE_BYTES, Mark, PairOutcome, PairStep, Side, Sighting, State, StateError, pairs,
+    record_distinct,
+};
 
 /// The key attribute and the TTL attribute; `template.yaml` must declare the same names.
 pub const KEY_ATTRIBUTE: &str = "pk";
@@ -145,6 +149,11 @@ fn compact(subject: &Subject) -> Subject {
         tor: subject.tor,
     }
 }
+
+/// The attribute name prefix of a value in a distinct set (`set#<key>` items).
+const SET_VALUE: &str = "v:";
+/// Most values one housekeeping call removes from a distinct set.
+const MAX_REMOVALS: usize = 50;
 
 /// The attributes of R5's dedup window on an identity item.
 const WINDOW_OPENED: &str = "w_opened";
@@ -608,6 +617,87 @@ impl State for DynamoState {
             self.tidy(&pk, &stale, lowered).await?;
         }
         Ok(PairOutcome { paired, opened })
+    }
+
+    async fn distinct_in_window(
+        &self,
+        key: &str,
+        value: &str,
+        now: Seconds,
+        window: Seconds,
+        max: usize,
+    ) -> Result<Vec<String>, StateError> {
+        let pk = item_key("set", key);
+        let value = crate::text::capped_to(value, MAX_VALUE_BYTES);
+        let attribute = format!("{SET_VALUE}{value}");
+        let expires = now.saturating_add(window).saturating_add(DAY);
+        // One unconditional write records the value; the old item answers.
+        let outcome = self
+            .update(
+                &pk,
+                "SET #v = :now, #ttl = :exp",
+                None,
+                &[("#v", &attribute), ("#ttl", TTL_ATTRIBUTE)],
+                vec![(":now", n(now)), (":exp", n(expires))],
+            )
+            .await?;
+        let old = match outcome {
+            Ok(Some(old)) | Err(Some(old)) => old,
+            Ok(None) | Err(None) => Item::new(),
+        };
+        let recorded = old.iter().filter_map(|(name, time)| {
+            let value = name.strip_prefix(SET_VALUE)?;
+            Some((value.to_owned(), time.as_n().ok()?.parse::<Seconds>().ok()?))
+        });
+        let step = record_distinct(recorded, &value, now, window, max);
+        // Housekeeping, one more call only when needed: values beyond `max` removed (at most
+        // MAX_REMOVALS a call, so the expression stays small), and a later time or expiry that
+        // this out-of-order write lowered put back. It never fails the evaluation: what it
+        // leaves is bounded and redone by the next write.
+        let later = number(&old, &attribute).filter(|time| *time > now);
+        let lowered = number(&old, TTL_ATTRIBUTE).filter(|ttl| *ttl > expires);
+        if !step.dropped.is_empty() || later.is_some() || lowered.is_some() {
+            let removed: Vec<String> = step
+                .dropped
+                .iter()
+                .take(MAX_REMOVALS)
+                .map(|v| format!("{SET_VALUE}{v}"))
+                .collect();
+            let mut names: Vec<(String, &str)> = removed
+                .iter()
+                .enumerate()
+                .map(|(i, name)| (format!("#d{i}"), name.as_str()))
+                .collect();
+            let mut clauses = Vec::new();
+            if !names.is_empty() {
+                let list: Vec<&str> = names.iter().map(|(p, _)| p.as_str()).collect();
+                clauses.push(format!("REMOVE {}", list.join(", ")));
+            }
+            let mut sets = Vec::new();
+            let mut values = Vec::new();
+            if let Some(time) = later {
+                names.push(("#v".to_owned(), &attribute));
+                sets.push("#v = :later");
+                values.push((":later", n(time)));
+            }
+            if let Some(ttl) = lowered {
+                names.push(("#ttl".to_owned(), TTL_ATTRIBUTE));
+                sets.push("#ttl = :ttl");
+                values.push((":ttl", n(ttl)));
+            }
+            if !sets.is_empty() {
+                clauses.push(format!("SET {}", sets.join(", ")));
+            }
+            let name_refs: Vec<(&str, &str)> =
+                names.iter().map(|(p, name)| (p.as_str(), *name)).collect();
+            if let Err(err) = self
+                .update(&pk, &clauses.join(" "), None, &name_refs, values)
+                .await
+            {
+                tracing::warn!(error = %err, "distinct set housekeeping failed; the next write redoes it");
+            }
+        }
+        Ok(step.answer)
     }
 
     async fn claim_signal(

@@ -131,6 +131,16 @@ pub enum Op {
     /// Remember the event as `side` of an add/delete pairing within `window`; answers the
     /// events of the other side it pairs with.
     Pair { side: Side, window: Seconds },
+    /// Record `value` in the key's set; answers the distinct values recorded within `window`
+    /// (at most `max` kept): regions a principal called within minutes, stages of a chain.
+    Distinct {
+        value: String,
+        window: Seconds,
+        max: usize,
+    },
+    /// Count the event under the key; answers how many events were counted within `window`,
+    /// at most `max` (a threshold).
+    Count { window: Seconds, max: usize },
 }
 
 /// The state's answer to an [`Ask`].
@@ -144,6 +154,10 @@ pub enum Answer {
     Window(bool),
     /// The events of the other side the event pairs with, oldest first.
     Paired(Vec<Mark>),
+    /// The distinct values within the window, sorted.
+    Distinct(Vec<String>),
+    /// Events counted within the window (at most the `max` asked).
+    Count(u64),
 }
 
 /// What every rule may read besides the event.

@@ -21,6 +21,8 @@ struct Inner {
     windows: HashMap<String, WindowEntry>,
     marks: HashMap<String, Vec<(Side, Mark, Seconds)>>,
     signals: HashMap<String, (bool, Seconds)>,
+    /// Distinct sets: value → latest time, and the set's expiry.
+    sets: HashMap<String, (HashMap<String, Seconds>, Seconds)>,
     newest: Seconds,
     operations: u64,
 }
@@ -72,7 +74,9 @@ impl MemoryState {
     pub fn len(&self) -> usize {
         self.inner
             .lock()
-            .map(|i| i.sightings.len() + i.windows.len() + i.marks.len() + i.signals.len())
+            .map(|i| {
+                i.sightings.len() + i.windows.len() + i.marks.len() + i.signals.len() + i.sets.len()
+            })
             .unwrap_or(0)
     }
 
@@ -92,6 +96,7 @@ impl Inner {
     fn prune(&mut self) {
         let cutoff = self.newest.saturating_sub(PRUNE_GRACE);
         self.sightings.retain(|_, e| e.expires >= cutoff);
+        self.sets.retain(|_, (_, expires)| *expires >= cutoff);
         self.windows.retain(|_, e| e.expires >= cutoff);
         self.marks.retain(|_, marks| {
             marks.retain(|(_, _, expires)| *expires >= cutoff);
@@ -199,6 +204,23 @@ impl State for MemoryState {
                 .unwrap_or_default(),
             opened: step.open_window
                 && inner.open_window(key, step.event_id, step.now, step.dedup_window),
+        })
+    }
+
+    async fn distinct_in_window(
+        &self,
+        key: &str,
+        value: &str,
+        now: Seconds,
+        window: Seconds,
+        max: usize,
+    ) -> Result<Vec<String>, StateError> {
+        self.with(now, |inner| {
+            let (values, expires) = inner.sets.entry(key.to_owned()).or_default();
+            let step = super::record_distinct(values.drain(), value, now, window, max);
+            *expires = (*expires).max(now.saturating_add(window));
+            values.extend(step.kept);
+            step.answer
         })
     }
 

@@ -181,6 +181,41 @@ pub trait State: Sync {
         step: PairStep<'_>,
     ) -> impl Future<Output = Result<PairOutcome, StateError>> + Send;
 
+    /// Records `value` under `key` at `now` and answers the distinct values recorded under
+    /// `key` whose latest recording is within `window` of `now` (either side: records may
+    /// arrive out of order), `value` included, sorted. Each value keeps only its latest time.
+    /// At most `max` values are kept per key, the most recently seen (ties: the smaller value
+    /// goes first), so state stays bounded whatever the input; values are compared on their
+    /// first [`MAX_VALUE_BYTES`] bytes. Replay-safe: recording a value again changes at most
+    /// its time.
+    fn distinct_in_window(
+        &self,
+        key: &str,
+        value: &str,
+        now: Seconds,
+        window: Seconds,
+        max: usize,
+    ) -> impl Future<Output = Result<Vec<String>, StateError>> + Send;
+
+    /// Counts the event `event_id` under `key` at `now` and answers how many distinct events
+    /// were counted under `key` within `window` of `now`, at most `max` (a threshold rule asks
+    /// for its threshold). A replayed event is not counted twice.
+    fn count_in_window(
+        &self,
+        key: &str,
+        event_id: &str,
+        now: Seconds,
+        window: Seconds,
+        max: usize,
+    ) -> impl Future<Output = Result<u64, StateError>> + Send {
+        async move {
+            let events = self
+                .distinct_in_window(key, event_id, now, window, max)
+                .await?;
+            Ok(events.len() as u64)
+        }
+    }
+
     /// Claims `signal_id` (until `expires`) before the signal is emitted.
     fn claim_signal(
         &self,
@@ -194,6 +229,54 @@ pub trait State: Sync {
         &self,
         signal_id: &str,
     ) -> impl Future<Output = Result<(), StateError>> + Send;
+}
+
+/// The most bytes of a value [`State::distinct_in_window`] keeps.
+pub const MAX_VALUE_BYTES: usize = 200;
+
+/// A distinct set after recording one value: what to keep (value → latest time), and the
+/// answer. Every adapter decides with this, so they agree.
+pub fn record_distinct(
+    old: impl IntoIterator<Item = (String, Seconds)>,
+    value: &str,
+    now: Seconds,
+    window: Seconds,
+    max: usize,
+) -> DistinctStep {
+    let value = crate::text::capped_to(value, MAX_VALUE_BYTES);
+    let mut kept: Vec<(String, Seconds)> = old.into_iter().collect();
+    match kept.iter_mut().find(|(v, _)| *v == value) {
+        Some((_, time)) => *time = (*time).max(now),
+        None => kept.push((value, now)),
+    }
+    // Newest first; the oldest beyond `max` are dropped.
+    kept.sort_by(|(va, ta), (vb, tb)| tb.cmp(ta).then_with(|| va.cmp(vb)));
+    let dropped: Vec<String> = kept
+        .split_off(max.max(1).min(kept.len()))
+        .into_iter()
+        .map(|(v, _)| v)
+        .collect();
+    let mut answer: Vec<String> = kept
+        .iter()
+        .filter(|(_, time)| now.abs_diff(*time) <= window.unsigned_abs())
+        .map(|(v, _)| v.clone())
+        .collect();
+    answer.sort();
+    DistinctStep {
+        kept,
+        dropped,
+        answer,
+    }
+}
+
+/// See [`record_distinct`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DistinctStep {
+    /// Value → latest time, newest first, at most `max`.
+    pub kept: Vec<(String, Seconds)>,
+    /// Values no longer kept.
+    pub dropped: Vec<String>,
+    pub answer: Vec<String>,
 }
 
 /// Whether an event at `time` on `side` pairs with one at `other` on the other side: the delete
