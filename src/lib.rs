@@ -6,7 +6,6 @@
 //! [`deliver::Sink`] (the CLI's stdout, or SNS in the Lambda). [`model`] and [`text`] are the
 //! leaves every stage uses. The engine never knows where it runs.
 
-pub mod aws;
 pub mod config;
 pub mod deliver;
 pub mod engine;

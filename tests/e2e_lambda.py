@@ -721,7 +721,7 @@ SAMPLE = "events/ses-DeleteIdentity.json"  # two signals: ses-modification, ses-
 SAMPLE_ACCOUNT = "111122223333"
 LATER = 2 * 3600  # "a future true signal": the same delete two hours later (dedup window 60 min)
 # A stalled call must end well before the function's 30 s timeout: the SDK's operation timeout
-# is 8 s (src/aws/mod.rs); the margin is for a loaded machine.
+# is 8 s (crates/lambda/src/aws/mod.rs); the margin is for a loaded machine.
 STALL_BOUND_SECONDS = 25
 
 
@@ -1019,7 +1019,7 @@ class Faults:
         took = time.monotonic() - t0
         self.check("I: a DynamoDB call that never answers -> the invocation fails", is_error_output(code, output),
                    f"exit {code}: {output.strip()[-500:]}")
-        # The SDK's own timeouts (src/aws/mod.rs) end it, not the function's 30 s timeout.
+        # The SDK's own timeouts (crates/lambda/src/aws/mod.rs) end it, not the function's 30 s timeout.
         self.check(f"I: ... ended by the SDK's timeouts before the function's 30 s timeout ({took:.1f} s)",
                    took < STALL_BOUND_SECONDS, f"took {took:.1f} s")
         self.check("I: ... as a transient state error naming the timeout (errorType sesguard.StateUnavailable)",
@@ -1086,15 +1086,15 @@ def run(root, checks):
         not aws.topic_differences(),
         "; ".join(aws.topic_differences()),
     )
-    # The names the function reads are constants of src/lambda.rs; every variable the template
+    # The names the function reads are constants of src/lambda/env.rs; every variable the template
     # sets must be one of them, and the table and topic must reach the function through them.
-    read = set(re.findall(r'pub const \w+: &str = "(SESGUARD_\w+)"', (root / "src/lambda.rs").read_text()))
+    read = set(re.findall(r'pub const \w+: &str = "(SESGUARD_\w+)"', (root / "src/lambda/env.rs").read_text()))
     unread = sorted(set(template_env) - read)
     checks.check(
         f"function environment: the {len(template_env)} variables of {function_id} in template.yaml "
         "(names the function reads; the table name and topic ARN among the values)",
         not unread and aws.table in template_env.values() and aws.topic in template_env.values(),
-        f"not read by src/lambda.rs: {unread}; values {template_env}",
+        f"not read by src/lambda/env.rs: {unread}; values {template_env}",
     )
 
     # The oracle, `sesguard scan`, runs with the settings the function gets.

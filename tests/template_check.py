@@ -326,9 +326,9 @@ def check_deployment(template):
         check(f"{name}: point-in-time recovery",
               (p.get("PointInTimeRecoverySpecification") or {}).get("PointInTimeRecoveryEnabled") is True)
         check(f"{name}: encrypted (SSE)", (p.get("SSESpecification") or {}).get("SSEEnabled") is True)
-        used = {f"dynamodb:{op}" for op in rust_operations(ROOT / "src/aws/dynamodb.rs", DYNAMODB_OPERATIONS)}
+        used = {f"dynamodb:{op}" for op in rust_operations(ROOT / "crates/lambda/src/aws/dynamodb.rs", DYNAMODB_OPERATIONS)}
         granted = role_actions_on(statements, name)
-        check(f"{name}: the role grants exactly the item actions src/aws/dynamodb.rs calls",
+        check(f"{name}: the role grants exactly the item actions crates/lambda/src/aws/dynamodb.rs calls",
               granted == used,
               f"granted {sorted(granted)}, the adapter calls {sorted(used)}")
 
@@ -336,9 +336,9 @@ def check_deployment(template):
     for name, topic in sorted(topics.items()):
         key = props(topic).get("KmsMasterKeyId")
         check(f"{name}: KMS-encrypted topic", bool(key))
-        used = {f"sns:{op}" for op in rust_operations(ROOT / "src/aws/sns.rs", SNS_OPERATIONS)}
+        used = {f"sns:{op}" for op in rust_operations(ROOT / "crates/lambda/src/aws/sns.rs", SNS_OPERATIONS)}
         granted = role_actions_on(statements, name)
-        check(f"{name}: the role grants exactly the actions src/aws/sns.rs calls", granted == used,
+        check(f"{name}: the role grants exactly the actions crates/lambda/src/aws/sns.rs calls", granted == used,
               f"granted {sorted(granted)}, the sink calls {sorted(used)}")
         key_id = target(key)
         kms_ok = any(

@@ -8,9 +8,9 @@
 use aws_sdk_sns::Client;
 use aws_sdk_sns::types::MessageAttributeValue;
 
-use crate::deliver::{Sink, SinkError};
-use crate::model::FailureKind;
-use crate::signal::Signal;
+use sesguard::deliver::{Sink, SinkError};
+use sesguard::model::FailureKind;
+use sesguard::signal::Signal;
 
 /// SNS's limit for a whole message, attributes included.
 pub const MAX_MESSAGE_BYTES: usize = 256 * 1024;

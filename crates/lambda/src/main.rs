@@ -1,16 +1,18 @@
 //! `sesguard-lambda`: one EventBridge event per invocation → engine → DynamoDB state → SNS.
-//! Builds configuration and AWS clients once per container; the work is in `sesguard::lambda`.
+//! Builds configuration and AWS clients once per container; the work is in `sesguard::lambda`
+//! and the adapters in `sesguard_lambda::aws`.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use serde_json::value::RawValue;
 use sesguard::Engine;
-use sesguard::aws::calls::CallCounter;
-use sesguard::aws::dynamodb::DynamoState;
-use sesguard::aws::sns::SnsPublisher;
 use sesguard::deliver::Counts;
-use sesguard::lambda::{Handler, HandlerError, LambdaConfig, emf_lines};
+use sesguard::lambda::{Handler, LambdaConfig, emf_lines};
+use sesguard_lambda::Failure;
+use sesguard_lambda::aws::calls::CallCounter;
+use sesguard_lambda::aws::dynamodb::DynamoState;
+use sesguard_lambda::aws::sns::SnsPublisher;
 
 struct App {
     handler: Handler<DynamoState, SnsPublisher>,
@@ -23,7 +25,7 @@ async fn start() -> Result<App, Error> {
     let engine = Engine::new(config.engine_config(task_root.as_deref())?);
     // Honours AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_DYNAMODB / _SNS, so the same binary runs
     // against a local emulator.
-    let sdk = sesguard::aws::sdk_config().await;
+    let sdk = sesguard_lambda::aws::sdk_config().await;
     let dynamodb_calls = CallCounter::new();
     let dynamodb = aws_sdk_dynamodb::Client::from_conf(
         aws_sdk_dynamodb::config::Builder::from(&sdk)
@@ -49,7 +51,7 @@ async fn start() -> Result<App, Error> {
 }
 
 impl App {
-    async fn invoke(&self, event: LambdaEvent<Box<RawValue>>) -> Result<(), HandlerError> {
+    async fn invoke(&self, event: LambdaEvent<Box<RawValue>>) -> Result<(), Failure> {
         self.dynamodb_calls.reset();
         let mut counts = Counts::default();
         let result = self
@@ -71,7 +73,7 @@ impl App {
                 "invocation failed; Lambda will retry it"
             );
         }
-        result
+        result.map_err(Failure)
     }
 }
 

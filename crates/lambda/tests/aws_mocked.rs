@@ -21,16 +21,16 @@ use aws_sdk_sns::operation::publish::PublishOutput;
 use aws_smithy_http_client::test_util::NeverClient;
 use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
 use sesguard::Engine;
-use sesguard::aws::dynamodb::DynamoState;
-use sesguard::aws::sns::SnsPublisher;
 use sesguard::deliver::Counts;
 use sesguard::lambda::{Handler, HandlerError};
+use sesguard_lambda::aws::dynamodb::DynamoState;
+use sesguard_lambda::aws::sns::SnsPublisher;
 
 const TOPIC: &str = "arn:aws:sns:us-east-1:111122223333:sesguard-signals";
 const TABLE: &str = "sesguard-state";
 /// A long-term key calling GetAccount: `ses-discovery-long-term-key` and
 /// `ses-enumeration-unseen-user` fire (on a fresh state).
-const SAMPLE: &str = "events/ses-GetAccount.json";
+const SAMPLE: &str = "../../events/ses-GetAccount.json";
 const BACKOFF: Duration = Duration::from_millis(5);
 
 fn sample() -> String {

@@ -16,9 +16,6 @@ use aws_sdk_dynamodb::types::{
     ScalarAttributeType, TimeToLiveSpecification,
 };
 use serde_json::Value;
-use sesguard::aws::calls::CallCounter;
-use sesguard::aws::dynamodb::{DynamoState, KEY_ATTRIBUTE, TTL_ATTRIBUTE, item_key};
-use sesguard::aws::sns::SnsPublisher;
 use sesguard::config::{Config, Overrides};
 use sesguard::deliver::Counts;
 use sesguard::lambda::Handler;
@@ -26,6 +23,9 @@ use sesguard::model::Subject;
 use sesguard::scan::scan_text;
 use sesguard::state::{Claim, Mark, MemoryState, PairStep, Side, Sighting, State};
 use sesguard::{Engine, Signal};
+use sesguard_lambda::aws::calls::CallCounter;
+use sesguard_lambda::aws::dynamodb::{DynamoState, KEY_ATTRIBUTE, TTL_ATTRIBUTE, item_key};
+use sesguard_lambda::aws::sns::SnsPublisher;
 
 fn endpoint() -> Option<String> {
     match std::env::var("SESGUARD_TEST_ENDPOINT") {
@@ -46,7 +46,7 @@ fn endpoint() -> Option<String> {
 async fn sdk(endpoint: &str) -> aws_config::SdkConfig {
     // The Lambda's own HTTP client.
     aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .http_client(sesguard::aws::http_client())
+        .http_client(sesguard_lambda::aws::http_client())
         .endpoint_url(endpoint)
         .region(aws_config::Region::new("us-east-1"))
         .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
@@ -55,6 +55,9 @@ async fn sdk(endpoint: &str) -> aws_config::SdkConfig {
         .load()
         .await
 }
+
+/// The sample events at the workspace root.
+const EVENTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../events");
 
 static UNIQUE: AtomicU64 = AtomicU64::new(0);
 
@@ -490,7 +493,7 @@ async fn cli(toml: String, text: String) -> (sesguard::scan::Collected, sesguard
 }
 
 fn sample(file: &str) -> String {
-    std::fs::read_to_string(Path::new("events").join(file)).expect("sample")
+    std::fs::read_to_string(Path::new(EVENTS).join(file)).expect("sample")
 }
 
 /// The sample with another eventID and time, so it is a new event for the same principal.
@@ -705,7 +708,7 @@ async fn the_handler_over_the_samples_publishes_exactly_the_signals_of_the_cli()
     let (publisher, queue) = topic_with_queue(&sdk).await;
     let config = || Config::load(None, &Overrides::default()).expect("config");
     let handler = Handler::new(Engine::new(config()), table(&sdk, None).await, publisher);
-    let mut files: Vec<_> = std::fs::read_dir("events")
+    let mut files: Vec<_> = std::fs::read_dir(EVENTS)
         .expect("events")
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "json"))
@@ -1031,7 +1034,7 @@ async fn every_aws_fault_fails_the_invocation_and_the_retry_publishes_each_signa
     }
 }
 
-const LEASE: std::time::Duration = sesguard::aws::dynamodb::CLAIM_LEASE;
+const LEASE: std::time::Duration = sesguard_lambda::aws::dynamodb::CLAIM_LEASE;
 
 fn publisher_topic(publisher: &SnsPublisher) -> String {
     publisher.topic_arn().to_owned()

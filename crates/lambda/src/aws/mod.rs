@@ -14,7 +14,7 @@ use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
-use crate::model::FailureKind;
+use sesguard::model::FailureKind;
 
 /// The HTTPS client of every AWS call: rustls with ring and the system's root certificates.
 /// The SDK's default client would use aws-lc, which adds megabytes to the binary and an entropy

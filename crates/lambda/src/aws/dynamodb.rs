@@ -47,8 +47,8 @@ use aws_smithy_runtime_api::client::result::SdkError;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::model::{DAY, FailureKind, Seconds, Subject};
-use crate::state::{
+use sesguard::model::{DAY, FailureKind, Seconds, Subject};
+use sesguard::state::{
     Claim, MAX_VALUE_BYTES, Mark, PairOutcome, PairStep, Side, Sighting, State, StateError, pairs,
     record_distinct,
 };
@@ -129,7 +129,7 @@ const COMPACT_FIELD_BYTES: usize = 512;
 
 /// The subject with every string field cut to [`COMPACT_FIELD_BYTES`] (with the visible marker).
 fn compact(subject: &Subject) -> Subject {
-    let cut = |text: &str| crate::text::capped_to(text, COMPACT_FIELD_BYTES);
+    let cut = |text: &str| sesguard::text::capped_to(text, COMPACT_FIELD_BYTES);
     let opt = |text: &Option<String>| text.as_deref().map(cut);
     Subject {
         event_id: cut(&subject.event_id),
@@ -628,7 +628,7 @@ impl State for DynamoState {
         max: usize,
     ) -> Result<Vec<String>, StateError> {
         let pk = item_key("set", key);
-        let value = crate::text::capped_to(value, MAX_VALUE_BYTES);
+        let value = sesguard::text::capped_to(value, MAX_VALUE_BYTES);
         let attribute = format!("{SET_VALUE}{value}");
         let expires = now.saturating_add(window).saturating_add(DAY);
         // One unconditional write records the value; the old item answers.

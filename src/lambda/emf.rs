@@ -1,0 +1,98 @@
+//! The Lambda's metrics as CloudWatch Embedded Metric Format log lines.
+
+use crate::deliver::Counts;
+
+/// CloudWatch Embedded Metric Format lines for one invocation (namespace `sesguard`).
+pub fn emf_lines(counts: &Counts, timestamp_ms: u128, dynamodb_calls: u64) -> Vec<String> {
+    let metric = |name: &str| serde_json::json!({"Name": name, "Unit": "Count"});
+    let totals = [
+        ("EventsEvaluated", counts.matched),
+        ("Records", counts.records),
+        ("SignalsPublished", counts.signal_count()),
+        ("Suppressed", counts.suppressed),
+        ("Deduplicated", counts.deduplicated),
+        ("Malformed", counts.malformed),
+        ("StateErrors", counts.state_errors),
+        ("PublishErrors", counts.publish_errors),
+        ("DynamoDBCalls", dynamodb_calls),
+    ];
+    let mut line = serde_json::json!({
+        "_aws": {
+            "Timestamp": timestamp_ms as u64,
+            "CloudWatchMetrics": [{
+                "Namespace": "sesguard",
+                "Dimensions": [[]],
+                "Metrics": totals.iter().map(|(name, _)| metric(name)).collect::<Vec<_>>(),
+            }],
+        },
+    });
+    for (name, value) in totals {
+        line[name] = serde_json::json!(value);
+    }
+    let mut lines = vec![line.to_string()];
+    for (rule, count) in &counts.signals {
+        lines.push(
+            serde_json::json!({
+                "_aws": {
+                    "Timestamp": timestamp_ms as u64,
+                    "CloudWatchMetrics": [{
+                        "Namespace": "sesguard",
+                        "Dimensions": [["Rule"]],
+                        "Metrics": [metric("SignalsPublished")],
+                    }],
+                },
+                "Rule": rule,
+                "SignalsPublished": count,
+            })
+            .to_string(),
+        );
+    }
+    lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emf_lines_carry_every_metric_and_one_line_per_rule() {
+        let counts = Counts {
+            records: 1,
+            matched: 1,
+            signals: std::collections::BTreeMap::from([("ses-modification", 2)]),
+            suppressed: 3,
+            deduplicated: 4,
+            malformed: 5,
+            state_errors: 6,
+            publish_errors: 7,
+            ..Counts::default()
+        };
+        let lines = emf_lines(&counts, 1_700_000_000_000, 9);
+        assert_eq!(lines.len(), 2);
+        let totals: serde_json::Value = serde_json::from_str(&lines[0]).expect("json");
+        let declared: Vec<&str> = totals["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+            .as_array()
+            .map(|m| m.iter().filter_map(|m| m["Name"].as_str()).collect())
+            .unwrap_or_default();
+        for (name, value) in [
+            ("EventsEvaluated", 1),
+            ("SignalsPublished", 2),
+            ("Suppressed", 3),
+            ("Deduplicated", 4),
+            ("Malformed", 5),
+            ("StateErrors", 6),
+            ("DynamoDBCalls", 9),
+        ] {
+            assert!(declared.contains(&name), "{name} declared");
+            assert_eq!(totals[name], value, "{name}");
+        }
+        assert_eq!(totals["_aws"]["Timestamp"], 1_700_000_000_000u64);
+        let by_rule: serde_json::Value = serde_json::from_str(&lines[1]).expect("json");
+        assert_eq!(by_rule["Rule"], "ses-modification");
+        assert_eq!(by_rule["SignalsPublished"], 2);
+        assert_eq!(
+            by_rule["_aws"]["CloudWatchMetrics"][0]["Dimensions"][0][0],
+            "Rule"
+        );
+    }
+}

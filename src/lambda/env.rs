@@ -1,0 +1,183 @@
+//! The Lambda's configuration, from its environment variables (names fixed: the template
+//! passes them).
+
+/// The Lambda's configuration, from its environment (names fixed: the template passes them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LambdaConfig {
+    pub table_name: String,
+    pub topic_arn: String,
+    pub overrides: crate::config::Overrides,
+    /// `SESGUARD_CONFIG`: the TOML file (relative paths are relative to `LAMBDA_TASK_ROOT`).
+    pub config_path: Option<std::path::PathBuf>,
+    /// `SESGUARD_CLAIM_LEASE_SECONDS`, if set.
+    pub claim_lease: Option<std::time::Duration>,
+}
+
+/// A configuration the function cannot start with; names the variable.
+#[derive(Debug, thiserror::Error)]
+#[error("{variable}: {message}")]
+pub struct StartupError {
+    pub variable: &'static str,
+    pub message: String,
+}
+
+pub const TABLE_NAME: &str = "SESGUARD_TABLE_NAME";
+pub const TOPIC_ARN: &str = "SESGUARD_TOPIC_ARN";
+pub const LEARNING_DAYS: &str = "SESGUARD_LEARNING_DAYS";
+pub const FORGET_DAYS: &str = "SESGUARD_FORGET_DAYS";
+pub const SEQUENCE_WINDOW_MINUTES: &str = "SESGUARD_SEQUENCE_WINDOW_MINUTES";
+pub const DEDUP_MINUTES: &str = "SESGUARD_DEDUP_MINUTES";
+pub const CONFIG: &str = "SESGUARD_CONFIG";
+pub const TOR_EXIT_LIST: &str = "SESGUARD_TOR_EXIT_LIST";
+/// Seconds a signal claim protects an invocation that is publishing it (default 60).
+pub const CLAIM_LEASE_SECONDS: &str = "SESGUARD_CLAIM_LEASE_SECONDS";
+
+/// The configuration file compiled into the function: used when `SESGUARD_CONFIG` names
+/// `sesguard.toml` and the package holds no such file (SAM's cargo-lambda build ships only the
+/// binary).
+pub const EMBEDDED_CONFIG: &str = include_str!("../../sesguard.toml");
+
+impl LambdaConfig {
+    /// Reads the configuration through `lookup` (the process environment in production).
+    pub fn from_env(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, StartupError> {
+        let required = |variable: &'static str| {
+            lookup(variable)
+                .filter(|v| !v.trim().is_empty())
+                .ok_or_else(|| StartupError {
+                    variable,
+                    message: "required but not set".to_owned(),
+                })
+        };
+        let number = |variable: &'static str| -> Result<Option<u32>, StartupError> {
+            match lookup(variable).filter(|v| !v.trim().is_empty()) {
+                None => Ok(None),
+                Some(text) => text.trim().parse().map(Some).map_err(|_| StartupError {
+                    variable,
+                    message: format!("{text:?} is not a whole number"),
+                }),
+            }
+        };
+        let path = |variable: &'static str| {
+            lookup(variable)
+                .filter(|v| !v.trim().is_empty())
+                .map(Into::into)
+        };
+        Ok(LambdaConfig {
+            table_name: required(TABLE_NAME)?,
+            topic_arn: required(TOPIC_ARN)?,
+            overrides: crate::config::Overrides {
+                learning_days: number(LEARNING_DAYS)?,
+                forget_days: number(FORGET_DAYS)?,
+                sequence_window_minutes: number(SEQUENCE_WINDOW_MINUTES)?,
+                dedup_minutes: number(DEDUP_MINUTES)?,
+                tor_exit_list: path(TOR_EXIT_LIST),
+            },
+            config_path: path(CONFIG),
+            claim_lease: number(CLAIM_LEASE_SECONDS)?
+                .map(|s| std::time::Duration::from_secs(u64::from(s))),
+        })
+    }
+
+    /// Loads the engine configuration: the file (or the embedded default), then the variables.
+    pub fn engine_config(
+        &self,
+        task_root: Option<&std::path::Path>,
+    ) -> Result<crate::config::Config, StartupError> {
+        use crate::config::Config;
+        let failed = |err: crate::config::ConfigError| StartupError {
+            variable: CONFIG,
+            message: err.to_string(),
+        };
+        let Some(path) = &self.config_path else {
+            return Config::load(None, &self.overrides).map_err(failed);
+        };
+        let resolved = match task_root {
+            Some(root) if path.is_relative() => root.join(path),
+            _ => path.clone(),
+        };
+        if !resolved.exists() && path.as_os_str() == "sesguard.toml" {
+            let base = task_root
+                .unwrap_or(std::path::Path::new("."))
+                .join("sesguard.toml");
+            return Config::parse(EMBEDDED_CONFIG, &base, &self.overrides).map_err(failed);
+        }
+        Config::load(Some(&resolved), &self.overrides).map_err(failed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: std::collections::HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        move |name| map.get(name).cloned()
+    }
+
+    #[test]
+    fn a_missing_required_variable_is_named() {
+        let err = LambdaConfig::from_env(env(&[(TOPIC_ARN, "arn")])).expect_err("no table");
+        assert_eq!(err.to_string(), "SESGUARD_TABLE_NAME: required but not set");
+        let err = LambdaConfig::from_env(env(&[(TABLE_NAME, "t")])).expect_err("no topic");
+        assert_eq!(err.to_string(), "SESGUARD_TOPIC_ARN: required but not set");
+    }
+
+    #[test]
+    fn numbers_and_paths_come_from_their_variables() {
+        let config = LambdaConfig::from_env(env(&[
+            (TABLE_NAME, "t"),
+            (TOPIC_ARN, "arn"),
+            (LEARNING_DAYS, "7"),
+            (FORGET_DAYS, "28"),
+            (SEQUENCE_WINDOW_MINUTES, "30"),
+            (DEDUP_MINUTES, "15"),
+            (TOR_EXIT_LIST, "tor.txt"),
+        ]))
+        .expect("config");
+        assert_eq!(config.overrides.learning_days, Some(7));
+        assert_eq!(config.overrides.sequence_window_minutes, Some(30));
+        assert_eq!(config.overrides.dedup_minutes, Some(15));
+        assert_eq!(
+            config.overrides.tor_exit_list.as_deref(),
+            Some(std::path::Path::new("tor.txt"))
+        );
+        let err = LambdaConfig::from_env(env(&[
+            (TABLE_NAME, "t"),
+            (TOPIC_ARN, "a"),
+            (DEDUP_MINUTES, "an hour"),
+        ]))
+        .expect_err("bad number");
+        assert!(
+            err.to_string().starts_with("SESGUARD_DEDUP_MINUTES: "),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_packaged_config_falls_back_to_the_embedded_copy_and_variables_override_it() {
+        let config = LambdaConfig::from_env(env(&[
+            (TABLE_NAME, "t"),
+            (TOPIC_ARN, "arn"),
+            (CONFIG, "sesguard.toml"),
+            (DEDUP_MINUTES, "5"),
+        ]))
+        .expect("config");
+        let root = std::env::temp_dir().join("sesguard-no-such-task-root");
+        let engine = config.engine_config(Some(&root)).expect("embedded config");
+        assert_eq!(engine.settings.dedup, 5 * 60);
+        let missing = LambdaConfig {
+            config_path: Some("other.toml".into()),
+            ..config
+        };
+        let err = missing
+            .engine_config(Some(&root))
+            .expect_err("missing file");
+        assert!(
+            err.to_string().starts_with("SESGUARD_CONFIG: cannot read "),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,198 @@
+//! The Lambda's work, apart from the runtime and AWS: one invocation payload in, its records
+//! through the delivery loop ([`crate::deliver`], which documents the exactly-once protocol),
+//! signals out to a [`Sink`] (SNS), state in a [`State`] (DynamoDB). The `sesguard-lambda`
+//! crate (crates/lambda) wires the runtime and the AWS adapters to it.
+
+mod emf;
+mod env;
+mod redact;
+
+pub use emf::emf_lines;
+pub use env::*;
+pub use redact::redact_quoted;
+
+use std::sync::Arc;
+
+use crate::deliver::{Counts, DeliverError, Delivery, Sink, SinkError};
+use crate::engine::Engine;
+use crate::input::{self, InputError, Position, Visitor};
+use crate::state::{State, StateError};
+use crate::text::truncate;
+
+#[derive(Debug, thiserror::Error)]
+pub enum HandlerError {
+    /// The event can never be evaluated; after Lambda's retries it lands in the on-failure
+    /// destination instead of vanishing.
+    #[error("malformed event: {0}")]
+    Malformed(String),
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error(transparent)]
+    Publish(#[from] SinkError),
+    /// A concurrent invocation holds the claim of a signal of this event; retried later, this
+    /// event finds it published (nothing to do) or the claimer gone (it publishes).
+    #[error("{0} signal(s) of this event are being published by another invocation; retry later")]
+    InFlight(u64),
+}
+
+impl HandlerError {
+    /// Whether a retry may succeed: throttling, a 5xx, a timeout, a claim in flight. The others
+    /// (a malformed event, a missing table, a denied permission) fail on every retry and end in
+    /// the on-failure destination.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            HandlerError::Malformed(_) => false,
+            HandlerError::State(err) => err.is_transient(),
+            HandlerError::Publish(err) => err.is_transient(),
+            HandlerError::InFlight(_) => true,
+        }
+    }
+
+    /// The `errorType` Lambda reports (and the on-failure destination's record carries).
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            HandlerError::Malformed(_) => "sesguard.MalformedEvent",
+            HandlerError::State(err) if err.is_transient() => "sesguard.StateUnavailable",
+            HandlerError::State(_) => "sesguard.StateError",
+            HandlerError::Publish(err) if err.is_transient() => "sesguard.PublishUnavailable",
+            HandlerError::Publish(_) => "sesguard.PublishError",
+            HandlerError::InFlight(_) => "sesguard.SignalInFlight",
+        }
+    }
+}
+
+/// The engine with its state and sink.
+pub struct Handler<S, K> {
+    engine: Engine,
+    state: S,
+    sink: K,
+}
+
+#[derive(Default)]
+struct Found {
+    records: Vec<(String, Position)>,
+    errors: Vec<InputError>,
+}
+
+impl Visitor for Found {
+    fn record(&mut self, json: &str, position: &Position) {
+        self.records.push((json.to_owned(), position.clone()));
+    }
+
+    fn error(&mut self, error: InputError) {
+        self.errors.push(error);
+    }
+}
+
+impl<S: State, K: Sink> Handler<S, K> {
+    pub fn new(engine: Engine, state: S, sink: K) -> Self {
+        Handler {
+            engine,
+            state,
+            sink,
+        }
+    }
+
+    pub fn state(&self) -> &S {
+        &self.state
+    }
+
+    pub fn sink(&self) -> &K {
+        &self.sink
+    }
+
+    /// Handles one invocation payload (normally one EventBridge envelope; arrays and bare
+    /// records are accepted too). Valid records are evaluated even when others are malformed;
+    /// the malformed ones then make the invocation fail.
+    pub async fn handle(
+        &self,
+        payload: &str,
+        request_id: &str,
+        counts: &mut Counts,
+    ) -> Result<(), HandlerError> {
+        let name: Arc<str> = Arc::from(format!("invocation {request_id}"));
+        let mut found = Found::default();
+        input::read_value(payload, &Position::file(&name), &mut found);
+        let mut problems = found.errors;
+        let delivery = Delivery {
+            engine: &self.engine,
+            state: &self.state,
+            sink: &self.sink,
+        };
+        let in_flight_before = counts.in_flight;
+        for (json, position) in &found.records {
+            counts.records += 1;
+            match delivery.record(json, position, counts).await {
+                Ok(()) => {}
+                Err(DeliverError::Malformed(problem)) => problems.push(problem),
+                Err(DeliverError::State(err)) => return Err(err.into()),
+                Err(DeliverError::Sink(err)) => return Err(err.into()),
+            }
+        }
+        let in_flight = counts.in_flight - in_flight_before;
+        if problems.is_empty() {
+            return if in_flight == 0 {
+                Ok(())
+            } else {
+                Err(HandlerError::InFlight(in_flight))
+            };
+        }
+        for problem in &problems {
+            counts.problem(problem);
+        }
+        // Logs and the error (which Lambda logs too) must not carry event data: values quoted by
+        // the parser or by sesguard's messages are replaced by `…`.
+        let problems: Vec<String> = problems
+            .iter()
+            .map(|p| redact_quoted(&p.to_string()))
+            .collect();
+        for problem in &problems {
+            tracing::error!(problem = %truncate(problem, 500), "malformed event");
+        }
+        Err(HandlerError::Malformed(truncate(
+            &problems.join("; "),
+            2000,
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lambda_reports_an_error_type_that_says_what_failed_and_whether_a_retry_helps() {
+        use crate::model::FailureKind;
+        let kind = |transient| {
+            if transient {
+                FailureKind::Throttled
+            } else {
+                FailureKind::NotFound
+            }
+        };
+        let state = |transient| {
+            HandlerError::State(StateError::new(
+                kind(transient),
+                "DynamoDB PutItem: injected",
+            ))
+        };
+        let publish = |transient| {
+            HandlerError::Publish(SinkError::new(kind(transient), "SNS Publish: injected"))
+        };
+        for (err, error_type, transient) in [
+            (
+                HandlerError::Malformed("x".into()),
+                "sesguard.MalformedEvent",
+                false,
+            ),
+            (state(true), "sesguard.StateUnavailable", true),
+            (state(false), "sesguard.StateError", false),
+            (publish(true), "sesguard.PublishUnavailable", true),
+            (publish(false), "sesguard.PublishError", false),
+            (HandlerError::InFlight(2), "sesguard.SignalInFlight", true),
+        ] {
+            assert_eq!(err.is_transient(), transient, "{err}");
+            assert_eq!(err.error_type(), error_type);
+        }
+    }
+}
