@@ -21,6 +21,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
+use std::sync::Mutex;
 
 use crate::engine::{Engine, EngineError};
 use crate::input::{InputError, Position};
@@ -83,6 +84,45 @@ pub trait Sink: Sync {
     fn problem(&self, _error: &InputError) {}
     /// Called now and then with the counts so far (for a progress display).
     fn progress(&self, _counts: &Counts) {}
+}
+
+/// A sink that keeps everything (for tests and embedding).
+#[derive(Debug, Default)]
+pub struct Collect {
+    kept: Mutex<Collected>,
+}
+
+/// What a [`Collect`] kept, in order.
+#[derive(Debug, Default, Clone)]
+pub struct Collected {
+    pub signals: Vec<Signal>,
+    pub problems: Vec<InputError>,
+}
+
+impl Collect {
+    /// What was kept so far (the sink may still be in use, e.g. shared by a handler).
+    pub fn collected(&self) -> Collected {
+        self.kept.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn into_inner(self) -> Collected {
+        self.kept.into_inner().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn keep(&self, f: impl FnOnce(&mut Collected)) {
+        f(&mut self.kept.lock().unwrap_or_else(|e| e.into_inner()));
+    }
+}
+
+impl Sink for Collect {
+    async fn emit(&self, signal: &Signal) -> Result<(), SinkError> {
+        self.keep(|kept| kept.signals.push(signal.clone()));
+        Ok(())
+    }
+
+    fn problem(&self, error: &InputError) {
+        self.keep(|kept| kept.problems.push(error.clone()));
+    }
 }
 
 /// What a delivery did: the CLI's summary line and the Lambda's metrics.

@@ -6,11 +6,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::time::{Duration, Instant};
 
-use crate::deliver::{Counts, DeliverError, Delivery, Sink, SinkError};
+use crate::deliver::{Collect, Collected, Counts, DeliverError, Delivery, Sink, SinkError};
 use crate::engine::Engine;
 use crate::input::{self, InputError, Position, Source, Visitor};
 use crate::rules;
-use crate::signal::Signal;
 use crate::state::MemoryState;
 
 /// Runs the engine over sources, in order, with one in-memory state.
@@ -335,40 +334,6 @@ impl Visitor for Batcher {
         if !self.closed {
             self.push(Item::Error(error));
         }
-    }
-}
-
-/// A sink that keeps everything (for tests and embedding).
-#[derive(Debug, Default)]
-pub struct Collect {
-    kept: Mutex<Collected>,
-}
-
-/// What a [`Collect`] kept, in order.
-#[derive(Debug, Default, Clone)]
-pub struct Collected {
-    pub signals: Vec<Signal>,
-    pub problems: Vec<InputError>,
-}
-
-impl Collect {
-    pub fn into_inner(self) -> Collected {
-        self.kept.into_inner().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn keep(&self, f: impl FnOnce(&mut Collected)) {
-        f(&mut self.kept.lock().unwrap_or_else(|e| e.into_inner()));
-    }
-}
-
-impl Sink for Collect {
-    async fn emit(&self, signal: &Signal) -> Result<(), SinkError> {
-        self.keep(|kept| kept.signals.push(signal.clone()));
-        Ok(())
-    }
-
-    fn problem(&self, error: &InputError) {
-        self.keep(|kept| kept.problems.push(error.clone()));
     }
 }
 

@@ -4,6 +4,8 @@
 //! Inputs are written to temporary folders from records built here; `tests/fixtures/` holds the
 //! few records that read better as real files.
 
+mod support;
+
 use std::collections::BTreeSet;
 use std::fs;
 use std::io::Write;
@@ -12,18 +14,11 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use assert_cmd::Command;
-use flate2::Compression;
-use flate2::write::GzEncoder;
 use serde_json::{Value, json};
+use support::{R1, R2, R3, R4, R5, all_rules, gzip};
 use tempfile::TempDir;
 
 const ACCOUNT: &str = "111122223333";
-const R1: &str = "ses-discovery-long-term-key";
-const R2: &str = "ses-enumeration-unseen-user";
-const R3: &str = "ses-modification";
-const R4: &str = "ses-verify-then-delete";
-const R5: &str = "ses-identity-deleted";
-const ALL_RULES: [&str; 5] = [R1, R2, R3, R4, R5];
 
 // ---------------------------------------------------------------------------------------------
 // Running the binary
@@ -150,33 +145,30 @@ fn key_of(user: &str) -> String {
     key
 }
 
-/// An SES call by IAM user `user` with its long-term key.
+/// An SES call by IAM user `user` with its long-term key (the shared builder, with the fields
+/// a real record carries besides).
 fn call(event_id: &str, event_name: &str, user: &str, time: &str, params: Value) -> Value {
-    json!({
-        "eventVersion": "1.09",
-        "userIdentity": {
+    support::ses(event_name)
+        .id(event_id)
+        .user(json!({
             "type": "IAMUser",
             "principalId": format!("AIDA{}", key_of(user)),
             "arn": format!("arn:aws:iam::{ACCOUNT}:user/{user}"),
             "accountId": ACCOUNT,
             "accessKeyId": key_of(user),
             "userName": user,
-        },
-        "eventTime": time,
-        "eventSource": "ses.amazonaws.com",
-        "eventName": event_name,
-        "awsRegion": "us-east-1",
-        "sourceIPAddress": "198.51.100.23",
-        "userAgent": "aws-cli/2.15.30 Python/3.11.8 Linux/6.1 exe/x86_64.ubuntu.22 prompt/off",
-        "requestParameters": params,
-        "responseElements": null,
-        "eventID": event_id,
-        "readOnly": event_name.starts_with("Get") || event_name.starts_with("List"),
-        "eventType": "AwsApiCall",
-        "managementEvent": true,
-        "recipientAccountId": ACCOUNT,
-        "eventCategory": "Management",
-    })
+        }))
+        .set(&["eventTime"], json!(time))
+        .agent("aws-cli/2.15.30 Python/3.11.8 Linux/6.1 exe/x86_64.ubuntu.22 prompt/off")
+        .params(params)
+        .set(
+            &["readOnly"],
+            json!(event_name.starts_with("Get") || event_name.starts_with("List")),
+        )
+        .set(&["eventType"], json!("AwsApiCall"))
+        .set(&["managementEvent"], json!(true))
+        .set(&["eventCategory"], json!("Management"))
+        .0
 }
 
 /// Fires R1 and R2 (the first time `user` is seen).
@@ -241,12 +233,6 @@ fn pretty(value: &Value) -> String {
 
 fn jsonl(values: &[Value]) -> String {
     values.iter().map(|v| line(v) + "\n").collect()
-}
-
-fn gzip(bytes: &[u8]) -> Vec<u8> {
-    let mut encoder = GzEncoder::new(Vec::new(), Compression::default());
-    encoder.write_all(bytes).expect("gzip");
-    encoder.finish().expect("gzip")
 }
 
 /// Writes `bytes` to `dir/name`, creating folders on the way.
@@ -1005,7 +991,7 @@ fn table_format_prints_a_header_then_one_row_per_signal() {
     let mut rules: Vec<&str> = rows
         .iter()
         .map(|row| {
-            ALL_RULES
+            all_rules()
                 .into_iter()
                 .find(|rule| row.contains(rule))
                 .unwrap_or_else(|| panic!("row names no rule: {row}"))
@@ -1048,7 +1034,7 @@ fn jsonl_format_prints_one_json_signal_per_line_with_the_documented_fields() {
             assert!(signal.get(field).is_some(), "no {field} in {signal}");
         }
         assert!(ids.insert(text(&signal["signal_id"])), "signal ids repeat");
-        assert!(ALL_RULES.contains(&signal["rule_id"].as_str().unwrap_or("")));
+        assert!(all_rules().contains(&signal["rule_id"].as_str().unwrap_or("")));
         assert_eq!(
             signal["principal"],
             "arn:aws:iam::111122223333:user/leaked-cli"
@@ -1084,7 +1070,7 @@ fn the_sample_events_fire_every_rule_and_nothing_for_the_filtered_or_quiet_ones(
     let run = scan(&["events/"]);
     run.assert_code(0);
     let fired: BTreeSet<String> = run.pairs().into_iter().map(|(rule, _)| rule).collect();
-    for rule in ALL_RULES {
+    for rule in all_rules() {
         assert!(fired.contains(rule), "no {rule} signal from events/");
     }
     let events = Path::new(env!("CARGO_MANIFEST_DIR")).join("events");
@@ -1264,7 +1250,7 @@ fn rules_as_json_lists_the_five_rules_with_their_triggers() {
     let rules: Value = serde_json::from_str(&run.stdout).expect("rules JSON");
     let rules = rules.as_array().expect("a list of rules");
     let ids: Vec<&str> = rules.iter().filter_map(|r| r["rule_id"].as_str()).collect();
-    assert_eq!(ids, ALL_RULES);
+    assert_eq!(ids, all_rules());
     let triggers = |id: &str| -> Vec<(String, String)> {
         rules
             .iter()

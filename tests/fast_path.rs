@@ -4,6 +4,8 @@
 //! corpus with damaged files mixed in. And the splitter splits exactly like serde_json on any
 //! valid JSON, declines whatever serde_json rejects, and never panics on any bytes.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 
 use proptest::prelude::*;
@@ -11,10 +13,11 @@ use serde::Deserialize;
 use serde::de::IgnoredAny;
 use serde_json::value::RawValue;
 use sesguard::Engine;
-use sesguard::config::{Config, Overrides};
 use sesguard::deliver::Counts;
+use sesguard::deliver::{Collect, Collected};
 use sesguard::input::{self, split};
-use sesguard::scan::{Collect, Collected, Scanner};
+use sesguard::scan::Scanner;
+use support::engine;
 
 // ---------------------------------------------------------------------------------------------
 // The whole scan over a generated corpus
@@ -62,10 +65,6 @@ fn scan_with(
     scanner.scan(&sources).expect("scan");
     let (sink, counts) = scanner.into_parts();
     (sink.into_inner(), counts)
-}
-
-fn engine(toml: &str) -> Engine {
-    Engine::new(Config::parse(toml, Path::new("t.toml"), &Overrides::default()).expect("config"))
 }
 
 #[test]

@@ -3,16 +3,17 @@
 //! exits 1 when input was malformed, and the Lambda handler returns an error. Plus property
 //! tests over the readers and the engine.
 
-use std::io::Write as _;
+mod support;
 
 use assert_cmd::Command;
 use proptest::prelude::*;
 use serde_json::{Value, json};
+use sesguard::Engine;
 use sesguard::deliver::Counts;
 use sesguard::lambda::{Handler, HandlerError};
 use sesguard::scan::scan_text;
 use sesguard::state::MemoryState;
-use sesguard::{Engine, Signal};
+use support::{Collect, R3, gzip};
 
 fn good(id: &str, user: &str) -> Value {
     json!({
@@ -165,7 +166,7 @@ fn attacker_strings_reach_the_signal_escaped_and_bounded() {
     let signal = out
         .signals
         .iter()
-        .find(|s| s.rule_id == "ses-modification")
+        .find(|s| s.rule_id == R3)
         .expect("signal");
     let json = signal.to_json();
     assert!(json.len() < 64 * 1024, "{} bytes", json.len());
@@ -200,7 +201,7 @@ fn the_lambda_handler_fails_on_each_damage_and_evaluates_what_it_can() {
             // A Lambda payload is JSON text: invalid UTF-8 never reaches the handler.
             continue;
         };
-        let handler = Handler::new(Engine::default(), MemoryState::new(), Collecting::default());
+        let handler = Handler::new(Engine::default(), MemoryState::new(), Collect::default());
         let mut report = Counts::default();
         let payload = format!("[{}, {text}]", good("valid", "valid"));
         let result = runtime.block_on(handler.handle(&payload, "hostile", &mut report));
@@ -214,20 +215,6 @@ fn the_lambda_handler_fails_on_each_damage_and_evaluates_what_it_can() {
         if serde_json::from_str::<Value>(&payload).is_ok() {
             assert!(report.signal_count() >= 1, "{name}: {report:?}");
         }
-    }
-}
-
-#[derive(Default)]
-struct Collecting {
-    signals: std::sync::Mutex<Vec<Signal>>,
-}
-
-impl sesguard::deliver::Sink for Collecting {
-    async fn emit(&self, signal: &Signal) -> Result<(), sesguard::deliver::SinkError> {
-        if let Ok(mut signals) = self.signals.lock() {
-            signals.push(signal.clone());
-        }
-        Ok(())
     }
 }
 
@@ -317,9 +304,7 @@ proptest! {
         let records_file = json!({"Records": records}).to_string();
         let pretty_records_file = serde_json::to_string_pretty(&json!({"Records": records})).expect("json");
         let array = Value::Array(records.iter().map(envelope).collect()).to_string();
-        let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        gzip.write_all(records_file.as_bytes()).expect("gzip");
-        let gzipped = gzip.finish().expect("gzip");
+        let gzipped = gzip(records_file.as_bytes());
         let expected = signals_of(bare.as_bytes());
         prop_assert_eq!(&signals_of(envelopes.as_bytes()), &expected);
         prop_assert_eq!(&signals_of(records_file.as_bytes()), &expected);

@@ -5,9 +5,8 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 use sesguard::Engine;
-use sesguard::deliver::Counts;
+use sesguard::deliver::{Collect, Counts};
 use sesguard::lambda::Handler;
-use sesguard::signal::Signal;
 use sesguard::state::MemoryState;
 
 #[derive(Clone, Default)]
@@ -32,14 +31,6 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Buffer {
     }
 }
 
-struct Quiet;
-
-impl sesguard::deliver::Sink for Quiet {
-    async fn emit(&self, _signal: &Signal) -> Result<(), sesguard::deliver::SinkError> {
-        Ok(())
-    }
-}
-
 #[test]
 fn info_logs_name_signals_but_no_credentials_events_or_personal_data() {
     let buffer = Buffer::default();
@@ -53,7 +44,7 @@ fn info_logs_name_signals_but_no_credentials_events_or_personal_data() {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .build()
             .expect("runtime");
-        let handler = Handler::new(Engine::default(), MemoryState::new(), Quiet);
+        let handler = Handler::new(Engine::default(), MemoryState::new(), Collect::default());
         for file in [
             "ses-GetAccount.json",
             "ses-VerifyEmailIdentity.json",

@@ -1,11 +1,9 @@
 //! The fast path (records that name no event source a rule reads are skipped unparsed) gives
 //! exactly the signals of the plain full-parse path, over a mixed corpus.
 
-use std::path::Path;
+mod support;
 
 use serde_json::{Value, json};
-use sesguard::Engine;
-use sesguard::config::{Config, Overrides};
 use sesguard::scan::scan_text_with;
 
 /// The CloudTrail records of the committed samples (the SES attack story).
@@ -82,9 +80,7 @@ fn the_prefilter_changes_no_signal() {
         "",
         "dedup_minutes = 1\nlearning_days = 0\nsequence_window_minutes = 120\n",
     ] {
-        let engine = Engine::new(
-            Config::parse(toml, Path::new("t.toml"), &Overrides::default()).expect("config"),
-        );
+        let engine = support::engine(toml);
         let (fast, fast_stats) = scan_text_with(&engine, "corpus", text.as_bytes(), false);
         let (full, full_stats) = scan_text_with(&engine, "corpus", text.as_bytes(), true);
         assert!(!full.signals.is_empty());

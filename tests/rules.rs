@@ -2,138 +2,13 @@
 //! written so it fails without the behaviour it names. Records go through the same reader and
 //! engine as `sesguard scan`, with the in-memory state.
 
-use std::path::Path;
+mod support;
 
 use serde_json::{Value, json};
-use sesguard::config::{Config, Overrides, TorList};
+use sesguard::config::TorList;
 use sesguard::scan::scan_text;
 use sesguard::{Engine, Signal};
-
-const LEAKED: &str = "arn:aws:iam::111122223333:user/ses-ops-leaked";
-const AKIA: &str = "AKIAIOSFODNN7EXAMPLE";
-
-/// A record builder: an SES call by an IAM user with a long-term key, at 09:00:00Z.
-#[derive(Clone)]
-struct R(Value);
-
-fn ses(name: &str) -> R {
-    R(json!({
-        "eventVersion": "1.09",
-        "userIdentity": {
-            "type": "IAMUser",
-            "principalId": "AIDAEXAMPLE",
-            "arn": LEAKED,
-            "accountId": "111122223333",
-            "accessKeyId": AKIA,
-            "userName": "ses-ops-leaked"
-        },
-        "eventTime": "2026-03-02T09:00:00Z",
-        "eventSource": "ses.amazonaws.com",
-        "eventName": name,
-        "awsRegion": "us-east-1",
-        "sourceIPAddress": "198.51.100.23",
-        "userAgent": "aws-cli/2.15.30",
-        "requestParameters": null,
-        "responseElements": null,
-        "eventID": format!("id-{name}"),
-        "recipientAccountId": "111122223333"
-    }))
-}
-
-impl R {
-    fn set(mut self, path: &[&str], value: Value) -> Self {
-        let mut target = &mut self.0;
-        for key in &path[..path.len() - 1] {
-            target = &mut target[*key];
-        }
-        target[path[path.len() - 1]] = value;
-        self
-    }
-    fn id(self, id: &str) -> Self {
-        self.set(&["eventID"], json!(id))
-    }
-    /// `minutes` after 2026-03-02T09:00:00Z (negative for before).
-    fn at(self, minutes: i64) -> Self {
-        let t = 1_772_442_000 + minutes * 60;
-        let text = time_text(t);
-        self.set(&["eventTime"], json!(text))
-    }
-    fn at_seconds(self, seconds: i64) -> Self {
-        let text = time_text(1_772_442_000 + seconds);
-        self.set(&["eventTime"], json!(text))
-    }
-    fn source(self, source: &str) -> Self {
-        self.set(&["eventSource"], json!(source))
-    }
-    fn key(self, key: &str) -> Self {
-        self.set(&["userIdentity", "accessKeyId"], json!(key))
-    }
-    fn ip(self, ip: &str) -> Self {
-        self.set(&["sourceIPAddress"], json!(ip))
-    }
-    fn agent(self, agent: &str) -> Self {
-        self.set(&["userAgent"], json!(agent))
-    }
-    fn region(self, region: &str) -> Self {
-        self.set(&["awsRegion"], json!(region))
-    }
-    fn account(self, account: &str) -> Self {
-        self.set(&["recipientAccountId"], json!(account))
-    }
-    fn error(self, code: &str) -> Self {
-        self.set(&["errorCode"], json!(code))
-            .set(&["errorMessage"], json!("denied"))
-    }
-    fn params(self, params: Value) -> Self {
-        self.set(&["requestParameters"], params)
-    }
-    fn user(self, user: Value) -> Self {
-        self.set(&["userIdentity"], user)
-    }
-    fn user_arn(self, arn: &str) -> Self {
-        self.set(&["userIdentity", "arn"], json!(arn))
-    }
-    /// An assumed-role session `role/session`, with a temporary key.
-    fn session(self, role: &str, session: &str) -> Self {
-        self.user(json!({
-            "type": "AssumedRole",
-            "principalId": format!("AROAEXAMPLE:{session}"),
-            "arn": format!("arn:aws:sts::111122223333:assumed-role/{role}/{session}"),
-            "accountId": "111122223333",
-            "accessKeyId": "ASIAEXAMPLE",
-            "sessionContext": {
-                "sessionIssuer": {
-                    "type": "Role",
-                    "principalId": "AROAEXAMPLE",
-                    "arn": format!("arn:aws:iam::111122223333:role/{role}"),
-                    "accountId": "111122223333",
-                    "userName": role
-                },
-                "attributes": {"creationDate": "2026-03-02T08:00:00Z", "mfaAuthenticated": "false"}
-            }
-        }))
-    }
-}
-
-fn time_text(seconds: i64) -> String {
-    sesguard::time::format(seconds)
-}
-
-fn verify(identity: &str) -> R {
-    ses("VerifyEmailIdentity").params(json!({"emailAddress": identity}))
-}
-
-fn delete(identity: &str) -> R {
-    ses("DeleteIdentity").params(json!({"identity": identity}))
-}
-
-fn config(toml: &str) -> Config {
-    Config::parse(toml, Path::new("test.toml"), &Overrides::default()).expect("test config")
-}
-
-fn engine(toml: &str) -> Engine {
-    Engine::new(config(toml))
-}
+use support::*;
 
 /// Runs records (as JSON Lines) through a fresh engine and state; panics on input problems.
 fn run_with(engine: &Engine, records: &[R]) -> Vec<Signal> {
@@ -167,11 +42,21 @@ fn count(signals: &[Signal], rule: &str) -> usize {
     of_rule(signals, rule).len()
 }
 
-const R1: &str = "ses-discovery-long-term-key";
-const R2: &str = "ses-enumeration-unseen-user";
-const R3: &str = "ses-modification";
-const R4: &str = "ses-verify-then-delete";
-const R5: &str = "ses-identity-deleted";
+/// The rule ids are a contract (signals' `rule_id`, suppressions' `rule`): the registry's ids,
+/// which the tests use, must be exactly these.
+#[test]
+fn the_rule_ids_are_the_pinned_ones() {
+    assert_eq!(
+        all_rules(),
+        [
+            "ses-discovery-long-term-key",
+            "ses-enumeration-unseen-user",
+            "ses-modification",
+            "ses-verify-then-delete",
+            "ses-identity-deleted",
+        ]
+    );
+}
 
 // ---------------------------------------------------------------- R1
 

@@ -17,7 +17,7 @@ use aws_sdk_dynamodb::types::{
 };
 use serde_json::Value;
 use sesguard::config::{Config, Overrides};
-use sesguard::deliver::Counts;
+use sesguard::deliver::{Collect, Counts};
 use sesguard::lambda::Handler;
 use sesguard::model::Subject;
 use sesguard::scan::scan_text;
@@ -482,7 +482,10 @@ async fn concurrent_first_sightings_of_one_principal_have_exactly_one_winner() {
 
 /// `sesguard scan` over `text` with the config `toml` (on a blocking thread: it runs its own
 /// runtime).
-async fn cli(toml: String, text: String) -> (sesguard::scan::Collected, sesguard::deliver::Counts) {
+async fn cli(
+    toml: String,
+    text: String,
+) -> (sesguard::deliver::Collected, sesguard::deliver::Counts) {
     tokio::task::spawn_blocking(move || {
         let config =
             Config::parse(&toml, Path::new("t.toml"), &Overrides::default()).expect("config");
@@ -1042,27 +1045,13 @@ fn publisher_topic(publisher: &SnsPublisher) -> String {
 
 // ---------------------------------------------------------------- races
 
-#[derive(Default)]
-struct Collecting {
-    signals: Mutex<Vec<Signal>>,
-}
-
-impl sesguard::deliver::Sink for Collecting {
-    async fn emit(&self, signal: &Signal) -> Result<(), sesguard::deliver::SinkError> {
-        if let Ok(mut signals) = self.signals.lock() {
-            signals.push(signal.clone());
-        }
-        Ok(())
-    }
-}
-
 /// Runs every payload as its own concurrent invocation on one shared handler; returns the
 /// (rule_id, event_id) of everything published.
 async fn concurrently(sdk: &aws_config::SdkConfig, payloads: Vec<String>) -> Vec<(String, String)> {
     let handler = Arc::new(Handler::new(
         Engine::default(),
         table(sdk, None).await,
-        Collecting::default(),
+        Collect::default(),
     ));
     let tasks: Vec<_> = payloads
         .into_iter()
@@ -1093,12 +1082,7 @@ async fn concurrently(sdk: &aws_config::SdkConfig, payloads: Vec<String>) -> Vec
             .await
             .expect("retry");
     }
-    let signals = handler
-        .sink()
-        .signals
-        .lock()
-        .map(|s| s.clone())
-        .unwrap_or_default();
+    let signals = handler.sink().collected().signals;
     let mut fired: Vec<(String, String)> = signals
         .iter()
         .map(|s| (s.rule_id.clone(), s.subject.event_id.clone()))
