@@ -12,8 +12,8 @@ use std::borrow::Cow;
 use crate::config::Config;
 pub use crate::model::Settings;
 use crate::model::{DAY, Seconds, Subject};
-use crate::record::{Record, RecordError};
-use crate::rules::{self, Answer, Ask, Context, Event, Op, RuleMeta, SuppressOn};
+use crate::record::{Params, Record, RecordError};
+use crate::rules::{self, Answer, Ask, Context, Event, Finding, Op, RuleMeta, SuppressOn};
 use crate::signal::Signal;
 use crate::state::{Claim, Mark, PairStep, State, StateError};
 
@@ -74,20 +74,7 @@ impl Engine {
             return Ok(out);
         }
         let params = record.request_parameters().map_err(RecordError::from)?;
-        let service_code = || {
-            params
-                .str("serviceCode")
-                .map(|code| code.map(Cow::into_owned))
-        };
-        let mut triggered = Vec::new();
-        for rule in rules::ALL {
-            if rule
-                .triggered_by(record, service_code)
-                .map_err(RecordError::from)?
-            {
-                triggered.push(rule);
-            }
-        }
+        let triggered = triggered(record, &params)?;
         if triggered.is_empty() {
             return Ok(out);
         }
@@ -113,35 +100,46 @@ impl Engine {
             taking.push((rule, rule.detection.ask(&event, settings)));
         }
         let asks: Vec<Option<&Ask>> = taking.iter().map(|(_, ask)| ask.as_ref()).collect();
-        let mut answers = answer(&asks, &event, state).await?;
-        for ((rule, _), answer) in taking.iter().zip(answers.iter_mut()) {
-            let decision = rule
-                .detection
-                .decide(&event, std::mem::take(answer), &context);
+        let answers = answer(&asks, &event, state).await?;
+        for ((rule, _), answer) in taking.iter().zip(answers) {
+            let decision = rule.detection.decide(&event, answer, &context);
             out.deduplicated += decision.deduplicated;
             for finding in decision.findings {
                 if self.suppressed(finding.rule.id, &finding.subject, finding.time) {
                     out.suppressed += 1;
                     continue;
                 }
-                let signal = Signal::new(
-                    finding.rule,
-                    finding.severity,
-                    finding.subject,
-                    finding.related_event_ids,
-                );
-                let expires = event.time.saturating_add(CLAIM_RETENTION);
-                match state
-                    .claim_signal(&signal.signal_id, event.time, expires)
-                    .await?
-                {
-                    Claim::Fresh | Claim::Unfinished => out.signals.push(signal),
-                    Claim::Done => out.deduplicated += 1,
-                    Claim::InFlight => out.in_flight += 1,
-                }
+                self.claim(finding, &event, state, &mut out).await?;
             }
         }
         Ok(out)
+    }
+
+    /// Turns a finding into a signal and claims it: a signal already published (or being
+    /// published by another invocation) is counted, not returned.
+    async fn claim<S: State>(
+        &self,
+        finding: Finding,
+        event: &Event<'_>,
+        state: &S,
+        out: &mut Evaluation,
+    ) -> Result<(), StateError> {
+        let signal = Signal::new(
+            finding.rule,
+            finding.severity,
+            finding.subject,
+            finding.related_event_ids,
+        );
+        let expires = event.time.saturating_add(CLAIM_RETENTION);
+        match state
+            .claim_signal(&signal.signal_id, event.time, expires)
+            .await?
+        {
+            Claim::Fresh | Claim::Unfinished => out.signals.push(signal),
+            Claim::Done => out.deduplicated += 1,
+            Claim::InFlight => out.in_flight += 1,
+        }
+        Ok(())
     }
 
     /// Records that `signal` was emitted, so evaluating its event again gives nothing.
@@ -157,6 +155,26 @@ impl Engine {
     }
 }
 
+/// The rules that read this record's call (`requestParameters.serviceCode` is read only when a
+/// trigger of the call needs it).
+fn triggered(
+    record: &Record<'_>,
+    params: &Params<'_>,
+) -> Result<Vec<&'static RuleMeta>, RecordError> {
+    let service_code = || {
+        params
+            .str("serviceCode")
+            .map(|code| code.map(Cow::into_owned))
+    };
+    let mut triggered = Vec::new();
+    for rule in rules::ALL {
+        if rule.triggered_by(record, service_code)? {
+            triggered.push(rule);
+        }
+    }
+    Ok(triggered)
+}
+
 /// Answers the rules' asks, in their order. Shared asks on one key are answered by one
 /// [`State::pair_and_window`] step (its pairing and its window half); every other ask by its
 /// own operation.
@@ -166,92 +184,110 @@ async fn answer<S: State>(
     state: &S,
 ) -> Result<Vec<Answer>, StateError> {
     let mut answers = vec![Answer::Nothing; asks.len()];
-    let mut done = vec![false; asks.len()];
-    // The event as a pairing remembers it; built only when a rule pairs it.
-    let mark = || Mark {
-        event_id: event.event_id.to_owned(),
-        time: event.time,
-        subject: event.subject.clone(),
-    };
-    for i in 0..asks.len() {
-        let Some(ask) = asks[i] else { continue };
-        if done[i] {
+    let mut answered = vec![false; asks.len()];
+    for (i, ask) in asks.iter().enumerate() {
+        let Some(ask) = ask else { continue };
+        if answered[i] {
             continue;
         }
         if let Some(keep) = ask.shared {
-            // Every shared ask on this key: at most one pairing and one window in one step.
             let group: Vec<usize> = (i..asks.len())
                 .filter(|&j| {
-                    !done[j] && asks[j].is_some_and(|a| a.shared.is_some() && a.key == ask.key)
+                    !answered[j] && asks[j].is_some_and(|a| a.shared.is_some() && a.key == ask.key)
                 })
                 .collect();
-            let pairing = group
-                .iter()
-                .copied()
-                .find(|&j| asks[j].is_some_and(|a| matches!(a.op, Op::Pair { .. })));
-            let window = group
-                .iter()
-                .copied()
-                .find(|&j| asks[j].is_some_and(|a| matches!(a.op, Op::Window { .. })));
-            if pairing.is_some() || window.is_some() {
-                let marked = pairing.map(|_| mark());
-                let (side, pair_window) = match pairing.and_then(|j| asks[j]).map(|a| &a.op) {
-                    Some(Op::Pair { side, window }) => (Some(*side), *window),
-                    _ => (None, 0),
-                };
-                let dedup_window = match window.and_then(|j| asks[j]).map(|a| &a.op) {
-                    Some(Op::Window { length }) => *length,
-                    _ => 0,
-                };
-                let step = PairStep {
-                    event_id: event.event_id,
-                    now: event.time,
-                    pair: side.zip(marked.as_ref()),
-                    pair_window,
-                    open_window: window.is_some(),
-                    dedup_window,
-                    keep,
-                };
-                let outcome = state.pair_and_window(&ask.key, step).await?;
-                if let Some(j) = pairing {
-                    answers[j] = Answer::Paired(outcome.paired);
-                    done[j] = true;
-                }
-                if let Some(j) = window {
-                    answers[j] = Answer::Window(outcome.opened);
-                    done[j] = true;
-                }
+            for (j, answer) in shared_step(&group, asks, keep, event, state).await? {
+                answers[j] = answer;
+                answered[j] = true;
             }
-            if done[i] {
+            if answered[i] {
                 continue;
             }
         }
-        answers[i] = match &ask.op {
-            Op::Sight { forget } => Answer::Sighting(
-                state
-                    .sight(&ask.key, event.event_id, event.time, *forget)
-                    .await?,
-            ),
-            Op::Window { length } => Answer::Window(
-                state
-                    .open_window(&ask.key, event.event_id, event.time, *length)
-                    .await?,
-            ),
-            Op::Pair { side, window } => {
-                Answer::Paired(state.pair(&ask.key, *side, &mark(), *window).await?)
-            }
-            Op::Distinct { value, window, max } => Answer::Distinct(
-                state
-                    .distinct_in_window(&ask.key, value, event.time, *window, *max)
-                    .await?,
-            ),
-            Op::Count { window, max } => Answer::Count(
-                state
-                    .count_in_window(&ask.key, event.event_id, event.time, *window, *max)
-                    .await?,
-            ),
-        };
-        done[i] = true;
+        answers[i] = answer_one(ask, event, state).await?;
+        answered[i] = true;
     }
     Ok(answers)
+}
+
+/// One step on a shared key: the first pairing and the first window asked in `group` (indexes
+/// into `asks`), answered together. Other asks of the group are left to [`answer_one`].
+async fn shared_step<S: State>(
+    group: &[usize],
+    asks: &[Option<&Ask>],
+    keep: Seconds,
+    event: &Event<'_>,
+    state: &S,
+) -> Result<Vec<(usize, Answer)>, StateError> {
+    let find = |wanted: fn(&Op) -> bool| {
+        group
+            .iter()
+            .copied()
+            .find_map(|j| asks[j].filter(|a| wanted(&a.op)).map(|a| (j, a)))
+    };
+    let pairing = find(|op| matches!(op, Op::Pair { .. }));
+    let window = find(|op| matches!(op, Op::Window { .. }));
+    let Some((_, first)) = pairing.or(window) else {
+        return Ok(Vec::new());
+    };
+    let marked = pairing.map(|_| mark(event));
+    let (side, pair_window) = match pairing.map(|(_, a)| &a.op) {
+        Some(Op::Pair { side, window }) => (Some(*side), *window),
+        _ => (None, 0),
+    };
+    let dedup_window = match window.map(|(_, a)| &a.op) {
+        Some(Op::Window { length }) => *length,
+        _ => 0,
+    };
+    let step = PairStep {
+        event_id: event.event_id,
+        now: event.time,
+        pair: side.zip(marked.as_ref()),
+        pair_window,
+        open_window: window.is_some(),
+        dedup_window,
+        keep,
+    };
+    let outcome = state.pair_and_window(&first.key, step).await?;
+    let mut out = Vec::new();
+    if let Some((j, _)) = pairing {
+        out.push((j, Answer::Paired(outcome.paired)));
+    }
+    if let Some((j, _)) = window {
+        out.push((j, Answer::Window(outcome.opened)));
+    }
+    Ok(out)
+}
+
+/// One ask by its own operation of the port.
+async fn answer_one<S: State>(
+    ask: &Ask,
+    event: &Event<'_>,
+    state: &S,
+) -> Result<Answer, StateError> {
+    let (key, id, now) = (ask.key.as_str(), event.event_id, event.time);
+    Ok(match &ask.op {
+        Op::Sight { forget } => Answer::Sighting(state.sight(key, id, now, *forget).await?),
+        Op::Window { length } => Answer::Window(state.open_window(key, id, now, *length).await?),
+        Op::Pair { side, window } => {
+            Answer::Paired(state.pair(key, *side, &mark(event), *window).await?)
+        }
+        Op::Distinct { value, window, max } => Answer::Distinct(
+            state
+                .distinct_in_window(key, value, now, *window, *max)
+                .await?,
+        ),
+        Op::Count { window, max } => {
+            Answer::Count(state.count_in_window(key, id, now, *window, *max).await?)
+        }
+    })
+}
+
+/// The event as a pairing remembers it (built only when a rule pairs it).
+fn mark(event: &Event<'_>) -> Mark {
+    Mark {
+        event_id: event.event_id.to_owned(),
+        time: event.time,
+        subject: event.subject.clone(),
+    }
 }

@@ -353,6 +353,83 @@ impl DynamoState {
         })
     }
 
+    /// Replaces a full pairing item with one holding only `step`'s event: its mark (attribute
+    /// name and JSON) and its window.
+    async fn restart_pair_item(
+        &self,
+        pk: &str,
+        step: &PairStep<'_>,
+        mark: Option<(&str, &str)>,
+        expires: Seconds,
+    ) -> Result<(), StateError> {
+        let mut call = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item(KEY_ATTRIBUTE, s(pk))
+            .item(TTL_ATTRIBUTE, n(expires));
+        if let Some((name, json)) = mark {
+            call = call.item(name, s(json));
+        }
+        if step.open_window {
+            call = call
+                .item(WINDOW_OPENED, n(step.now))
+                .item(WINDOW_OPENED_BY, s(step.event_id));
+        }
+        call.send()
+            .await
+            .map_err(|err| state_error("PutItem", err))?;
+        Ok(())
+    }
+
+    /// A distinct set's housekeeping: removes `dropped` values (at most [`MAX_REMOVALS`]), puts
+    /// back a `later` time of the value just written, and an expiry that was `lowered`.
+    async fn tidy_set(
+        &self,
+        pk: &str,
+        dropped: &[String],
+        (attribute, later): (&str, Option<Seconds>),
+        lowered: Option<Seconds>,
+    ) -> Result<(), StateError> {
+        let removed: Vec<String> = dropped
+            .iter()
+            .take(MAX_REMOVALS)
+            .map(|v| format!("{SET_VALUE}{v}"))
+            .collect();
+        let mut names: Vec<(String, &str)> = removed
+            .iter()
+            .enumerate()
+            .map(|(i, name)| (format!("#d{i}"), name.as_str()))
+            .collect();
+        let mut clauses = Vec::new();
+        if !names.is_empty() {
+            let list: Vec<&str> = names.iter().map(|(p, _)| p.as_str()).collect();
+            clauses.push(format!("REMOVE {}", list.join(", ")));
+        }
+        let mut sets = Vec::new();
+        let mut values = Vec::new();
+        if let Some(time) = later {
+            names.push(("#v".to_owned(), attribute));
+            sets.push("#v = :later");
+            values.push((":later", n(time)));
+        }
+        if let Some(ttl) = lowered {
+            names.push(("#ttl".to_owned(), TTL_ATTRIBUTE));
+            sets.push("#ttl = :ttl");
+            values.push((":ttl", n(ttl)));
+        }
+        if !sets.is_empty() {
+            clauses.push(format!("SET {}", sets.join(", ")));
+        }
+        let name_refs: Vec<(&str, &str)> =
+            names.iter().map(|(p, name)| (p.as_str(), *name)).collect();
+        // An unconditional write: its outcome is the old item, which nothing needs.
+        let _ = self
+            .update(pk, &clauses.join(" "), None, &name_refs, values)
+            .await?;
+        Ok(())
+    }
+
     /// Removes `stale` marks (so an identity verified and deleted all day does not outgrow the
     /// item size limit) and puts back an expiry a late event `lowered`.
     async fn tidy(
@@ -564,23 +641,11 @@ impl State for DynamoState {
                 // it (which would also silence R3). Pairs with the dropped marks are lost, and
                 // the dropped window opens again.
                 tracing::warn!(error = %err, "identity item full; starting it again");
-                let mut call = self
-                    .client
-                    .put_item()
-                    .table_name(&self.table)
-                    .item(KEY_ATTRIBUTE, s(&pk))
-                    .item(TTL_ATTRIBUTE, n(expires));
-                if step.pair.is_some() {
-                    call = call.item(mark_attribute_name.as_str(), s(&mark_json));
-                }
-                if step.open_window {
-                    call = call
-                        .item(WINDOW_OPENED, n(step.now))
-                        .item(WINDOW_OPENED_BY, s(step.event_id));
-                }
-                call.send()
-                    .await
-                    .map_err(|err| state_error("PutItem", err))?;
+                let mark = step
+                    .pair
+                    .is_some()
+                    .then_some((mark_attribute_name.as_str(), mark_json.as_str()));
+                self.restart_pair_item(&pk, &step, mark, expires).await?;
                 return Ok(PairOutcome {
                     paired: Vec::new(),
                     opened: step.open_window,
@@ -657,43 +722,10 @@ impl State for DynamoState {
         let later = number(&old, &attribute).filter(|time| *time > now);
         let lowered = number(&old, TTL_ATTRIBUTE).filter(|ttl| *ttl > expires);
         if !step.dropped.is_empty() || later.is_some() || lowered.is_some() {
-            let removed: Vec<String> = step
-                .dropped
-                .iter()
-                .take(MAX_REMOVALS)
-                .map(|v| format!("{SET_VALUE}{v}"))
-                .collect();
-            let mut names: Vec<(String, &str)> = removed
-                .iter()
-                .enumerate()
-                .map(|(i, name)| (format!("#d{i}"), name.as_str()))
-                .collect();
-            let mut clauses = Vec::new();
-            if !names.is_empty() {
-                let list: Vec<&str> = names.iter().map(|(p, _)| p.as_str()).collect();
-                clauses.push(format!("REMOVE {}", list.join(", ")));
-            }
-            let mut sets = Vec::new();
-            let mut values = Vec::new();
-            if let Some(time) = later {
-                names.push(("#v".to_owned(), &attribute));
-                sets.push("#v = :later");
-                values.push((":later", n(time)));
-            }
-            if let Some(ttl) = lowered {
-                names.push(("#ttl".to_owned(), TTL_ATTRIBUTE));
-                sets.push("#ttl = :ttl");
-                values.push((":ttl", n(ttl)));
-            }
-            if !sets.is_empty() {
-                clauses.push(format!("SET {}", sets.join(", ")));
-            }
-            let name_refs: Vec<(&str, &str)> =
-                names.iter().map(|(p, name)| (p.as_str(), *name)).collect();
-            if let Err(err) = self
-                .update(&pk, &clauses.join(" "), None, &name_refs, values)
-                .await
-            {
+            let tidied = self
+                .tidy_set(&pk, &step.dropped, (&attribute, later), lowered)
+                .await;
+            if let Err(err) = tidied {
                 tracing::warn!(error = %err, "distinct set housekeeping failed; the next write redoes it");
             }
         }
