@@ -124,12 +124,7 @@ impl Engine {
         state: &S,
         out: &mut Evaluation,
     ) -> Result<(), StateError> {
-        let signal = Signal::new(
-            finding.rule,
-            finding.severity,
-            finding.subject,
-            finding.related_event_ids,
-        );
+        let signal = Signal::of(finding);
         let expires = event.time.saturating_add(CLAIM_RETENTION);
         match state
             .claim_signal(&signal.signal_id, event.time, expires)

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::model::{Severity, Subject};
-use crate::rules::RuleMeta;
+use crate::rules::{Finding, RuleMeta};
 use crate::text::truncate;
 
 /// Namespace of the deterministic signal ids (UUID v5 of rule id and event ids).
@@ -26,8 +26,11 @@ pub struct Signal {
     pub technique_name: String,
     #[serde(flatten)]
     pub subject: Subject,
-    /// Other events the signal rests on (for verify-then-delete: the add).
+    /// Other events the signal rests on (for verify-then-delete: the adds).
     pub related_event_ids: Vec<String>,
+    /// Rule-specific facts (absent when a rule gives none).
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub details: serde_json::Map<String, serde_json::Value>,
     pub triage: Vec<String>,
 }
 
@@ -39,6 +42,36 @@ impl Signal {
         related_event_ids: Vec<String>,
     ) -> Self {
         let signal_id = signal_id(rule.id, &subject, &related_event_ids);
+        Self::with_id(signal_id, rule, severity, subject, related_event_ids)
+    }
+
+    /// The signal of a finding: its id from the rule, the event and (unless the finding says
+    /// the event alone names it) the related events.
+    pub fn of(finding: Finding) -> Self {
+        let keyed_on: &[String] = if finding.id_from_related {
+            &finding.related_event_ids
+        } else {
+            &[]
+        };
+        let signal_id = signal_id(finding.rule.id, &finding.subject, keyed_on);
+        let mut signal = Self::with_id(
+            signal_id,
+            finding.rule,
+            finding.severity,
+            finding.subject,
+            finding.related_event_ids,
+        );
+        signal.details = finding.details;
+        signal
+    }
+
+    fn with_id(
+        signal_id: String,
+        rule: &RuleMeta,
+        severity: Severity,
+        subject: Subject,
+        related_event_ids: Vec<String>,
+    ) -> Self {
         let triage = rule
             .triage
             .iter()
@@ -55,6 +88,7 @@ impl Signal {
             technique_name: rule.technique_name.to_owned(),
             subject,
             related_event_ids,
+            details: serde_json::Map::new(),
             triage,
         }
     }

@@ -678,7 +678,9 @@ fn r4_a_delete_that_arrives_before_its_add_still_fires_when_the_add_arrives() {
 }
 
 #[test]
-fn r4_fires_once_per_add_delete_pair() {
+fn r4_fires_at_most_once_per_delete_event() {
+    // A replayed delete and add, and a second add arriving after the delete's signal: one
+    // signal, about the delete, naming the add it paired with when it fired.
     let signals = run(&[
         verify("a@example.com").id("add").at(0),
         delete("a@example.com").id("del").at(10),
@@ -690,13 +692,59 @@ fn r4_fires_once_per_add_delete_pair() {
         .iter()
         .map(|s| (s.subject.event_id.clone(), s.related_event_ids.clone()))
         .collect();
+    assert_eq!(pairs, [("del".to_owned(), vec!["add".to_owned()])]);
+}
+
+#[test]
+fn r4_names_the_newest_twenty_adds_a_delete_pairs_with_and_counts_them_all() {
+    let mut records: Vec<R> = (0..25)
+        .map(|i| verify("a@example.com").id(&format!("add-{i:02}")).at(i))
+        .collect();
+    records.push(delete("a@example.com").id("del").at(30));
+    let signals = run(&records);
+    let r4 = of_rule(&signals, R4);
+    assert_eq!(r4.len(), 1, "{:?}", fired(&signals));
+    let expected: Vec<String> = (5..25).rev().map(|i| format!("add-{i:02}")).collect();
     assert_eq!(
-        pairs,
-        [
-            ("del".to_owned(), vec!["add".to_owned()]),
-            ("del".to_owned(), vec!["add2".to_owned()])
-        ]
+        r4[0].related_event_ids, expected,
+        "newest first, 20 of them"
     );
+    assert_eq!(r4[0].details.get("paired_adds"), Some(&json!(25)));
+    // The signal is named by the delete alone: the same id whichever adds it lists.
+    let one_add = run(&[
+        verify("a@example.com").id("add-24").at(24),
+        delete("a@example.com").id("del").at(30),
+    ]);
+    assert_eq!(of_rule(&one_add, R4)[0].signal_id, r4[0].signal_id);
+}
+
+#[test]
+fn r4_an_identity_verified_and_deleted_all_hour_gives_one_signal_per_delete() {
+    // 300 verifies and 300 deletes of one identity in an hour: at most one signal per delete
+    // (the pinned semantics used to give one per pair: 45,150 here).
+    let mut records = Vec::new();
+    for i in 0..300 {
+        records.push(
+            verify("a@example.com")
+                .id(&format!("add-{i}"))
+                .at_seconds(i * 12),
+        );
+        records.push(
+            delete("a@example.com")
+                .id(&format!("del-{i}"))
+                .at_seconds(i * 12 + 6),
+        );
+    }
+    let signals = run(&records);
+    let r4 = of_rule(&signals, R4);
+    assert_eq!(r4.len(), 300);
+    // All 300 adds are within the hour before del-299; the state keeps the newest 32 of them
+    // (bounded whatever the input), of which the signal names 20.
+    let last = r4.iter().find(|s| s.subject.event_id == "del-299");
+    let last = last.expect("del-299 fired");
+    assert_eq!(last.related_event_ids.len(), 20);
+    assert_eq!(last.related_event_ids[0], "add-299");
+    assert_eq!(last.details.get("paired_adds"), Some(&json!(32)));
 }
 
 // ---------------------------------------------------------------- R5

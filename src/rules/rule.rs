@@ -177,6 +177,11 @@ pub struct Finding {
     pub subject: Subject,
     pub time: Seconds,
     pub related_event_ids: Vec<String>,
+    /// Whether the related events take part in the signal's id (the default). False when the
+    /// event alone names the signal, so it is given once whatever events relate to it.
+    pub id_from_related: bool,
+    /// Rule-specific facts for the signal's `details`.
+    pub details: serde_json::Map<String, serde_json::Value>,
 }
 
 impl Finding {
@@ -188,6 +193,8 @@ impl Finding {
             subject: event.subject.clone(),
             time: event.time,
             related_event_ids: Vec::new(),
+            id_from_related: true,
+            details: serde_json::Map::new(),
         }
     }
 }

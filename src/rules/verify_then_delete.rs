@@ -4,7 +4,9 @@
 //! region, the delete strictly after the add and within the sequence window. Unlike Elastic's
 //! sequence-by-user rule, the deleted identity must be the one added (compared lowercased, ARN
 //! forms reduced to the name). Arrival order does not matter: whichever of the two arrives second
-//! finds the first in state. One signal per add/delete pair; the signal describes the delete.
+//! finds the first in state. At most one signal per delete: it describes the delete and lists
+//! the adds it pairs with (newest first, at most [`MAX_RELATED`]; `details.paired_adds` counts
+//! them all), so an identity verified and deleted all day cannot flood the sink.
 
 use super::{Answer, Ask, Context, Decision, Detection, Event, Finding, Op, RuleMeta, SuppressOn};
 use super::{Severity, Trigger, shared};
@@ -80,32 +82,69 @@ impl Detection for VerifyThenDelete {
         })
     }
 
-    /// One finding per event of the other side the event pairs with.
+    /// At most one finding per delete, named by the delete alone: a delete's finding lists
+    /// the adds it pairs with; an add that arrives after its delete gives the delete's finding
+    /// (published only if the delete gave none: the signal id is the same).
     fn decide(&self, event: &Event, answer: Answer, _: &Context) -> Decision {
         let Answer::Paired(paired) = answer else {
             return Decision::default();
         };
-        let side = side(event);
-        let findings = paired
-            .into_iter()
-            .map(|other| {
-                // The finding describes the delete and names the add as related.
-                let (add_id, subject, time) = match side {
-                    Side::Add => (event.event_id.to_owned(), other.subject, other.time),
-                    Side::Delete => (other.event_id, event.subject.clone(), event.time),
-                };
-                Finding {
-                    rule: &RULE,
-                    severity: RULE.severity,
-                    subject,
-                    time,
-                    related_event_ids: vec![add_id],
-                }
-            })
-            .collect();
+        let findings = match side(event) {
+            Side::Delete if paired.is_empty() => Vec::new(),
+            Side::Delete => {
+                let count = paired.len();
+                let mut adds = paired;
+                adds.sort_by(|a, b| {
+                    b.time
+                        .cmp(&a.time)
+                        .then_with(|| a.event_id.cmp(&b.event_id))
+                });
+                let related = adds
+                    .into_iter()
+                    .take(MAX_RELATED)
+                    .map(|add| add.event_id)
+                    .collect();
+                vec![finding(event.subject.clone(), event.time, related, count)]
+            }
+            Side::Add => paired
+                .into_iter()
+                .map(|delete| {
+                    finding(
+                        delete.subject,
+                        delete.time,
+                        vec![event.event_id.to_owned()],
+                        1,
+                    )
+                })
+                .collect(),
+        };
         Decision {
             findings,
             deduplicated: 0,
         }
+    }
+}
+
+/// The most adds a signal names in `related_event_ids` (newest first); `details.paired_adds`
+/// gives the full count.
+pub const MAX_RELATED: usize = 20;
+
+/// The finding about a delete, with the adds it pairs with.
+fn finding(
+    delete: crate::model::Subject,
+    time: crate::model::Seconds,
+    adds: Vec<String>,
+    paired_adds: usize,
+) -> Finding {
+    let mut details = serde_json::Map::new();
+    details.insert("paired_adds".to_owned(), paired_adds.into());
+    Finding {
+        rule: &RULE,
+        severity: RULE.severity,
+        subject: delete,
+        time,
+        related_event_ids: adds,
+        id_from_related: false,
+        details,
     }
 }

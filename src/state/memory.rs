@@ -3,7 +3,9 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use super::{Claim, Mark, PairOutcome, PairStep, Side, Sighting, State, StateError, pairs};
+use super::{
+    Claim, Mark, PairOutcome, PairStep, Side, Sighting, State, StateError, keep_newest_marks, pairs,
+};
 use crate::model::{FailureKind, Seconds};
 
 /// The in-memory state of `sesguard scan`. Expired entries are dropped now and then, once the
@@ -138,6 +140,12 @@ impl Inner {
             let expires = mark.time.saturating_add(window);
             marks.push((side, mark.clone(), expires));
         }
+        let (_, dropped) = keep_newest_marks(marks.iter().map(|(s, m, _)| (*s, m)));
+        let dropped: Vec<(Side, String)> = dropped
+            .into_iter()
+            .map(|(s, m)| (s, m.event_id.clone()))
+            .collect();
+        marks.retain(|(s, m, _)| !dropped.iter().any(|(ds, id)| ds == s && *id == m.event_id));
         marks
             .iter()
             .filter(|(s, other, _)| *s != side && pairs(side, mark.time, other.time, window))

@@ -231,6 +231,41 @@ pub trait State: Sync {
     ) -> impl Future<Output = Result<(), StateError>> + Send;
 }
 
+/// The most marks a pairing keeps per side of one key, the newest by time (ties: the smaller
+/// event id first): state stays bounded whatever an attacker sends, and the marks of a
+/// delete's window are the newest.
+pub const MAX_MARKS_PER_SIDE: usize = 32;
+
+/// Marks with their side.
+pub type SideMarks<'m> = Vec<(Side, &'m Mark)>;
+
+/// The marks of a pairing to keep, newest first per side (see [`MAX_MARKS_PER_SIDE`]), and
+/// the event ids of those to drop. Every adapter decides with this, so they agree.
+pub fn keep_newest_marks<'m>(
+    marks: impl IntoIterator<Item = (Side, &'m Mark)>,
+) -> (SideMarks<'m>, SideMarks<'m>) {
+    let mut all: Vec<(Side, &Mark)> = marks.into_iter().collect();
+    all.sort_by(|(sa, a), (sb, b)| {
+        (*sa as u8)
+            .cmp(&(*sb as u8))
+            .then(b.time.cmp(&a.time))
+            .then_with(|| a.event_id.cmp(&b.event_id))
+    });
+    let mut kept = Vec::new();
+    let mut dropped = Vec::new();
+    let mut per_side = [0usize; 2];
+    for (side, mark) in all {
+        let count = &mut per_side[side as usize];
+        *count += 1;
+        if *count <= MAX_MARKS_PER_SIDE {
+            kept.push((side, mark));
+        } else {
+            dropped.push((side, mark));
+        }
+    }
+    (kept, dropped)
+}
+
 /// The most bytes of a value [`State::distinct_in_window`] keeps.
 pub const MAX_VALUE_BYTES: usize = 200;
 

@@ -107,11 +107,54 @@ async fn table(sdk: &aws_config::SdkConfig, counter: Option<CallCounter>) -> Dyn
         .send()
         .await
         .expect("ttl");
-    let mut config = aws_sdk_dynamodb::config::Builder::from(sdk);
+    // Every request checked against DynamoDB's limits that moto does not enforce.
+    let mut config = aws_sdk_dynamodb::config::Builder::from(sdk).interceptor(DynamoLimits);
     if let Some(counter) = counter {
         config = config.interceptor(counter);
     }
     DynamoState::new(aws_sdk_dynamodb::Client::from_conf(config.build()), name)
+}
+
+/// DynamoDB's limits on a request that moto does not enforce: each expression at most 4 KB.
+/// A request over them fails here as DynamoDB would fail it (a ValidationException), so no
+/// test passes on a request the real service refuses.
+#[derive(Debug)]
+struct DynamoLimits;
+
+const MAX_EXPRESSION_BYTES: usize = 4 * 1024;
+
+impl aws_smithy_runtime_api::client::interceptors::Intercept for DynamoLimits {
+    fn name(&self) -> &'static str {
+        "DynamoLimits"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef<'_>,
+        _components: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponents,
+        _cfg: &mut aws_smithy_types::config_bag::ConfigBag,
+    ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
+        let Some(body) = context.request().body().bytes() else {
+            return Ok(());
+        };
+        let request: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+        for field in [
+            "UpdateExpression",
+            "ConditionExpression",
+            "ProjectionExpression",
+            "KeyConditionExpression",
+            "FilterExpression",
+        ] {
+            let length = request[field].as_str().map_or(0, str::len);
+            if length > MAX_EXPRESSION_BYTES {
+                return Err(format!(
+                    "ValidationException: {field} is {length} bytes, over DynamoDB's 4 KB"
+                )
+                .into());
+            }
+        }
+        Ok(())
+    }
 }
 
 fn mark(id: &str, time: i64) -> Mark {
@@ -1179,4 +1222,82 @@ async fn an_identity_deleted_hundreds_of_times_never_blocks_its_events() {
         .await
         .expect("add");
     assert!(found.iter().any(|m| m.event_id == "last-del"), "{found:?}");
+}
+
+#[tokio::test]
+async fn an_identity_verified_700_times_then_touched_a_day_later_still_answers() {
+    let Some(endpoint) = endpoint() else { return };
+    let sdk = sdk(&endpoint).await;
+    let state = table(&sdk, None).await;
+    for i in 0..700 {
+        let add = mark(&format!("verify-{i:03}"), 1_000 + i);
+        state
+            .pair("i", Side::Add, &add, 3_600)
+            .await
+            .unwrap_or_else(|e| panic!("verify {i}: {e}"));
+    }
+    // A day later: every mark is stale. Housekeeping removes a bounded number a call (the
+    // expression stays within 4 KB, checked by DynamoLimits), and the events still answer.
+    let day = 86_400;
+    let delete = mark("delete", 1_700 + day);
+    let found = state
+        .pair("i", Side::Delete, &delete, 3_600)
+        .await
+        .expect("delete a day later");
+    assert!(found.is_empty(), "{found:?}");
+    let again = mark("verify-again", 1_800 + day);
+    state
+        .pair("i", Side::Add, &again, 3_600)
+        .await
+        .expect("verify a day later");
+    let late_delete = mark("delete-2", 1_900 + day);
+    let found = state
+        .pair("i", Side::Delete, &late_delete, 3_600)
+        .await
+        .expect("delete after it");
+    let ids: Vec<&str> = found.iter().map(|m| m.event_id.as_str()).collect();
+    assert_eq!(ids, ["verify-again"]);
+}
+
+#[tokio::test]
+async fn five_thousand_adds_then_a_delete_give_the_one_verify_then_delete_signal() {
+    let Some(endpoint) = endpoint() else { return };
+    let sdk = sdk(&endpoint).await;
+    let handler = Handler::new(
+        Engine::default(),
+        table(&sdk, None).await,
+        Collect::default(),
+    );
+    let base: Value = serde_json::from_str(&sample("ses-VerifyEmailIdentity.json")).expect("json");
+    let start = 1_772_442_000;
+    for i in 0..5_000 {
+        let mut add = base.clone();
+        add["detail"]["eventID"] = Value::from(format!("flood-{i}"));
+        add["detail"]["eventTime"] = Value::from(sesguard::time::format(start + i));
+        handler
+            .handle(&add.to_string(), "flood", &mut Counts::default())
+            .await
+            .unwrap_or_else(|e| panic!("add {i}: {e}"));
+    }
+    let mut delete: Value = serde_json::from_str(&sample("ses-DeleteIdentity.json")).expect("json");
+    delete["detail"]["eventID"] = Value::from("the-delete");
+    delete["detail"]["eventTime"] = Value::from(sesguard::time::format(start + 5_010));
+    handler
+        .handle(&delete.to_string(), "delete", &mut Counts::default())
+        .await
+        .expect("delete");
+    let signals = handler.sink().collected().signals;
+    let r4: Vec<&Signal> = signals
+        .iter()
+        .filter(|s| s.rule_id == "ses-verify-then-delete")
+        .collect();
+    assert_eq!(
+        r4.len(),
+        1,
+        "{:?}",
+        signals.iter().map(|s| &s.rule_id).collect::<Vec<_>>()
+    );
+    assert_eq!(r4[0].subject.event_id, "the-delete");
+    assert_eq!(r4[0].related_event_ids.len(), 20);
+    assert_eq!(r4[0].related_event_ids[0], "flood-4999");
 }

@@ -11,7 +11,7 @@
 //! | `meta#first-event` | `time` | [`State::first_event_time`] (once, conditional put; cached per container) |
 //! | `seen#<key>` | `last_seen`, `new_by` (event that made it new), `expires_at` = last_seen + forget | [`State::sight`] (R2) |
 //! | `window#<key>` | `opened`, `opened_by`, `expires_at` = opened + window + 1 day | [`State::open_window`] (R1/R3 dedup) |
-//! | `pair#<key>` (one per identity: account, region, name) | R4: one attribute per remembered event, `a:<eventID>` (add) or `d:<eventID>` (delete), holding `{"time","event_id","subject"}` as JSON; R5: its dedup window, `w_opened`, `w_by`; `expires_at` = newest event + max(sequence window, dedup window) + 1 day | [`State::pair_and_window`] (R4 and R5) |
+//! | `pair#<key>` (one per identity: account, region, name) | R4: one attribute per remembered event, `a:<eventID>` (add) or `d:<eventID>` (delete), holding `{"time","event_id","subject"}` as JSON, the newest 32 of each side kept (older ones and stale ones removed, at most 20 a call); R5: its dedup window, `w_opened`, `w_by`; `expires_at` = newest event + max(sequence window, dedup window) + 1 day | [`State::pair_and_window`] (R4 and R5) |
 //! | `set#<key>` | one attribute per value, `v:<value>`, holding its latest time; at most the caller's `max` values; `expires_at` = newest time + window + 1 day | [`State::distinct_in_window`], [`State::count_in_window`] |
 //! | `signal#<signal_id>` | `status` (`pending` or `published`), `claimed_at` (wall-clock ms, for the lease), `expires_at` | [`State::claim_signal`], [`State::mark_published`] |
 //!
@@ -49,8 +49,8 @@ use uuid::Uuid;
 
 use sesguard::model::{DAY, FailureKind, Seconds, Subject};
 use sesguard::state::{
-    Claim, MAX_VALUE_BYTES, Mark, PairOutcome, PairStep, Side, Sighting, State, StateError, pairs,
-    record_distinct,
+    Claim, MAX_VALUE_BYTES, Mark, PairOutcome, PairStep, Side, Sighting, State, StateError,
+    keep_newest_marks, pairs, record_distinct,
 };
 
 /// The key attribute and the TTL attribute; `template.yaml` must declare the same names.
@@ -152,8 +152,9 @@ fn compact(subject: &Subject) -> Subject {
 
 /// The attribute name prefix of a value in a distinct set (`set#<key>` items).
 const SET_VALUE: &str = "v:";
-/// Most values one housekeeping call removes from a distinct set.
-const MAX_REMOVALS: usize = 50;
+/// Most attributes one housekeeping call removes (a distinct set's values, a pairing's marks):
+/// the expression stays far below DynamoDB's 4 KB whatever the input.
+const MAX_REMOVALS: usize = 20;
 
 /// The attributes of R5's dedup window on an identity item.
 const WINDOW_OPENED: &str = "w_opened";
@@ -186,38 +187,58 @@ fn window_in(old: &Item, event_id: &str, now: Seconds, window: Seconds) -> Windo
     }
 }
 
-/// The marks of `old` that `mark` pairs with (sorted), and the attributes of marks too old to
-/// pair with anything still to come.
+/// The marks of `old` that `mark` pairs with (sorted), and the attributes to remove: marks
+/// beyond [`sesguard::state::MAX_MARKS_PER_SIDE`] (the oldest) and marks too old to pair with anything still to
+/// come, at most [`MAX_REMOVALS`] a call (the rest go with the next events).
 fn pairs_in(old: &Item, side: Side, mark: &Mark, window: Seconds) -> (Vec<Mark>, Vec<String>) {
-    let other = match side {
-        Side::Add => "d:",
-        Side::Delete => "a:",
-    };
-    let mut found = Vec::new();
-    let mut stale = Vec::new();
+    let mut marks: Vec<(Side, Mark, &str)> = Vec::new();
     for (name, value) in old {
-        let Some(side_tag) = name.get(..2).filter(|tag| *tag == "a:" || *tag == "d:") else {
-            continue;
+        let stored_side = match name.get(..2) {
+            Some("a:") => Side::Add,
+            Some("d:") => Side::Delete,
+            _ => continue,
         };
-        let Some(other_mark) = value
+        let Some(stored) = value
             .as_s()
             .ok()
             .and_then(|j| serde_json::from_str::<StoredMark>(j).ok())
         else {
             continue;
         };
-        if other_mark.time.saturating_add(window).saturating_add(DAY) < mark.time {
-            stale.push(name.clone());
-        } else if side_tag == other && pairs(side, mark.time, other_mark.time, window) {
-            found.push(Mark {
-                event_id: other_mark.event_id,
-                time: other_mark.time,
-                subject: other_mark.subject,
-            });
+        let stored = Mark {
+            event_id: stored.event_id,
+            time: stored.time,
+            subject: stored.subject,
+        };
+        marks.push((stored_side, stored, name.as_str()));
+    }
+    // This event's own mark, just written (unless this is a replay and it is there already).
+    let own = mark_attribute(side, &mark.event_id);
+    if !marks
+        .iter()
+        .any(|(s, m, _)| *s == side && m.event_id == mark.event_id)
+    {
+        marks.push((side, mark.clone(), own.as_str()));
+    }
+    let (kept, dropped) = keep_newest_marks(marks.iter().map(|(s, m, _)| (*s, m)));
+    let name_of = |m: &Mark| {
+        marks
+            .iter()
+            .find(|(_, other, _)| std::ptr::eq(other, m))
+            .map(|(_, _, name)| (*name).to_owned())
+    };
+    let mut remove: Vec<String> = dropped.iter().filter_map(|(_, m)| name_of(m)).collect();
+    let mut found = Vec::new();
+    for (other_side, other) in kept {
+        if other.time.saturating_add(window).saturating_add(DAY) < mark.time {
+            remove.extend(name_of(other));
+        } else if other_side != side && pairs(side, mark.time, other.time, window) {
+            found.push(other.clone());
         }
     }
+    remove.truncate(MAX_REMOVALS);
     found.sort_by(|a, b| (a.time, &a.event_id).cmp(&(b.time, &b.event_id)));
-    (found, stale)
+    (found, remove)
 }
 
 #[derive(Serialize, Deserialize)]
@@ -679,7 +700,11 @@ impl State for DynamoState {
         // expiry. Put it back, or DynamoDB would delete marks and a window still needed.
         let lowered = number(&old, TTL_ATTRIBUTE).filter(|ttl| *ttl > expires);
         if !stale.is_empty() || lowered.is_some() {
-            self.tidy(&pk, &stale, lowered).await?;
+            // Housekeeping never fails the evaluation: what it leaves is bounded and the next
+            // event's step redoes it.
+            if let Err(err) = self.tidy(&pk, &stale, lowered).await {
+                tracing::warn!(error = %err, "identity item housekeeping failed; the next event redoes it");
+            }
         }
         Ok(PairOutcome { paired, opened })
     }
