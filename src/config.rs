@@ -12,7 +12,7 @@
 //! rule = "ses-discovery-long-term-key"   # optional: all rules when absent
 //! principal = "arn:aws:iam::111122223333:user/ci-*"   # optional glob on the principal
 //! source_ip = "203.0.113.0/24"           # optional CIDR (or one address)
-//! user_agent = "*Terraform*"             # optional glob
+//! user_agent = "*Terraform*"             # optional glob; only with principal or source_ip
 //! expires = "2027-01-01"                 # optional; compared with event time
 //! reason = "deploy pipeline health check"
 //! ```
@@ -251,6 +251,17 @@ impl Suppression {
             && suppression.user_agent.is_none()
         {
             return Err("matches every signal of every rule; give at least one of rule, principal, source_ip, user_agent".to_owned());
+        }
+        if suppression.user_agent.is_some()
+            && suppression.principal.is_none()
+            && suppression.source_ip.is_none()
+        {
+            // The caller writes its own user agent: alone, it would let an attacker holding a
+            // key silence the rule by sending the agent the entry names.
+            return Err(
+                "user_agent is chosen by the caller: give principal or source_ip with it"
+                    .to_owned(),
+            );
         }
         Ok(suppression)
     }

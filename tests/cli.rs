@@ -909,6 +909,45 @@ fn a_suppression_with_an_unknown_rule_id_is_a_config_error() {
 }
 
 #[test]
+fn a_suppression_on_the_user_agent_alone_is_a_config_error() {
+    // The caller chooses its user agent: an attacker would send the one the entry names.
+    let dir = config_dir("[[suppressions]]\nuser_agent = \"*Terraform*\"\n");
+    assert_usage_error(
+        dir.path(),
+        &["scan", "--config", "sesguard.toml", "events.json"],
+        &[
+            "sesguard: error: ",
+            "suppression 1",
+            "user_agent is chosen by the caller",
+        ],
+    );
+    let dir =
+        config_dir("[[suppressions]]\nrule = \"ses-modification\"\nuser_agent = \"*Terraform*\"\n");
+    assert_usage_error(
+        dir.path(),
+        &["scan", "--config", "sesguard.toml", "events.json"],
+        &[
+            "sesguard: error: ",
+            "suppression 1",
+            "give principal or source_ip",
+        ],
+    );
+    let dir =
+        config_dir("[[suppressions]]\nprincipal = \"*:user/ci-*\"\nuser_agent = \"*Terraform*\"\n");
+    sesguard()
+        .current_dir(dir.path())
+        .args([
+            "scan",
+            "--config",
+            "sesguard.toml",
+            "--quiet",
+            "events.json",
+        ])
+        .assert()
+        .success();
+}
+
+#[test]
 fn a_suppression_with_a_bad_cidr_is_a_config_error() {
     let dir = config_dir("[[suppressions]]\nsource_ip = \"203.0.113.0/33\"\n");
     assert_usage_error(

@@ -125,6 +125,20 @@ fn r1_and_r2_ignore_aws_service_callers_invoked_by_and_service_linked_roles() {
 }
 
 #[test]
+fn a_user_whose_arn_merely_contains_a_service_role_path_is_a_principal() {
+    // The exclusion reads the ARN's parts: this is an IAM user with an AKIA key, whatever its
+    // name says.
+    for arn in [
+        "arn:aws:iam::111122223333:user/x:role/aws-service-role/backdoor",
+        "arn:aws:iam::111122223333:user/AWSServiceRoleForBackdoor",
+    ] {
+        let signals = run(&[ses("GetAccount").user_arn(arn)]);
+        assert_eq!(count(&signals, R1), 1, "{arn}: {:?}", fired(&signals));
+        assert_eq!(count(&signals, R2), 1, "{arn}: {:?}", fired(&signals));
+    }
+}
+
+#[test]
 fn r1_dedups_the_same_account_principal_and_key_within_dedup_minutes_after_the_one_that_fired() {
     let signals = run(&[
         ses("GetAccount").id("a").at(0),
@@ -180,14 +194,26 @@ fn r2_fires_on_the_first_sighting_of_a_principal_for_each_enumeration_call() {
         "ListEmailIdentities",
         "GetSendQuota",
         "GetIdentityVerificationAttributes",
+        "ListVerifiedEmailAddresses",
+        "GetEmailIdentity",
+        "GetSendStatistics",
     ] {
         let signals = run(&[ses(name)]);
         assert_eq!(count(&signals, R2), 1, "{name}");
     }
-    let quotas = ses("ListServiceQuotas")
-        .source("servicequotas.amazonaws.com")
-        .params(json!({"serviceCode": "ses"}));
-    assert_eq!(count(&run(&[quotas]), R2), 1);
+    for name in [
+        "ListServiceQuotas",
+        "GetServiceQuota",
+        "ListAWSDefaultServiceQuotas",
+    ] {
+        // The service code compares case-insensitively (as the EventBridge pattern does).
+        for code in ["ses", "SES", "Ses"] {
+            let quotas = ses(name)
+                .source("servicequotas.amazonaws.com")
+                .params(json!({"serviceCode": code, "quotaCode": "L-804C8AE8"}));
+            assert_eq!(count(&run(&[quotas]), R2), 1, "{name} {code}");
+        }
+    }
 }
 
 #[test]
@@ -408,6 +434,15 @@ fn r3_fires_low_on_every_identity_modification_call_v2_and_v1() {
         (
             "DeleteVerifiedEmailAddress",
             json!({"emailAddress": "a@example.com"}),
+        ),
+        // Sending authorisation for another account.
+        (
+            "PutIdentityPolicy",
+            json!({"identity": "example.com", "policyName": "p", "policy": "{}"}),
+        ),
+        (
+            "CreateEmailIdentityPolicy",
+            json!({"emailIdentity": "example.com", "policyName": "p", "policy": "{}"}),
         ),
     ] {
         let signals = run(&[ses(name).params(params)]);
@@ -1016,7 +1051,7 @@ fn a_suppressed_match_leaves_no_state_that_hides_a_later_true_signal() {
 #[test]
 fn r4_suppressions_are_judged_on_the_delete_the_signal_describes() {
     let engine = engine(
-        "[[suppressions]]\nrule = \"ses-verify-then-delete\"\nuser_agent = \"*cleanup-job*\"\n",
+        "[[suppressions]]\nrule = \"ses-verify-then-delete\"\nprincipal = \"*:user/ses-ops-leaked\"\nuser_agent = \"*cleanup-job*\"\n",
     );
     let signals = run_with(
         &engine,

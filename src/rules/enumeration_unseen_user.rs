@@ -5,7 +5,7 @@
 //! the forget period is forgotten and fires again; every sighting refreshes it.
 
 use super::{Answer, Ask, Context, Decision, Detection, Event, Finding, Op, RuleMeta, SuppressOn};
-use super::{SERVICE_QUOTAS, Severity, Trigger};
+use super::{Severity, Trigger};
 use crate::model::Settings;
 use crate::state::Sighting;
 
@@ -29,11 +29,13 @@ pub const RULE: RuleMeta = RuleMeta {
         Trigger::ses("ListEmailIdentities"),
         Trigger::ses("GetSendQuota"),
         Trigger::ses("GetIdentityVerificationAttributes"),
-        Trigger {
-            event_source: SERVICE_QUOTAS,
-            event_name: "ListServiceQuotas",
-            service_code: Some("ses"),
-        },
+        // The v1 twin of ListIdentities, an identity's v2 details, and the sending statistics.
+        Trigger::ses("ListVerifiedEmailAddresses"),
+        Trigger::ses("GetEmailIdentity"),
+        Trigger::ses("GetSendStatistics"),
+        Trigger::quota("ListServiceQuotas", "ses"),
+        Trigger::quota("GetServiceQuota", "ses"),
+        Trigger::quota("ListAWSDefaultServiceQuotas", "ses"),
     ],
     suppress_on: SuppressOn::Event,
     seed: "001: Datadog OOTB rule, Amazon SES enumeration attempt by previously unseen user",

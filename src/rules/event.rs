@@ -118,23 +118,64 @@ pub fn counts_as_principal(user: &UserIdentity) -> bool {
         .as_ref()
         .and_then(|c| c.session_issuer.as_ref());
     let arns = [non_empty(&user.arn), issuer.and_then(|i| non_empty(&i.arn))];
-    let service_linked_arn = arns.into_iter().flatten().any(|arn| {
-        arn.contains(":role/aws-service-role/")
-            || role_name(arn).is_some_and(|n| n.starts_with("AWSServiceRoleFor"))
-    });
+    let service_linked_arn = arns
+        .into_iter()
+        .flatten()
+        .any(|arn| role_arn(arn).is_some_and(|role| role.is_service_linked()));
     let service_linked_name = issuer
         .and_then(|i| non_empty(&i.user_name))
         .is_some_and(|n| n.starts_with("AWSServiceRoleFor"));
     !(service_linked_arn || service_linked_name)
 }
 
-/// The role name in a role or assumed-role ARN.
-fn role_name(arn: &str) -> Option<&str> {
-    if let Some((_, rest)) = arn.split_once(":assumed-role/") {
-        return rest.split('/').next();
+/// A role named by an ARN, parsed structurally (an attacker's user name or path may hold any
+/// text, `:role/aws-service-role/` included).
+#[derive(Debug, PartialEq, Eq)]
+struct RoleArn<'a> {
+    /// The role's path without its leading `/` (`aws-service-role/ses.amazonaws.com/`); empty
+    /// for an assumed role, whose ARN has none.
+    path: &'a str,
+    name: &'a str,
+}
+
+impl RoleArn<'_> {
+    fn is_service_linked(&self) -> bool {
+        self.path.starts_with("aws-service-role/") || self.name.starts_with("AWSServiceRoleFor")
     }
-    arn.split_once(":role/")
-        .and_then(|(_, rest)| rest.rsplit('/').next())
+}
+
+/// `arn:<partition>:iam::<account>:role/<path><name>` or
+/// `arn:<partition>:sts::<account>:assumed-role/<name>/<session>`; anything else is not a role.
+fn role_arn(arn: &str) -> Option<RoleArn<'_>> {
+    let mut parts = arn.splitn(6, ':');
+    let (Some("arn"), Some(partition), Some(service), Some(_region), Some(account), Some(resource)) = (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) else {
+        return None;
+    };
+    if partition.is_empty() || account.is_empty() {
+        return None;
+    }
+    match service {
+        "iam" => {
+            let rest = resource.strip_prefix("role/")?;
+            let (path, name) = match rest.rfind('/') {
+                Some(at) => (&rest[..=at], &rest[at + 1..]),
+                None => ("", rest),
+            };
+            Some(RoleArn { path, name })
+        }
+        "sts" => {
+            let name = resource.strip_prefix("assumed-role/")?.split('/').next()?;
+            Some(RoleArn { path: "", name })
+        }
+        _ => None,
+    }
 }
 
 /// Identities compare case-insensitively, and a delete may name one by its ARN
@@ -145,4 +186,49 @@ pub fn identity_key(identity: &str) -> String {
         _ => identity,
     };
     name.to_lowercase()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn role_arns_are_parsed_structurally() {
+        let role = |arn| role_arn(arn);
+        assert_eq!(
+            role(
+                "arn:aws:iam::111122223333:role/aws-service-role/ses.amazonaws.com/AWSServiceRoleForX"
+            ),
+            Some(RoleArn {
+                path: "aws-service-role/ses.amazonaws.com/",
+                name: "AWSServiceRoleForX"
+            })
+        );
+        assert_eq!(
+            role("arn:aws-us-gov:sts::111122223333:assumed-role/AWSServiceRoleForConfig/s"),
+            Some(RoleArn {
+                path: "",
+                name: "AWSServiceRoleForConfig"
+            })
+        );
+        assert_eq!(
+            role("arn:aws:iam::111122223333:role/ops"),
+            Some(RoleArn {
+                path: "",
+                name: "ops"
+            })
+        );
+        for not_a_role in [
+            "arn:aws:iam::111122223333:user/x:role/aws-service-role/backdoor",
+            "arn:aws:iam::111122223333:user/AWSServiceRoleForX",
+            "arn:aws:s3:::role/aws-service-role/x",
+            "arn:aws:iam:::role/aws-service-role/x",
+            "role/aws-service-role/x",
+        ] {
+            assert!(
+                role(not_a_role).is_none_or(|r| !r.is_service_linked()),
+                "{not_a_role}"
+            );
+        }
+    }
 }

@@ -159,7 +159,9 @@ pub fn eventbridge_patterns() -> Vec<serde_json::Value> {
             let service = source.strip_suffix(".amazonaws.com").unwrap_or(source);
             let mut detail = serde_json::json!({"eventSource": [source], "eventName": names});
             if let Some(code) = code {
-                detail["requestParameters"] = serde_json::json!({"serviceCode": [code]});
+                // Case-insensitive, as the engine compares it.
+                detail["requestParameters"] =
+                    serde_json::json!({"serviceCode": [{"equals-ignore-case": code}]});
             }
             serde_json::json!({
                 "source": [format!("aws.{service}")],
@@ -210,12 +212,19 @@ mod tests {
                 .filter(|t| t.event_source == SES)
                 .count()
         );
-        assert_eq!(ses_names, 13);
+        assert_eq!(ses_names, 18);
         assert_eq!(patterns[1]["source"][0], "aws.servicequotas");
         assert_eq!(
             patterns[1]["detail"]["requestParameters"]["serviceCode"][0],
-            "ses"
+            serde_json::json!({"equals-ignore-case": "ses"})
         );
-        assert_eq!(patterns[1]["detail"]["eventName"][0], "ListServiceQuotas");
+        assert_eq!(
+            patterns[1]["detail"]["eventName"],
+            serde_json::json!([
+                "GetServiceQuota",
+                "ListAWSDefaultServiceQuotas",
+                "ListServiceQuotas"
+            ])
+        );
     }
 }

@@ -1,6 +1,8 @@
 //! R3 — Amazon SES modification attempt (seed 002), with its Tor case.
 //!
-//! Identity verification, creation and deletion, v2 calls and their v1 twins; failed calls count
+//! Identity verification, creation and deletion, v2 calls and their v1 twins, and sending
+//! authorisation policies put on an identity (`PutIdentityPolicy`, `CreateEmailIdentityPolicy`);
+//! failed calls count
 //! (an attempt). Severity low, high when the source IP is a Tor exit. One signal per
 //! (account, region, principal, eventName, identity) per dedup window.
 
@@ -29,6 +31,9 @@ pub const RULE: RuleMeta = RuleMeta {
         Trigger::ses("VerifyEmailAddress"),
         Trigger::ses("VerifyDomainIdentity"),
         Trigger::ses("DeleteVerifiedEmailAddress"),
+        // Sending authorisation: a policy on an identity lets another account send as it.
+        Trigger::ses("PutIdentityPolicy"),
+        Trigger::ses("CreateEmailIdentityPolicy"),
     ],
     suppress_on: SuppressOn::Event,
     seed: "002: Datadog OOTB rule, Amazon SES modification attempt",

@@ -27,6 +27,15 @@ impl Trigger {
         }
     }
 
+    /// A Service Quotas call about one service (`serviceCode`, compared case-insensitively).
+    pub const fn quota(event_name: &'static str, service_code: &'static str) -> Self {
+        Trigger {
+            event_source: super::SERVICE_QUOTAS,
+            event_name,
+            service_code: Some(service_code),
+        }
+    }
+
     /// Whether `record` is this call (the service code is checked by [`RuleMeta::triggered_by`]).
     pub(crate) fn matches_call(&self, record: &Record) -> bool {
         record.source() == self.event_source && record.name() == self.event_name
