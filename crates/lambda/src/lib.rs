@@ -5,6 +5,69 @@
 pub mod aws;
 
 use sesguard::lambda::HandlerError;
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::LevelFilter;
+
+/// Crates that log whole events (the runtime) or request and response bodies (the AWS SDK,
+/// HTTP, TLS) at DEBUG and TRACE: identities, user agents and access key ids would reach the
+/// logs. They stay at INFO (or quieter) whatever level the function is given.
+const NEVER_BELOW_INFO: &[&str] = &[
+    "lambda_runtime",
+    "lambda_runtime_api_client",
+    "aws_config",
+    "aws_sdk_dynamodb",
+    "aws_sdk_sns",
+    "aws_sigv4",
+    "aws_smithy_runtime",
+    "aws_smithy_runtime_api",
+    "aws_smithy_http",
+    "aws_smithy_http_client",
+    "aws_smithy_types",
+    "hyper",
+    "hyper_util",
+    "h2",
+    "rustls",
+    "tower",
+];
+
+/// The function's log level: `AWS_LAMBDA_LOG_LEVEL` (Lambda's logging controls), else a plain
+/// level in `RUST_LOG`, else INFO. Per-crate directives in `RUST_LOG` are not read: they could
+/// turn the SDK's body logging on.
+pub fn log_level(lookup: impl Fn(&str) -> Option<String>) -> LevelFilter {
+    ["AWS_LAMBDA_LOG_LEVEL", "RUST_LOG"]
+        .iter()
+        .find_map(|name| lookup(name).and_then(|v| v.trim().parse::<LevelFilter>().ok()))
+        .unwrap_or(LevelFilter::INFO)
+}
+
+/// The log filter for `level`: sesguard's own lines at `level`, the crates of
+/// [`NEVER_BELOW_INFO`] at most at INFO.
+pub fn log_filter(level: LevelFilter) -> EnvFilter {
+    let capped = level.min(LevelFilter::INFO);
+    NEVER_BELOW_INFO
+        .iter()
+        .filter_map(|target| format!("{target}={capped}").parse().ok())
+        .fold(
+            EnvFilter::default().add_directive(level.into()),
+            |filter, directive| filter.add_directive(directive),
+        )
+}
+
+/// Logs to stdout, as `lambda_runtime`'s default subscriber does (JSON when the function's log
+/// format is JSON), through [`log_filter`].
+pub fn init_logging() {
+    let lookup = |name: &str| std::env::var(name).ok();
+    let subscriber = tracing_subscriber::fmt()
+        .with_target(false)
+        .without_time()
+        .with_env_filter(log_filter(log_level(lookup)));
+    let json = lookup("AWS_LAMBDA_LOG_FORMAT").is_some_and(|f| f.eq_ignore_ascii_case("json"));
+    if json {
+        subscriber.json().init();
+    } else {
+        subscriber.init();
+    }
+}
 
 /// A failed invocation as the Lambda runtime reports it: `errorType` says what failed and
 /// whether a retry helps (`sesguard.StateUnavailable`, …), `errorMessage` is the error.
@@ -27,6 +90,81 @@ mod tests {
     use sesguard::deliver::SinkError;
     use sesguard::model::FailureKind;
     use sesguard::state::StateError;
+
+    #[test]
+    fn the_log_level_comes_from_lambda_then_a_plain_rust_log_level() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                pairs
+                    .iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| (*v).to_owned())
+            }
+        };
+        assert_eq!(log_level(env(&[])), LevelFilter::INFO);
+        assert_eq!(
+            log_level(env(&[
+                ("AWS_LAMBDA_LOG_LEVEL", "TRACE"),
+                ("RUST_LOG", "warn")
+            ])),
+            LevelFilter::TRACE
+        );
+        assert_eq!(log_level(env(&[("RUST_LOG", "debug")])), LevelFilter::DEBUG);
+        assert_eq!(
+            log_level(env(&[("RUST_LOG", "aws_smithy_runtime=trace")])),
+            LevelFilter::INFO,
+            "per-crate directives are not read"
+        );
+    }
+
+    /// What the lambda_runtime crate logs at TRACE for every invocation (the raw event),
+    /// through `filter`.
+    fn runtime_trace_through(filter: EnvFilter) -> String {
+        use std::sync::{Arc, Mutex};
+        #[derive(Clone, Default)]
+        struct Buffer(Arc<Mutex<Vec<u8>>>);
+        impl std::io::Write for Buffer {
+            fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+                if let Ok(mut b) = self.0.lock() {
+                    b.extend_from_slice(bytes);
+                }
+                Ok(bytes.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let buffer = Buffer::default();
+        let writer = buffer.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            // As lambda_runtime's api_response layer logs it.
+            tracing::trace!(
+                target: "lambda_runtime::layers::api_response",
+                body = r#"{"detail":{"userIdentity":{"accessKeyId":"AKIAIOSFODNN7EXAMPLE"}}}"#,
+                "raw JSON event received from Lambda"
+            );
+            tracing::debug!(target: "sesguard::deliver", "evaluated");
+        });
+        let bytes = buffer.0.lock().map(|b| b.clone()).unwrap_or_default();
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+
+    #[test]
+    fn at_trace_the_runtime_does_not_log_raw_events_but_sesguard_logs_its_detail() {
+        let capped = runtime_trace_through(log_filter(LevelFilter::TRACE));
+        assert!(capped.contains("evaluated"), "{capped}");
+        assert!(!capped.contains("AKIAIOSFODNN7EXAMPLE"), "{capped}");
+        // What the cap prevents.
+        let uncapped = runtime_trace_through(EnvFilter::new("trace"));
+        assert!(uncapped.contains("AKIAIOSFODNN7EXAMPLE"), "{uncapped}");
+        // A quieter level stays quieter for every crate.
+        let warn = runtime_trace_through(log_filter(LevelFilter::WARN));
+        assert!(warn.is_empty(), "{warn}");
+    }
 
     #[test]
     fn the_runtime_reports_the_error_type_and_the_whole_message() {

@@ -79,7 +79,7 @@ impl App {
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    lambda_runtime::tracing::init_default_subscriber();
+    sesguard_lambda::init_logging();
     let app = match start().await {
         Ok(app) => app,
         Err(err) => {

@@ -1301,3 +1301,73 @@ async fn five_thousand_adds_then_a_delete_give_the_one_verify_then_delete_signal
     assert_eq!(r4[0].related_event_ids.len(), 20);
     assert_eq!(r4[0].related_event_ids[0], "flood-4999");
 }
+
+// ---------------------------------------------------------------- logs at TRACE
+
+#[derive(Clone, Default)]
+struct LogBuffer(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        if let Ok(mut buffer) = self.0.lock() {
+            buffer.extend_from_slice(bytes);
+        }
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogBuffer {
+    type Writer = LogBuffer;
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+/// What one invocation on `ses-GetAccount.json` (two signals) logs through `filter`, with
+/// DynamoDB and SNS over HTTP (moto): the SDK runs its whole request path.
+async fn logs_with(filter: tracing_subscriber::EnvFilter) -> Option<String> {
+    let endpoint = endpoint()?;
+    let sdk = sdk(&endpoint).await;
+    let (publisher, _queue) = topic_with_queue(&sdk).await;
+    let handler = Handler::new(Engine::default(), table(&sdk, None).await, publisher);
+    let buffer = LogBuffer::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(buffer.clone())
+        .finish();
+    // The test's runtime runs on this thread: the subscriber sees every line of the call.
+    let guard = tracing::subscriber::set_default(subscriber);
+    let mut counts = Counts::default();
+    handler
+        .handle(&sample("ses-GetAccount.json"), "trace", &mut counts)
+        .await
+        .expect("handle");
+    drop(guard);
+    assert_eq!(counts.signal_count(), 2);
+    let bytes = buffer.0.lock().map(|b| b.clone()).unwrap_or_default();
+    Some(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// Values of the sample that must never be logged (they are in the event and the SNS message
+/// body). What lambda_runtime itself logs at TRACE (the raw event) is checked in the crate's
+/// unit tests (`log_filter`); this is the whole path of an invocation at TRACE.
+const PRIVATE: [&str; 3] = ["AKIAIOSFODNN7EXAMPLE", "ses-ops-leaked", "198.51.100.23"];
+
+#[tokio::test]
+async fn trace_logs_carry_sesguard_detail_but_no_credentials_or_personal_data() {
+    let filter = sesguard_lambda::log_filter(tracing_subscriber::filter::LevelFilter::TRACE);
+    let Some(logs) = logs_with(filter).await else {
+        return;
+    };
+    assert!(logs.contains("signal published"), "{logs}");
+    assert!(
+        logs.contains("evaluated"),
+        "sesguard's DEBUG lines are on: {logs}"
+    );
+    for value in PRIVATE {
+        assert!(!logs.contains(value), "{value} logged:\n{logs}");
+    }
+}
