@@ -52,6 +52,10 @@ pub struct Subject {
     pub identity: Option<String>,
     pub error_code: Option<String>,
     pub tor: bool,
+    /// Some text of the event no rule decides on (the user agent) was not valid JSON text and
+    /// was read with U+FFFD in place of what was wrong (absent when all was read as sent).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub text_replaced: bool,
 }
 
 /// Windows and periods, in seconds of event time.

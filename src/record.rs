@@ -30,8 +30,10 @@ pub struct Record<'a> {
     pub aws_region: Option<Cow<'a, str>>,
     #[serde(rename = "sourceIPAddress", borrow)]
     pub source_ip_address: Option<Cow<'a, str>>,
+    /// Read leniently: no rule decides on it, so a bad escape in it (an attacker's choice)
+    /// must not make the record malformed and hide it from every rule.
     #[serde(borrow)]
-    pub user_agent: Option<Cow<'a, str>>,
+    pub user_agent: Option<LenientText<'a>>,
     #[serde(borrow)]
     pub error_code: Option<Cow<'a, str>>,
     #[serde(rename = "eventID", borrow)]
@@ -222,6 +224,96 @@ fn same_member(key: &str, name: &str) -> bool {
     }
 }
 
+/// A string field no rule decides on, read leniently: an escape that is not valid JSON text (a
+/// lone surrogate, `\x`) becomes U+FFFD, a value that is not a string becomes empty, and
+/// `replaced` says so (the signal flags it).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct LenientText<'a> {
+    pub text: Cow<'a, str>,
+    pub replaced: bool,
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for LenientText<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw: &'de RawValue = Deserialize::deserialize(deserializer)?;
+        Ok(LenientText::read(raw.get()))
+    }
+}
+
+impl<'a> LenientText<'a> {
+    fn read(json: &'a str) -> Self {
+        if let Ok(Text(text)) = serde_json::from_str::<Text<'a>>(json) {
+            return LenientText {
+                text,
+                replaced: false,
+            };
+        }
+        let Some(inner) = json
+            .trim()
+            .strip_prefix('"')
+            .and_then(|rest| rest.strip_suffix('"'))
+        else {
+            return LenientText {
+                text: Cow::Borrowed(""),
+                replaced: true,
+            };
+        };
+        LenientText {
+            text: Cow::Owned(unescape_lossy(inner)),
+            replaced: true,
+        }
+    }
+}
+
+/// The text of a JSON string's inside, escapes decoded, anything invalid as U+FFFD.
+fn unescape_lossy(inner: &str) -> String {
+    let mut out = String::with_capacity(inner.len());
+    let mut chars = inner.chars().peekable();
+    let hex4 = |chars: &mut std::iter::Peekable<std::str::Chars<'_>>| -> Option<u32> {
+        let digits: String = (0..4).filter_map(|_| chars.next()).collect();
+        (digits.len() == 4)
+            .then(|| u32::from_str_radix(&digits, 16).ok())
+            .flatten()
+    };
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(if c.is_control() { '\u{FFFD}' } else { c });
+            continue;
+        }
+        let decoded = match chars.next() {
+            Some('"') => Some('"'),
+            Some('\\') => Some('\\'),
+            Some('/') => Some('/'),
+            Some('b') => Some('\u{8}'),
+            Some('f') => Some('\u{c}'),
+            Some('n') => Some('\n'),
+            Some('r') => Some('\r'),
+            Some('t') => Some('\t'),
+            Some('u') => match hex4(&mut chars) {
+                Some(high @ 0xD800..=0xDBFF) => {
+                    let mut rest = chars.clone();
+                    let low = (rest.next() == Some('\\') && rest.next() == Some('u'))
+                        .then(|| hex4(&mut rest))
+                        .flatten()
+                        .filter(|low| (0xDC00..=0xDFFF).contains(low));
+                    match low {
+                        Some(low) => {
+                            chars = rest;
+                            char::from_u32(0x10000 + ((high - 0xD800) << 10) + (low - 0xDC00))
+                        }
+                        None => None,
+                    }
+                }
+                Some(code) => char::from_u32(code),
+                None => None,
+            },
+            _ => None,
+        };
+        out.push(decoded.unwrap_or('\u{FFFD}'));
+    }
+    out
+}
+
 /// A string that borrows from the input when it holds no escapes.
 #[derive(Deserialize)]
 struct Text<'a>(#[serde(borrow)] Cow<'a, str>);
@@ -285,5 +377,35 @@ pub enum RecordError {
 impl From<serde_json::Error> for RecordError {
     fn from(err: serde_json::Error) -> Self {
         RecordError::Json(describe(&err))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bad_escape_in_a_lenient_field_is_replaced_and_flagged() {
+        let read = |json| {
+            let text = LenientText::read(json);
+            (text.text.into_owned(), text.replaced)
+        };
+        assert_eq!(read(r#""aws-cli/2""#), ("aws-cli/2".to_owned(), false));
+        assert_eq!(read(r#""a\u00e9b""#), ("aéb".to_owned(), false));
+        assert_eq!(
+            read(r#""aws-cli/2 \ud800""#),
+            ("aws-cli/2 \u{FFFD}".to_owned(), true)
+        );
+        assert_eq!(
+            read(r#""x\ud83d\ude00\udc00\q""#),
+            ("x😀\u{FFFD}\u{FFFD}".to_owned(), true)
+        );
+        assert_eq!(read("5"), (String::new(), true));
+        let record = Record::parse(
+            r#"{"eventName":"DeleteIdentity","userAgent":"aws-cli/2 \ud800","eventID":"e"}"#,
+        )
+        .expect("a bad user agent does not make the record malformed");
+        assert_eq!(record.event_id.as_deref(), Some("e"));
+        assert!(record.user_agent.is_some_and(|ua| ua.replaced));
     }
 }

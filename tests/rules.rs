@@ -782,6 +782,35 @@ fn r4_an_identity_verified_and_deleted_all_hour_gives_one_signal_per_delete() {
     assert_eq!(last.details.get("paired_adds"), Some(&json!(32)));
 }
 
+#[test]
+fn a_bad_escape_in_the_user_agent_hides_the_record_from_no_rule() {
+    // The caller writes its user agent; one it cannot encode must not drop the delete.
+    let add = verify("a@example.com").id("add").at(0);
+    let delete = delete("a@example.com").id("del").at(10).agent("USER-AGENT");
+    let text =
+        format!("{}\n{}\n", add.0, delete.0).replace("\"USER-AGENT\"", r#""aws-cli/2 \ud800""#);
+    let (out, counts) = scan_text(&engine(""), "bad-escape.jsonl", text.as_bytes());
+    assert!(out.problems.is_empty(), "{:?}", out.problems);
+    assert_eq!(counts.malformed, 0);
+    let of_delete: Vec<&str> = out
+        .signals
+        .iter()
+        .filter(|s| s.subject.event_id == "del")
+        .map(|s| s.rule_id.as_str())
+        .collect();
+    assert_eq!(of_delete, [R3, R4, R5]);
+    for signal in out.signals.iter().filter(|s| s.subject.event_id == "del") {
+        assert_eq!(
+            signal.subject.user_agent.as_deref(),
+            Some("aws-cli/2 \u{FFFD}")
+        );
+        assert!(signal.subject.text_replaced);
+        assert!(signal.to_json().contains(r#""text_replaced":true"#));
+    }
+    let add_signal = out.signals.iter().find(|s| s.subject.event_id == "add");
+    assert!(add_signal.is_some_and(|s| !s.to_json().contains("text_replaced")));
+}
+
 // ---------------------------------------------------------------- R5
 
 #[test]

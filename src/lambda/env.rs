@@ -29,7 +29,8 @@ pub const SEQUENCE_WINDOW_MINUTES: &str = "SESGUARD_SEQUENCE_WINDOW_MINUTES";
 pub const DEDUP_MINUTES: &str = "SESGUARD_DEDUP_MINUTES";
 pub const CONFIG: &str = "SESGUARD_CONFIG";
 pub const TOR_EXIT_LIST: &str = "SESGUARD_TOR_EXIT_LIST";
-/// Seconds a signal claim protects an invocation that is publishing it (default 60).
+/// Seconds a signal claim protects an invocation that is publishing it (default 45,
+/// `sesguard_lambda::aws::dynamodb::CLAIM_LEASE`).
 pub const CLAIM_LEASE_SECONDS: &str = "SESGUARD_CLAIM_LEASE_SECONDS";
 
 /// The configuration file compiled into the function: used when `SESGUARD_CONFIG` names

@@ -67,10 +67,16 @@ impl<'r> Event<'r> {
             user_type: user.and_then(|u| non_empty(&u.kind)).map(capped),
             access_key_id: user.and_then(|u| non_empty(&u.access_key_id)).map(capped),
             source_ip: source_ip.map(capped),
-            user_agent: non_empty(&record.user_agent).map(capped),
+            user_agent: record
+                .user_agent
+                .as_ref()
+                .map(|ua| ua.text.as_ref())
+                .filter(|ua| !ua.is_empty())
+                .map(capped),
             identity: identity_field.as_deref().map(capped),
             error_code: non_empty(&record.error_code).map(capped),
             tor: source_ip.is_some_and(tor),
+            text_replaced: record.user_agent.as_ref().is_some_and(|ua| ua.replaced),
         };
         Ok(Event {
             time,

@@ -1362,11 +1362,9 @@ async fn trace_logs_carry_sesguard_detail_but_no_credentials_or_personal_data() 
     let Some(logs) = logs_with(filter).await else {
         return;
     };
+    // (That sesguard's DEBUG lines are on at TRACE is checked by the crate's unit test: here,
+    // other tests' threads register the same callsites, and tracing's interest cache may race.)
     assert!(logs.contains("signal published"), "{logs}");
-    assert!(
-        logs.contains("evaluated"),
-        "sesguard's DEBUG lines are on: {logs}"
-    );
     for value in PRIVATE {
         assert!(!logs.contains(value), "{value} logged:\n{logs}");
     }

@@ -147,6 +147,7 @@ fn compact(subject: &Subject) -> Subject {
         identity: opt(&subject.identity),
         error_code: opt(&subject.error_code),
         tor: subject.tor,
+        text_replaced: subject.text_replaced,
     }
 }
 
