@@ -635,8 +635,42 @@ fn read_records(
     }
 }
 
-/// One item: a record, or (where envelopes may appear) an EventBridge envelope around one.
+/// One item: a record, or (where envelopes may appear) an EventBridge envelope around one, or a
+/// Lambda destination record around such an envelope (what the function's on-failure queue
+/// holds: replayed as it is, it gives the event it failed on).
 fn read_item(json: &str, position: &Position, may_be_envelope: bool, visitor: &mut impl Visitor) {
+    if may_be_envelope && memmem::find(json.as_bytes(), b"\"requestPayload\"").is_some() {
+        match destination_payload(json) {
+            Ok(Some(payload)) => return read_event(payload, position, true, visitor),
+            Ok(None) => {}
+            Err(message) => return visitor.error(InputError::new(position.clone(), message)),
+        }
+    }
+    read_event(json, position, may_be_envelope, visitor);
+}
+
+/// The event a Lambda destination record (`requestContext`, `requestPayload`, …) carries;
+/// `None` when the object is no destination record.
+fn destination_payload(json: &str) -> Result<Option<&str>, String> {
+    #[derive(Deserialize)]
+    struct Destination<'a> {
+        #[serde(rename = "requestContext", borrow, default)]
+        request_context: Option<&'a RawValue>,
+        #[serde(rename = "requestPayload", borrow, default)]
+        request_payload: Option<&'a RawValue>,
+    }
+    match serde_json::from_str::<Destination>(json) {
+        Ok(Destination {
+            request_context: Some(_),
+            request_payload: Some(payload),
+        }) => Ok(Some(payload.get())),
+        Ok(_) => Ok(None),
+        Err(err) => Err(format!("Lambda destination record: {}", describe(&err))),
+    }
+}
+
+/// A record, or (where envelopes may appear) an EventBridge envelope around one.
+fn read_event(json: &str, position: &Position, may_be_envelope: bool, visitor: &mut impl Visitor) {
     if !json.trim_start().starts_with('{') {
         visitor.error(InputError::new(
             position.clone(),

@@ -609,6 +609,46 @@ fn a_file_named_explicitly_is_read_whatever_its_name() {
     );
 }
 
+/// What the function's on-failure destination holds for an event that failed (the SQS
+/// message body): the EventBridge event under `requestPayload`.
+fn destination_record(event: &Value) -> Value {
+    json!({
+        "version": "1.0",
+        "timestamp": "2026-03-02T09:05:00.000Z",
+        "requestContext": {
+            "requestId": "c0ffee00-0000-4000-8000-000000000001",
+            "functionArn": "arn:aws:lambda:us-east-1:111122223333:function:sesguard:$LATEST",
+            "condition": "RetriesExhausted",
+            "approximateInvokeCount": 3
+        },
+        "requestPayload": event,
+        "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"},
+        "responsePayload": {"errorType": "sesguard.StateUnavailable", "errorMessage": "state backend: …"}
+    })
+}
+
+#[test]
+fn an_on_failure_destination_record_replays_the_event_it_carries() {
+    let dir = tempdir();
+    let lines = format!(
+        "{}\n{}\n",
+        line(&destination_record(&envelope(&firing("failed-1")))),
+        line(&destination_record(&firing("failed-2")))
+    );
+    let file = write(dir.path(), "on-failure.jsonl", lines);
+    scan(&[path_str(&file)])
+        .assert_clean_with(&fired_by(&["failed-1", "failed-2"]), "destination records");
+    // One whose payload is not an event is reported, not read as an empty record.
+    let bad = write(
+        dir.path(),
+        "bad.json",
+        line(&json!({"requestContext": {}, "requestPayload": [1]})),
+    );
+    let run = scan(&[path_str(&bad)]);
+    run.assert_code(1);
+    assert_problem(&run, &["bad.json", "found an array"]);
+}
+
 // ---------------------------------------------------------------------------------------------
 // 3. Malformed and unreadable input
 

@@ -313,3 +313,36 @@ proptest! {
         prop_assert_eq!(&signals_of(&gzipped), &expected);
     }
 }
+
+// ---------------------------------------------------------------- redrive
+
+#[test]
+fn the_function_reads_its_on_failure_destination_record_as_the_event_it_carries() {
+    // Redriving the on-failure queue's message as it is must evaluate the event, not read the
+    // destination record as an empty CloudTrail record that matches nothing.
+    let envelope = json!({
+        "version": "0",
+        "detail-type": "AWS API Call via CloudTrail",
+        "source": "aws.ses",
+        "detail": good("redriven", "someone"),
+    });
+    let destination = json!({
+        "version": "1.0",
+        "requestContext": {"requestId": "r", "condition": "RetriesExhausted", "approximateInvokeCount": 3},
+        "requestPayload": envelope,
+        "responseContext": {"statusCode": 200, "functionError": "Unhandled"},
+        "responsePayload": {"errorType": "sesguard.StateUnavailable"},
+    });
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    let handler = Handler::new(Engine::default(), MemoryState::new(), Collect::default());
+    let mut counts = Counts::default();
+    runtime
+        .block_on(handler.handle(&destination.to_string(), "redrive", &mut counts))
+        .expect("handle");
+    assert_eq!(counts.matched, 1, "{counts:?}");
+    let signals = handler.sink().collected().signals;
+    assert_eq!(signals.len(), 2, "R1 and R2");
+    assert!(signals.iter().all(|s| s.subject.event_id == "redriven"));
+}
