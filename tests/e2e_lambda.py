@@ -232,7 +232,14 @@ class Aws:
         # What was taken from the template, for the check lines.
         self.table_built, self.topic_built = [], []
         self.table_id, table = the_one(template, "AWS::DynamoDB::Table")
-        self.topic_id, topic = the_one(template, "AWS::SNS::Topic")
+        # The signals topic: the one the function's SESGUARD_TOPIC_ARN names (the template's
+        # other topic is for its health alarms).
+        _, function = the_one(template, "AWS::Serverless::Function")
+        variables = (props(function).get("Environment") or {}).get("Variables") or {}
+        self.topic_id = target(variables.get("SESGUARD_TOPIC_ARN"))
+        topic = (template.get("Resources") or {}).get(self.topic_id)
+        if not topic or topic.get("Type") != "AWS::SNS::Topic":
+            raise TemplateError(f"SESGUARD_TOPIC_ARN names {self.topic_id}, not an AWS::SNS::Topic")
         self.table = self.create_table(table)
         self.resolve.refs[self.table_id] = self.table
         self.resolve.attributes[f"{self.table_id}.Arn"] = self.ddb.describe_table(TableName=self.table)["Table"]["TableArn"]

@@ -332,30 +332,82 @@ def check_deployment(template):
               granted == used,
               f"granted {sorted(granted)}, the adapter calls {sorted(used)}")
 
-    # -- topic, queues: encrypted; the function may publish and encrypt
+    # -- topics: encrypted, TLS only; the function publishes signals only, the alarms health only
+    signal_topic = target((fn.get("Environment") or {}).get("Variables", {}).get("SESGUARD_TOPIC_ARN"))
+    check("function: SESGUARD_TOPIC_ARN names a topic of the template", signal_topic in topics,
+          f"{signal_topic}")
+    topic_policies = [props(tp) for tp in of_type(resources, "AWS::SNS::TopicPolicy").values()]
+
+    def policy_statements(topic):
+        return [st for tp in topic_policies if topic in [target(t) for t in as_list(tp.get("Topics"))]
+                for st in as_list(tp.get("PolicyDocument", {}).get("Statement"))]
+
+    def key_statements(topic):
+        key_id = target(props(topics[topic]).get("KmsMasterKeyId"))
+        return as_list(props(keys.get(key_id, {})).get("KeyPolicy", {}).get("Statement"))
+
+    def cloudwatch_scoped(st):
+        """CloudWatch as the principal, held to this account's alarms."""
+        cond = st.get("Condition") or {}
+        return ((st.get("Principal") or {}).get("Service") == "cloudwatch.amazonaws.com"
+                and "aws:SourceAccount" in (cond.get("StringEquals") or {})
+                and ":alarm:" in json.dumps(plain((cond.get("ArnLike") or {}).get("aws:SourceArn"))))
+
     for name, topic in sorted(topics.items()):
         key = props(topic).get("KmsMasterKeyId")
-        check(f"{name}: KMS-encrypted topic", bool(key))
+        check(f"{name}: KMS-encrypted topic with a key of the template", target(key) in keys,
+              f"KmsMasterKeyId {json.dumps(plain(key))}")
+        tls = any(st.get("Effect") == "Deny" and st.get("Principal") == "*"
+                  and "sns:Publish" in as_list(st.get("Action"))
+                  and (st.get("Condition") or {}).get("Bool", {}).get("aws:SecureTransport") == "false"
+                  for st in policy_statements(name))
+        check(f"{name}: topic policy denies requests without TLS", tls)
+        for st in key_statements(name):
+            if (st.get("Principal") or {}).get("Service") == "cloudwatch.amazonaws.com":
+                check(f"{name}: its key lets only this account's alarms use it (SourceAccount, SourceArn)",
+                      cloudwatch_scoped(st), json.dumps(plain(st)))
+    keys_used = [target(props(t).get("KmsMasterKeyId")) for t in topics.values()]
+    check("each topic has a key of its own", len(keys_used) == len(set(keys_used)), f"{keys_used}")
+    if signal_topic in topics:
         used = {f"sns:{op}" for op in rust_operations(ROOT / "crates/lambda/src/aws/sns.rs", SNS_OPERATIONS)}
-        granted = role_actions_on(statements, name)
-        check(f"{name}: the role grants exactly the actions crates/lambda/src/aws/sns.rs calls", granted == used,
-              f"granted {sorted(granted)}, the sink calls {sorted(used)}")
-        key_id = target(key)
+        granted = role_actions_on(statements, signal_topic)
+        check(f"{signal_topic}: the role grants exactly the actions crates/lambda/src/aws/sns.rs calls",
+              granted == used, f"granted {sorted(granted)}, the sink calls {sorted(used)}")
+        key_id = target(props(topics[signal_topic]).get("KmsMasterKeyId"))
         kms_ok = any(
             st.get("Effect") == "Allow"
             and {"kms:GenerateDataKey", "kms:Decrypt"} <= set(as_list(st.get("Action")))
             and (key_id is not None and key_id in [target(r) for r in as_list(st.get("Resource"))]
                  or bool(st.get("Condition")))
             for _, st in statements)
-        check(f"{name}: the role may kms:GenerateDataKey and kms:Decrypt for the topic key", kms_ok)
-        # CloudWatch alarms can publish to an encrypted topic only with a customer managed key
-        # whose policy lets cloudwatch.amazonaws.com use it (not alias/aws/sns).
-        grants_cw = key_id in keys and any(
-            (st.get("Principal") or {}).get("Service") == "cloudwatch.amazonaws.com"
-            and {"kms:Decrypt", "kms:GenerateDataKey*"} <= set(as_list(st.get("Action")))
-            for st in as_list(props(keys[key_id]).get("KeyPolicy", {}).get("Statement")))
-        check(f"{name}: its key lets CloudWatch alarms publish (customer managed key)", grants_cw,
-              f"KmsMasterKeyId {json.dumps(plain(key))}")
+        check(f"{signal_topic}: the role may kms:GenerateDataKey and kms:Decrypt for the topic key", kms_ok)
+        only_function = any(
+            st.get("Effect") == "Deny" and st.get("Principal") == "*"
+            and "sns:Publish" in as_list(st.get("Action"))
+            and target((st.get("Condition") or {}).get("ArnNotEquals", {}).get("aws:PrincipalArn"))
+            == "SesguardFunctionRole"
+            for st in policy_statements(signal_topic))
+        check(f"{signal_topic}: topic policy denies Publish to all but the function's role", only_function)
+        check(f"{signal_topic}: its key grants CloudWatch nothing (alarms have their own topic and key)",
+              not any((st.get("Principal") or {}).get("Service") == "cloudwatch.amazonaws.com"
+                      for st in key_statements(signal_topic)))
+    health = sorted({target(x) for a in of_type(resources, "AWS::CloudWatch::Alarm").values()
+                     for x in as_list(props(a).get("AlarmActions"))})
+    check("alarms publish to a health topic, not the signals topic",
+          bool(health) and signal_topic not in health and all(h in topics for h in health), f"{health}")
+    for name in health:
+        if name in topics:
+            check(f"{name}: its key lets this account's alarms publish (customer managed key)",
+                  any(cloudwatch_scoped(st) and {"kms:Decrypt", "kms:GenerateDataKey*"}
+                      <= set(as_list(st.get("Action"))) for st in key_statements(name)))
+            check(f"{name}: topic policy lets this account's alarms publish",
+                  any(st.get("Effect") == "Allow" and cloudwatch_scoped(st)
+                      and "sns:Publish" in as_list(st.get("Action")) for st in policy_statements(name)))
+            check(f"{name}: the function's role may not publish to it",
+                  not role_actions_on(statements, name))
+    check("function: reserved concurrency from the ReservedConcurrency parameter",
+          target(fn.get("ReservedConcurrentExecutions")) == "ReservedConcurrency",
+          json.dumps(plain(fn.get("ReservedConcurrentExecutions"))))
     for name, queue in sorted(queues.items()):
         p = props(queue)
         check(f"{name}: encrypted queue",
@@ -403,6 +455,7 @@ def check_deployment(template):
 
     check("alarm: function Errors > 0 -> topic", alarm_for("Errors", "SesguardFunction"))
     check("alarm: function Throttles > 0 -> topic", alarm_for("Throttles", "SesguardFunction"))
+    # (alarm_for accepts any topic of the template; which one is checked above: the health topic)
     for name in sorted(queues):
         check(f"alarm: messages visible in {name} > 0 -> topic",
               alarm_for("ApproximateNumberOfMessagesVisible", name))
@@ -410,12 +463,12 @@ def check_deployment(template):
     # -- parameters and outputs
     params = template.get("Parameters", {})
     want = {"LearningDays": 7, "ForgetDays": 28, "SequenceWindowMinutes": 60, "DedupMinutes": 60,
-            "LogLevel": "INFO", "AlertEmail": ""}
+            "LogLevel": "INFO", "AlertEmail": "", "HealthAlertEmail": "", "ReservedConcurrency": 10}
     got = {k: params.get(k, {}).get("Default") for k in want}
     check("parameters with their defaults", got == want, f"{got}")
     outputs = {target(o.get("Value")) for o in (template.get("Outputs") or {}).values()}
     needed = set(topics) | set(tables) | set(queues) | {"SesguardFunction"}
-    check("outputs: topic, table, both queues, function", needed <= outputs,
+    check("outputs: both topics, table, both queues, function", needed <= outputs,
           f"missing {sorted(needed - outputs)}")
 
 
