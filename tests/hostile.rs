@@ -13,7 +13,7 @@ use sesguard::deliver::Counts;
 use sesguard::lambda::{Handler, HandlerError};
 use sesguard::scan::scan_text;
 use sesguard::state::MemoryState;
-use support::{Collect, R3, gzip};
+use support::{Collect, R1, R2, R3, gzip};
 
 fn good(id: &str, user: &str) -> Value {
     json!({
@@ -345,4 +345,89 @@ fn the_function_reads_its_on_failure_destination_record_as_the_event_it_carries(
     let signals = handler.sink().collected().signals;
     assert_eq!(signals.len(), 2, "R1 and R2");
     assert!(signals.iter().all(|s| s.subject.event_id == "redriven"));
+}
+
+/// A sink whose first `failures` emits fail as SNS would when it is down.
+struct Flaky {
+    failures: std::sync::atomic::AtomicUsize,
+    kept: Collect,
+}
+
+impl sesguard::deliver::Sink for Flaky {
+    async fn emit(&self, signal: &sesguard::Signal) -> Result<(), sesguard::deliver::SinkError> {
+        use std::sync::atomic::Ordering;
+        let left = self.failures.load(Ordering::SeqCst);
+        if left > 0 {
+            self.failures.store(left - 1, Ordering::SeqCst);
+            return Err(sesguard::deliver::SinkError::new(
+                sesguard::model::FailureKind::Unavailable,
+                "SNS Publish: injected 503",
+            ));
+        }
+        self.kept.emit(signal).await
+    }
+}
+
+#[test]
+fn a_signal_whose_publish_failed_every_retry_is_published_once_by_the_redrive() {
+    // The first sighting of a principal, while SNS fails the invocation and Lambda's two
+    // retries: the event lands in the on-failure queue, its signals decided but unpublished.
+    let event = json!({
+        "version": "0",
+        "detail-type": "AWS API Call via CloudTrail",
+        "source": "aws.ses",
+        "detail": good("first-sighting", "newcomer"),
+    });
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    let sink = Flaky {
+        failures: std::sync::atomic::AtomicUsize::new(3),
+        kept: Collect::default(),
+    };
+    let handler = Handler::new(Engine::default(), MemoryState::new(), sink);
+    for attempt in 0..3 {
+        let result =
+            runtime.block_on(handler.handle(&event.to_string(), "attempt", &mut Counts::default()));
+        assert!(
+            matches!(result, Err(HandlerError::Publish(ref err)) if err.is_transient()),
+            "attempt {attempt}: {result:?}"
+        );
+    }
+    // SNS is back. The same principal ten minutes later is no first sighting any more.
+    let mut later = good("ten-minutes-later", "newcomer");
+    later["eventTime"] = json!("2026-03-02T09:10:00Z");
+    let mut counts = Counts::default();
+    runtime
+        .block_on(handler.handle(&later.to_string(), "later", &mut counts))
+        .expect("later");
+    assert_eq!(counts.signal_count(), 0, "{counts:?}");
+    // The on-failure queue's message, redriven as it is, publishes what was decided: once.
+    let destination = json!({
+        "version": "1.0",
+        "requestContext": {"requestId": "attempt", "condition": "RetriesExhausted", "approximateInvokeCount": 3},
+        "requestPayload": event,
+        "responseContext": {"statusCode": 200, "functionError": "Unhandled"},
+        "responsePayload": {"errorType": "sesguard.PublishUnavailable"},
+    });
+    for redrive in 0..2 {
+        runtime
+            .block_on(handler.handle(&destination.to_string(), "redrive", &mut Counts::default()))
+            .unwrap_or_else(|err| panic!("redrive {redrive}: {err}"));
+    }
+    let published: Vec<(String, String)> = handler
+        .sink()
+        .kept
+        .collected()
+        .signals
+        .iter()
+        .map(|s| (s.rule_id.clone(), s.subject.event_id.clone()))
+        .collect();
+    assert_eq!(
+        published,
+        [
+            (R1.to_owned(), "first-sighting".to_owned()),
+            (R2.to_owned(), "first-sighting".to_owned())
+        ]
+    );
 }
