@@ -412,7 +412,12 @@ async fn a_late_r4_event_never_shortens_the_life_of_the_identity_item() {
     };
     let window = 3600;
     let day = 86_400;
-    let add_time = 10 * day;
+    // Event times ahead of the wall clock, so the event-time expiry is the TTL (not now plus the
+    // wall-clock margin, which a_late_replay_is_written_to_outlive_the_wall_clock_margin checks).
+    let wall = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let add_time = wall + 30 * day;
     let found = state
         .pair("id", Side::Add, &mark("add", add_time), window)
         .await
@@ -423,7 +428,12 @@ async fn a_late_r4_event_never_shortens_the_life_of_the_identity_item() {
     // A delete of the same identity arriving five days late (an archive backfill, a delayed
     // delivery): its own expiry is days earlier than the add's.
     let found = state
-        .pair("id", Side::Delete, &mark("late-delete", 5 * day), window)
+        .pair(
+            "id",
+            Side::Delete,
+            &mark("late-delete", add_time - 5 * day),
+            window,
+        )
         .await
         .expect("late delete");
     assert!(found.is_empty(), "{found:?}");
@@ -1368,4 +1378,79 @@ async fn trace_logs_carry_sesguard_detail_but_no_credentials_or_personal_data() 
     for value in PRIVATE {
         assert!(!logs.contains(value), "{value} logged:\n{logs}");
     }
+}
+
+#[tokio::test]
+async fn a_late_replay_is_written_to_outlive_the_wall_clock_margin() {
+    // An event redriven 30 days late: its event-time expiries are long past, but its items
+    // (its sighting, its pairing, its claim) must survive DynamoDB's sweeper until used, while
+    // every decision stays in event time.
+    let Some(endpoint) = endpoint() else { return };
+    let sdk = sdk(&endpoint).await;
+    let state = table(&sdk, None).await;
+    let admin = aws_sdk_dynamodb::Client::new(&sdk);
+    let wall = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64)
+    };
+    let day = 86_400;
+    let then = wall() - 30 * day;
+    let before = wall();
+    assert_eq!(
+        state.sight("p", "old", then, 28 * day).await.ok(),
+        Some(Sighting::New)
+    );
+    state
+        .pair("i", Side::Add, &mark("old-add", then), 3_600)
+        .await
+        .expect("pair");
+    assert_eq!(
+        state.claim_signal("s", then, then + 2 * day).await.ok(),
+        Some(Claim::Fresh)
+    );
+    let margin = sesguard_lambda::aws::dynamodb::WALL_CLOCK_MARGIN.as_secs() as i64;
+    for (kind, key) in [("seen", "p"), ("pair", "i"), ("signal", "s")] {
+        let item = admin
+            .get_item()
+            .table_name(state.table())
+            .key(KEY_ATTRIBUTE, AttributeValue::S(item_key(kind, key)))
+            .send()
+            .await
+            .expect("get_item")
+            .item
+            .unwrap_or_else(|| panic!("{kind} item"));
+        let ttl: i64 = item[TTL_ATTRIBUTE]
+            .as_n()
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .expect("numeric expires_at");
+        assert!(
+            ttl >= before + margin,
+            "{kind}: expires_at {ttl} < now + margin"
+        );
+    }
+    // Decisions are still in event time: seen 28 days ago in event time → new again at 29.
+    assert_eq!(
+        state
+            .sight("p", "later", then + 29 * day, 28 * day)
+            .await
+            .ok(),
+        Some(Sighting::New)
+    );
+    assert_eq!(
+        state
+            .sight("p", "same-day", then + 29 * day + 60, 28 * day)
+            .await
+            .ok(),
+        Some(Sighting::Known)
+    );
+    // A claim expired in event time is free again, however long its item is kept.
+    assert_eq!(
+        state
+            .claim_signal("s", then + 3 * day, then + 5 * day)
+            .await
+            .ok(),
+        Some(Claim::Fresh)
+    );
 }

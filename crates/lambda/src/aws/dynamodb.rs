@@ -2,18 +2,21 @@
 //!
 //! # Table and item layout
 //! The table (`template.yaml`, resource `StateTable`) has one key attribute, `pk` (String, hash
-//! key), and TTL on `expires_at` (Number, epoch seconds in *event* time). DynamoDB deletes expired
-//! items only within about two days, so every read and condition below compares the item's own
-//! time attributes with the current event's time itself; TTL only reclaims space.
+//! key), and TTL on `expires_at` (Number, epoch seconds): the item's expiry in *event* time, or
+//! now plus two days of wall-clock time if that is later ([`deletable_after`]: an event replayed
+//! days late must not be written already expired). DynamoDB deletes expired items only within
+//! about two days, so every read and condition below compares the item's own time attributes
+//! (and `until`, the event-time expiry, where the two can differ) with the current event's time
+//! itself; TTL only reclaims space.
 //!
 //! | `pk` | attributes | written by |
 //! |---|---|---|
 //! | `meta#first-event` | `time` | [`State::first_event_time`] (once, conditional put; cached per container) |
-//! | `seen#<key>` | `last_seen`, `new_by` (event that made it new), `expires_at` = last_seen + forget | [`State::sight`] (R2) |
+//! | `seen#<key>` | `last_seen`, `new_by` (event that made it new), `until` = last_seen + forget, `expires_at` | [`State::sight`] (R2) |
 //! | `window#<key>` | `opened`, `opened_by`, `expires_at` = opened + window + 1 day | [`State::open_window`] (R1/R3 dedup) |
 //! | `pair#<key>` (one per identity: account, region, name) | R4: one attribute per remembered event, `a:<eventID>` (add) or `d:<eventID>` (delete), holding `{"time","event_id","subject"}` as JSON, the newest 32 of each side kept (older ones and stale ones removed, at most 20 a call); R5: its dedup window, `w_opened`, `w_by`; `expires_at` = newest event + max(sequence window, dedup window) + 1 day | [`State::pair_and_window`] (R4 and R5) |
 //! | `set#<key>` | one attribute per value, `v:<value>`, holding its latest time; at most the caller's `max` values; `expires_at` = newest time + window + 1 day | [`State::distinct_in_window`], [`State::count_in_window`] |
-//! | `signal#<signal_id>` | `status` (`pending` or `published`), `claimed_at` (wall-clock ms, for the lease), `expires_at` | [`State::claim_signal`], [`State::mark_published`] |
+//! | `signal#<signal_id>` | `status` (`pending` or `published`), `claimed_at` (wall-clock ms, for the lease), `until` (event time + 2 days), `expires_at` | [`State::claim_signal`], [`State::mark_published`] |
 //!
 //! Keys longer than [`MAX_KEY_CHARS`] (attacker-chosen identity names can be megabytes) are
 //! shortened to a prefix plus a UUID v5 of the whole key.
@@ -99,6 +102,36 @@ impl DynamoState {
         &self.table
     }
 }
+
+/// The attribute holding an item's expiry in *event* time where a decision reads it (sightings,
+/// claims). `expires_at` (the TTL attribute) may be later: see [`deletable_after`].
+pub const EVENT_EXPIRY_ATTRIBUTE: &str = "until";
+
+/// How long any item written now survives at least, in wall-clock time.
+pub const WALL_CLOCK_MARGIN: Duration = Duration::from_secs(2 * 86_400);
+
+/// What an item expiring at `event_expiry` (event time) gets as its TTL: the later of that and
+/// now plus [`WALL_CLOCK_MARGIN`]. An event replayed or redriven days late would otherwise be
+/// written already expired, and DynamoDB's sweeper could delete a pairing or a claim before it
+/// is used. Decisions never read the TTL where the two can differ (they read
+/// [`EVENT_EXPIRY_ATTRIBUTE`], or times of their own).
+pub fn deletable_after(event_expiry: Seconds) -> Seconds {
+    let wall = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    event_expiry.max(wall.saturating_add(WALL_CLOCK_MARGIN.as_secs() as i64))
+}
+
+/// An item's expiry in event time: [`EVENT_EXPIRY_ATTRIBUTE`], or `expires_at` for an item
+/// written before the two were kept apart.
+fn event_expiry(item: &Item) -> Option<Seconds> {
+    number(item, EVENT_EXPIRY_ATTRIBUTE).or_else(|| number(item, TTL_ATTRIBUTE))
+}
+
+/// Conditions on an item's event-time expiry (an item from before `until` falls back to
+/// `expires_at`): live at `:now`, and expired at `:now`.
+const LIVE_AT_NOW: &str = "(#until > :now OR (attribute_not_exists(#until) AND #ttl > :now))";
+const EXPIRED_AT_NOW: &str = "(#until <= :now OR (attribute_not_exists(#until) AND #ttl <= :now))";
 
 /// The `pk` of an item of `kind` for the engine's `key`, shortened if very long.
 pub fn item_key(kind: &str, key: &str) -> String {
@@ -528,10 +561,20 @@ impl State for DynamoState {
         let refreshed = self
             .update(
                 &pk,
-                "SET last_seen = :now, #ttl = :exp",
-                Some("attribute_exists(#pk) AND #ttl > :now AND last_seen < :now"),
-                &[("#pk", KEY_ATTRIBUTE), ("#ttl", TTL_ATTRIBUTE)],
-                vec![(":now", n(now)), (":exp", n(expires))],
+                "SET last_seen = :now, #until = :until, #ttl = :exp",
+                Some(&format!(
+                    "attribute_exists(#pk) AND {LIVE_AT_NOW} AND last_seen < :now"
+                )),
+                &[
+                    ("#pk", KEY_ATTRIBUTE),
+                    ("#ttl", TTL_ATTRIBUTE),
+                    ("#until", EVENT_EXPIRY_ATTRIBUTE),
+                ],
+                vec![
+                    (":now", n(now)),
+                    (":until", n(expires)),
+                    (":exp", n(deletable_after(expires))),
+                ],
             )
             .await?;
         match refreshed {
@@ -542,7 +585,7 @@ impl State for DynamoState {
                     Sighting::Known
                 });
             }
-            Err(Some(old)) if number(&old, TTL_ATTRIBUTE).is_some_and(|ttl| ttl > now) => {
+            Err(Some(old)) if event_expiry(&old).is_some_and(|until| until > now) => {
                 // Live and already seen at or after `now`.
                 return Ok(if replay(&old) {
                     Sighting::New
@@ -556,12 +599,17 @@ impl State for DynamoState {
         let created = self
             .update(
                 &pk,
-                "SET last_seen = :now, #ttl = :exp, new_by = :eid",
-                Some("attribute_not_exists(#pk) OR #ttl <= :now"),
-                &[("#pk", KEY_ATTRIBUTE), ("#ttl", TTL_ATTRIBUTE)],
+                "SET last_seen = :now, #until = :until, #ttl = :exp, new_by = :eid",
+                Some(&format!("attribute_not_exists(#pk) OR {EXPIRED_AT_NOW}")),
+                &[
+                    ("#pk", KEY_ATTRIBUTE),
+                    ("#ttl", TTL_ATTRIBUTE),
+                    ("#until", EVENT_EXPIRY_ATTRIBUTE),
+                ],
                 vec![
                     (":now", n(now)),
-                    (":exp", n(expires)),
+                    (":until", n(expires)),
+                    (":exp", n(deletable_after(expires))),
                     (":eid", s(event_id)),
                 ],
             )
@@ -591,7 +639,12 @@ impl State for DynamoState {
                 vec![
                     (":now", n(now)),
                     (":eid", s(event_id)),
-                    (":exp", n(now.saturating_add(window).saturating_add(DAY))),
+                    (
+                        ":exp",
+                        n(deletable_after(
+                            now.saturating_add(window).saturating_add(DAY),
+                        )),
+                    ),
                     (":lo", n(now.saturating_sub(window))),
                 ],
             )
@@ -618,7 +671,7 @@ impl State for DynamoState {
         // Every write to the item sets its expiry from the same span, so it only ever moves
         // forward with event time (a late event is put back below).
         let span = step.keep.max(step.pair_window).max(step.dedup_window);
-        let expires = step.now.saturating_add(span).saturating_add(DAY);
+        let expires = deletable_after(step.now.saturating_add(span).saturating_add(DAY));
         let mut clauses = vec!["#ttl = :exp"];
         let mut names = vec![("#ttl", TTL_ATTRIBUTE)];
         let mut values = vec![(":exp", n(expires))];
@@ -721,7 +774,7 @@ impl State for DynamoState {
         let pk = item_key("set", key);
         let value = sesguard::text::capped_to(value, MAX_VALUE_BYTES);
         let attribute = format!("{SET_VALUE}{value}");
-        let expires = now.saturating_add(window).saturating_add(DAY);
+        let expires = deletable_after(now.saturating_add(window).saturating_add(DAY));
         // One unconditional write records the value; the old item answers.
         let outcome = self
             .update(
@@ -776,13 +829,15 @@ impl State for DynamoState {
             .item(KEY_ATTRIBUTE, s(&pk))
             .item("status", s("pending"))
             .item("claimed_at", n(wall_ms))
-            .item(TTL_ATTRIBUTE, n(expires))
+            .item(EVENT_EXPIRY_ATTRIBUTE, n(expires))
+            .item(TTL_ATTRIBUTE, n(deletable_after(expires)))
             // New, expired, or pending under a lease that ran out (its claimer died).
-            .condition_expression(
-                "attribute_not_exists(#pk) OR #ttl <= :now OR (#status = :pending AND claimed_at <= :stale)",
-            )
+            .condition_expression(format!(
+                "attribute_not_exists(#pk) OR {EXPIRED_AT_NOW} OR (#status = :pending AND claimed_at <= :stale)"
+            ))
             .expression_attribute_names("#pk", KEY_ATTRIBUTE)
             .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
+            .expression_attribute_names("#until", EVENT_EXPIRY_ATTRIBUTE)
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":now", n(now))
             .expression_attribute_values(":pending", s("pending"))
@@ -797,7 +852,7 @@ impl State for DynamoState {
         Ok(match outcome {
             Ok(Some(old))
                 if string(&old, "status") == Some("pending")
-                    && number(&old, TTL_ATTRIBUTE).is_some_and(|t| t > now) =>
+                    && event_expiry(&old).is_some_and(|until| until > now) =>
             {
                 Claim::Unfinished
             }
