@@ -32,35 +32,13 @@ use crate::signal::Signal;
 use crate::state::{State, StateError};
 use crate::text::describe;
 
-/// A sink's failure, with its kind (which decides whether a retry may help) and its source.
-#[derive(Debug, thiserror::Error)]
-#[error("publishing: {message}")]
-pub struct SinkError {
-    pub kind: FailureKind,
-    pub message: String,
-    #[source]
-    pub source: Option<Box<dyn std::error::Error + Send + Sync>>,
-}
+crate::port_error!(
+    /// A sink's failure, with its kind (which decides whether a retry may help) and its source.
+    SinkError,
+    "publishing"
+);
 
 impl SinkError {
-    pub fn new(kind: FailureKind, message: impl Into<String>) -> Self {
-        SinkError {
-            kind,
-            message: message.into(),
-            source: None,
-        }
-    }
-
-    pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
-        self.source = Some(Box::new(source));
-        self
-    }
-
-    /// Whether a retry may succeed (from the kind).
-    pub fn is_transient(&self) -> bool {
-        self.kind.is_transient()
-    }
-
     /// The I/O error behind it, if any (a closed pipe ends `sesguard scan` quietly).
     pub fn io_kind(&self) -> Option<std::io::ErrorKind> {
         self.source

@@ -128,3 +128,45 @@ impl FailureKind {
         }
     }
 }
+
+/// Defines a port's error type: a [`FailureKind`], a message, and the source, shown as
+/// `<prefix>: <message>`. The State and the Sink ports each have one, so a caller knows which
+/// side failed.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! port_error {
+    ($(#[$meta:meta])* $name:ident, $prefix:literal) => {
+        $(#[$meta])*
+        #[derive(Debug, thiserror::Error)]
+        #[error("{}: {message}", $prefix)]
+        pub struct $name {
+            pub kind: $crate::model::FailureKind,
+            pub message: String,
+            #[source]
+            pub source: Option<Box<dyn std::error::Error + Send + Sync>>,
+        }
+
+        impl $name {
+            pub fn new(kind: $crate::model::FailureKind, message: impl Into<String>) -> Self {
+                $name {
+                    kind,
+                    message: message.into(),
+                    source: None,
+                }
+            }
+
+            pub fn with_source(
+                mut self,
+                source: impl std::error::Error + Send + Sync + 'static,
+            ) -> Self {
+                self.source = Some(Box::new(source));
+                self
+            }
+
+            /// Whether a retry may succeed (from the kind).
+            pub fn is_transient(&self) -> bool {
+                self.kind.is_transient()
+            }
+        }
+    };
+}

@@ -62,7 +62,10 @@ fn graph() -> BTreeMap<String, BTreeSet<String>> {
                 .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
                 .collect();
             // `crate::{a, b}` groups and macros exported at the root are not modules.
-            if !name.is_empty() && name != module && name != "datadog_triage" {
+            if !name.is_empty()
+                && name != module
+                && !["datadog_triage", "port_error"].contains(&name.as_str())
+            {
                 uses.insert(name);
             }
         }

@@ -316,6 +316,17 @@ proptest! {
 
 // ---------------------------------------------------------------- redrive
 
+/// The on-failure destination's record of `event`, which failed with `error_type`.
+fn destination(event: &Value, error_type: &str) -> Value {
+    json!({
+        "version": "1.0",
+        "requestContext": {"requestId": "r", "condition": "RetriesExhausted", "approximateInvokeCount": 3},
+        "requestPayload": event,
+        "responseContext": {"statusCode": 200, "functionError": "Unhandled"},
+        "responsePayload": {"errorType": error_type},
+    })
+}
+
 #[test]
 fn the_function_reads_its_on_failure_destination_record_as_the_event_it_carries() {
     // Redriving the on-failure queue's message as it is must evaluate the event, not read the
@@ -326,13 +337,7 @@ fn the_function_reads_its_on_failure_destination_record_as_the_event_it_carries(
         "source": "aws.ses",
         "detail": good("redriven", "someone"),
     });
-    let destination = json!({
-        "version": "1.0",
-        "requestContext": {"requestId": "r", "condition": "RetriesExhausted", "approximateInvokeCount": 3},
-        "requestPayload": envelope,
-        "responseContext": {"statusCode": 200, "functionError": "Unhandled"},
-        "responsePayload": {"errorType": "sesguard.StateUnavailable"},
-    });
+    let destination = destination(&envelope, "sesguard.StateUnavailable");
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .expect("runtime");
@@ -403,13 +408,7 @@ fn a_signal_whose_publish_failed_every_retry_is_published_once_by_the_redrive() 
         .expect("later");
     assert_eq!(counts.signal_count(), 0, "{counts:?}");
     // The on-failure queue's message, redriven as it is, publishes what was decided: once.
-    let destination = json!({
-        "version": "1.0",
-        "requestContext": {"requestId": "attempt", "condition": "RetriesExhausted", "approximateInvokeCount": 3},
-        "requestPayload": event,
-        "responseContext": {"statusCode": 200, "functionError": "Unhandled"},
-        "responsePayload": {"errorType": "sesguard.PublishUnavailable"},
-    });
+    let destination = destination(&event, "sesguard.PublishUnavailable");
     for redrive in 0..2 {
         runtime
             .block_on(handler.handle(&destination.to_string(), "redrive", &mut Counts::default()))

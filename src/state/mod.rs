@@ -13,38 +13,14 @@ use std::future::Future;
 
 pub use memory::MemoryState;
 
-use crate::model::{FailureKind, Seconds, Subject};
+use crate::model::{Seconds, Subject};
 
-/// A state backend failure, with its kind (which decides whether a retry may help) and its
-/// source. Transient ones make the Lambda return an error so the event is retried.
-#[derive(Debug, thiserror::Error)]
-#[error("state backend: {message}")]
-pub struct StateError {
-    pub kind: FailureKind,
-    pub message: String,
-    #[source]
-    pub source: Option<Box<dyn std::error::Error + Send + Sync>>,
-}
-
-impl StateError {
-    pub fn new(kind: FailureKind, message: impl Into<String>) -> Self {
-        StateError {
-            kind,
-            message: message.into(),
-            source: None,
-        }
-    }
-
-    pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
-        self.source = Some(Box::new(source));
-        self
-    }
-
-    /// Whether a retry may succeed (from the kind).
-    pub fn is_transient(&self) -> bool {
-        self.kind.is_transient()
-    }
-}
+crate::port_error!(
+    /// A state backend failure, with its kind (which decides whether a retry may help) and its
+    /// source. Transient ones make the Lambda return an error so the event is retried.
+    StateError,
+    "state backend"
+);
 
 /// Whether a key is new ([`State::sight`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

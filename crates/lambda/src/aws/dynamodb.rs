@@ -282,6 +282,22 @@ struct StoredMark {
     subject: Subject,
 }
 
+/// `REMOVE #<tag>0, #<tag>1, …` for `attributes` (no clause when there are none), and the
+/// placeholders' names. Callers pass at most [`MAX_REMOVALS`] attributes.
+fn remove_clause<'a>(tag: &str, attributes: &'a [String]) -> (Vec<(String, &'a str)>, Vec<String>) {
+    let names: Vec<(String, &str)> = attributes
+        .iter()
+        .enumerate()
+        .map(|(i, name)| (format!("{tag}{i}"), name.as_str()))
+        .collect();
+    let mut clauses = Vec::new();
+    if !names.is_empty() {
+        let list: Vec<&str> = names.iter().map(|(p, _)| p.as_str()).collect();
+        clauses.push(format!("REMOVE {}", list.join(", ")));
+    }
+    (names, clauses)
+}
+
 fn n(value: Seconds) -> AttributeValue {
     AttributeValue::N(value.to_string())
 }
@@ -451,16 +467,7 @@ impl DynamoState {
             .take(MAX_REMOVALS)
             .map(|v| format!("{SET_VALUE}{v}"))
             .collect();
-        let mut names: Vec<(String, &str)> = removed
-            .iter()
-            .enumerate()
-            .map(|(i, name)| (format!("#d{i}"), name.as_str()))
-            .collect();
-        let mut clauses = Vec::new();
-        if !names.is_empty() {
-            let list: Vec<&str> = names.iter().map(|(p, _)| p.as_str()).collect();
-            clauses.push(format!("REMOVE {}", list.join(", ")));
-        }
+        let (mut names, mut clauses) = remove_clause("#d", &removed);
         let mut sets = Vec::new();
         let mut values = Vec::new();
         if let Some(time) = later {
@@ -493,16 +500,7 @@ impl DynamoState {
         stale: &[String],
         lowered: Option<Seconds>,
     ) -> Result<(), StateError> {
-        let mut names: Vec<(String, &str)> = stale
-            .iter()
-            .enumerate()
-            .map(|(i, name)| (format!("#s{i}"), name.as_str()))
-            .collect();
-        let mut clauses = Vec::new();
-        if !stale.is_empty() {
-            let removed: Vec<&str> = names.iter().map(|(p, _)| p.as_str()).collect();
-            clauses.push(format!("REMOVE {}", removed.join(", ")));
-        }
+        let (mut names, mut clauses) = remove_clause("#s", stale);
         let mut values = Vec::new();
         let mut condition = None;
         if let Some(ttl) = lowered {
@@ -557,6 +555,19 @@ impl State for DynamoState {
         let pk = item_key("seen", key);
         let expires = now.saturating_add(forget);
         let replay = |item: &Item| string(item, "new_by") == Some(event_id);
+        let names = [
+            ("#pk", KEY_ATTRIBUTE),
+            ("#ttl", TTL_ATTRIBUTE),
+            ("#until", EVENT_EXPIRY_ATTRIBUTE),
+        ];
+        // The sighting's time, its expiry in event time, and the TTL.
+        let times = || {
+            vec![
+                (":now", n(now)),
+                (":until", n(expires)),
+                (":exp", n(deletable_after(expires))),
+            ]
+        };
         // Steady state: refresh a live principal seen before `now` (one call).
         let refreshed = self
             .update(
@@ -565,16 +576,8 @@ impl State for DynamoState {
                 Some(&format!(
                     "attribute_exists(#pk) AND {LIVE_AT_NOW} AND last_seen < :now"
                 )),
-                &[
-                    ("#pk", KEY_ATTRIBUTE),
-                    ("#ttl", TTL_ATTRIBUTE),
-                    ("#until", EVENT_EXPIRY_ATTRIBUTE),
-                ],
-                vec![
-                    (":now", n(now)),
-                    (":until", n(expires)),
-                    (":exp", n(deletable_after(expires))),
-                ],
+                &names,
+                times(),
             )
             .await?;
         match refreshed {
@@ -601,17 +604,8 @@ impl State for DynamoState {
                 &pk,
                 "SET last_seen = :now, #until = :until, #ttl = :exp, new_by = :eid",
                 Some(&format!("attribute_not_exists(#pk) OR {EXPIRED_AT_NOW}")),
-                &[
-                    ("#pk", KEY_ATTRIBUTE),
-                    ("#ttl", TTL_ATTRIBUTE),
-                    ("#until", EVENT_EXPIRY_ATTRIBUTE),
-                ],
-                vec![
-                    (":now", n(now)),
-                    (":until", n(expires)),
-                    (":exp", n(deletable_after(expires))),
-                    (":eid", s(event_id)),
-                ],
+                &names,
+                [times(), vec![(":eid", s(event_id))]].concat(),
             )
             .await?;
         Ok(match created {
