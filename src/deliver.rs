@@ -194,8 +194,10 @@ pub struct Delivery<'a, S, K> {
 }
 
 impl<S: State, K: Sink> Delivery<'_, S, K> {
-    /// Evaluates one record (its JSON text, at `position`) and emits its signals. The record is
-    /// counted; a problem is returned, not counted (see [`Counts::problem`]).
+    /// Evaluates one record (its JSON text, at `position`) and emits its signals, counting what
+    /// it matched, suppressed and emitted. The caller counts the record itself (the CLI also
+    /// counts those its prefilter drops), and a problem is returned, not counted (see
+    /// [`Counts::problem`]).
     pub async fn record(
         &self,
         json: &str,

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::model::{Severity, Subject};
-use crate::rules::{Finding, RuleMeta};
+use crate::rules::Finding;
 use crate::text::truncate;
 
 /// Namespace of the deterministic signal ids (UUID v5 of rule id and event ids).
@@ -35,16 +35,6 @@ pub struct Signal {
 }
 
 impl Signal {
-    pub fn new(
-        rule: &RuleMeta,
-        severity: Severity,
-        subject: Subject,
-        related_event_ids: Vec<String>,
-    ) -> Self {
-        let signal_id = signal_id(rule.id, &subject, &related_event_ids);
-        Self::with_id(signal_id, rule, severity, subject, related_event_ids)
-    }
-
     /// The signal of a finding: its id from the rule, the event and (unless the finding says
     /// the event alone names it) the related events.
     pub fn of(finding: Finding) -> Self {
@@ -54,24 +44,14 @@ impl Signal {
             &[]
         };
         let signal_id = signal_id(finding.rule.id, &finding.subject, keyed_on);
-        let mut signal = Self::with_id(
-            signal_id,
-            finding.rule,
-            finding.severity,
-            finding.subject,
-            finding.related_event_ids,
-        );
-        signal.details = finding.details;
-        signal
-    }
-
-    fn with_id(
-        signal_id: String,
-        rule: &RuleMeta,
-        severity: Severity,
-        subject: Subject,
-        related_event_ids: Vec<String>,
-    ) -> Self {
+        let Finding {
+            rule,
+            severity,
+            subject,
+            related_event_ids,
+            details,
+            ..
+        } = finding;
         let triage = rule
             .triage
             .iter()
@@ -88,7 +68,7 @@ impl Signal {
             technique_name: rule.technique_name.to_owned(),
             subject,
             related_event_ids,
-            details: serde_json::Map::new(),
+            details,
             triage,
         }
     }
@@ -246,7 +226,15 @@ mod tests {
             user_agent: Some(capped(&huge)),
             ..Subject::default()
         };
-        Signal::new(ALL[4], ALL[4].severity, subject, Vec::new())
+        Signal::of(Finding {
+            rule: ALL[4],
+            severity: ALL[4].severity,
+            subject,
+            time: 0,
+            related_event_ids: Vec::new(),
+            id_from_related: true,
+            details: serde_json::Map::new(),
+        })
     }
 
     #[test]

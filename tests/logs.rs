@@ -1,39 +1,17 @@
 //! What the Lambda logs at info level: one line per signal, and never credentials, whole
 //! events or personal data (caller ARNs, IPs, user agents, identity names).
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+mod support;
 
 use sesguard::Engine;
 use sesguard::deliver::{Collect, Counts};
 use sesguard::lambda::Handler;
 use sesguard::state::MemoryState;
-
-#[derive(Clone, Default)]
-struct Buffer(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Buffer {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        if let Ok(mut buffer) = self.0.lock() {
-            buffer.extend_from_slice(bytes);
-        }
-        Ok(bytes.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Buffer {
-    type Writer = Buffer;
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
+use support::LogBuffer;
 
 #[test]
 fn info_logs_name_signals_but_no_credentials_events_or_personal_data() {
-    let buffer = Buffer::default();
+    let buffer = LogBuffer::default();
     let subscriber = tracing_subscriber::fmt()
         .json()
         .with_max_level(tracing::Level::INFO)
@@ -58,8 +36,7 @@ fn info_logs_name_signals_but_no_credentials_events_or_personal_data() {
         let bad = r#"{"version":"0","detail-type":"AWS API Call via CloudTrail","source":"aws.ses","detail":{"eventSource":"ses.amazonaws.com","eventName":"GetAccount","userIdentity":"AKIAIOSFODNN7EXAMPLE"}}"#;
         let _ = runtime.block_on(handler.handle(bad, "bad", &mut report));
     });
-    let logs =
-        String::from_utf8(buffer.0.lock().map(|b| b.clone()).unwrap_or_default()).expect("utf8");
+    let logs = buffer.text();
     let signal_lines = logs
         .lines()
         .filter(|l| l.contains("signal published"))

@@ -15,6 +15,9 @@ use sesguard::rules;
 
 pub use sesguard::deliver::Collect;
 
+mod log_buffer;
+pub use log_buffer::LogBuffer;
+
 pub const R1: &str = rules::discovery_long_term_key::RULE.id;
 pub const R2: &str = rules::enumeration_unseen_user::RULE.id;
 pub const R3: &str = rules::modification::RULE.id;

@@ -117,55 +117,6 @@ mod tests {
         );
     }
 
-    /// What the lambda_runtime crate logs at TRACE for every invocation (the raw event),
-    /// through `filter`.
-    fn runtime_trace_through(filter: EnvFilter) -> String {
-        use std::sync::{Arc, Mutex};
-        #[derive(Clone, Default)]
-        struct Buffer(Arc<Mutex<Vec<u8>>>);
-        impl std::io::Write for Buffer {
-            fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-                if let Ok(mut b) = self.0.lock() {
-                    b.extend_from_slice(bytes);
-                }
-                Ok(bytes.len())
-            }
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
-        }
-        let buffer = Buffer::default();
-        let writer = buffer.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .with_writer(move || writer.clone())
-            .finish();
-        tracing::subscriber::with_default(subscriber, || {
-            // As lambda_runtime's api_response layer logs it.
-            tracing::trace!(
-                target: "lambda_runtime::layers::api_response",
-                body = r#"{"detail":{"userIdentity":{"accessKeyId":"AKIAIOSFODNN7EXAMPLE"}}}"#,
-                "raw JSON event received from Lambda"
-            );
-            tracing::debug!(target: "sesguard::deliver", "evaluated");
-        });
-        let bytes = buffer.0.lock().map(|b| b.clone()).unwrap_or_default();
-        String::from_utf8_lossy(&bytes).into_owned()
-    }
-
-    #[test]
-    fn at_trace_the_runtime_does_not_log_raw_events_but_sesguard_logs_its_detail() {
-        let capped = runtime_trace_through(log_filter(LevelFilter::TRACE));
-        assert!(capped.contains("evaluated"), "{capped}");
-        assert!(!capped.contains("AKIAIOSFODNN7EXAMPLE"), "{capped}");
-        // What the cap prevents.
-        let uncapped = runtime_trace_through(EnvFilter::new("trace"));
-        assert!(uncapped.contains("AKIAIOSFODNN7EXAMPLE"), "{uncapped}");
-        // A quieter level stays quieter for every crate.
-        let warn = runtime_trace_through(log_filter(LevelFilter::WARN));
-        assert!(warn.is_empty(), "{warn}");
-    }
-
     #[test]
     fn the_runtime_reports_the_error_type_and_the_whole_message() {
         for err in [

@@ -1314,27 +1314,9 @@ async fn five_thousand_adds_then_a_delete_give_the_one_verify_then_delete_signal
 
 // ---------------------------------------------------------------- logs at TRACE
 
-#[derive(Clone, Default)]
-struct LogBuffer(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for LogBuffer {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        if let Ok(mut buffer) = self.0.lock() {
-            buffer.extend_from_slice(bytes);
-        }
-        Ok(bytes.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogBuffer {
-    type Writer = LogBuffer;
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
+#[path = "../../../tests/support/log_buffer.rs"]
+mod log_buffer;
+use log_buffer::LogBuffer;
 
 /// What one invocation on `ses-GetAccount.json` (two signals) logs through `filter`, with
 /// DynamoDB and SNS over HTTP (moto): the SDK runs its whole request path.
@@ -1357,8 +1339,7 @@ async fn logs_with(filter: tracing_subscriber::EnvFilter) -> Option<String> {
         .expect("handle");
     drop(guard);
     assert_eq!(counts.signal_count(), 2);
-    let bytes = buffer.0.lock().map(|b| b.clone()).unwrap_or_default();
-    Some(String::from_utf8_lossy(&bytes).into_owned())
+    Some(buffer.text())
 }
 
 /// Values of the sample that must never be logged (they are in the event and the SNS message
