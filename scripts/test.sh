@@ -72,7 +72,13 @@ if [ "$count" -lt 5 ]; then
   echo "scan events/ printed $count signals; expected the sample attack to give at least 5" >&2
   exit 1
 fi
-echo "scan events/: $count signals"
+# ... and the whole attack as one abuse chain (events/README.md).
+chains=$(printf '%s\n' "$out" | grep -c '"rule_id":"ses-abuse-chain"' || true)
+if [ "$chains" != 1 ]; then
+  echo "scan events/ printed $chains ses-abuse-chain signals; expected the sample attack to give 1" >&2
+  exit 1
+fi
+echo "scan events/: $count signals, $chains ses-abuse-chain"
 
 echo
 echo "tests: $passed passed, 0 failed"

@@ -6,6 +6,9 @@
 //! forget_days = 28
 //! sequence_window_minutes = 60
 //! dedup_minutes = 60
+//! sandbox_exit_regions = 3          # ses-sandbox-exit-burst: this many regions …
+//! sandbox_exit_window_minutes = 5   # … within this many minutes
+//! chain_window_hours = 24           # ses-abuse-chain: the stages within this many hours
 //! tor_exit_list = "tor-exits.txt"   # relative to this file
 //!
 //! [[suppressions]]
@@ -26,7 +29,7 @@ use ipnet::IpNet;
 use serde::Deserialize;
 
 pub use crate::model::Settings;
-use crate::model::{DAY, MINUTE, Seconds, Subject};
+use crate::model::{DAY, HOUR, MINUTE, Seconds, Subject};
 use crate::rules;
 use crate::time::parse_date_or_time;
 
@@ -63,6 +66,9 @@ pub struct Overrides {
     pub forget_days: Option<u32>,
     pub sequence_window_minutes: Option<u32>,
     pub dedup_minutes: Option<u32>,
+    pub sandbox_exit_regions: Option<u32>,
+    pub sandbox_exit_window_minutes: Option<u32>,
+    pub chain_window_hours: Option<u32>,
     pub tor_exit_list: Option<PathBuf>,
 }
 
@@ -81,6 +87,9 @@ struct ConfigFile {
     forget_days: Option<u32>,
     sequence_window_minutes: Option<u32>,
     dedup_minutes: Option<u32>,
+    sandbox_exit_regions: Option<u32>,
+    sandbox_exit_window_minutes: Option<u32>,
+    chain_window_hours: Option<u32>,
     tor_exit_list: Option<PathBuf>,
     #[serde(default)]
     suppressions: Vec<SuppressionFile>,
@@ -152,6 +161,36 @@ impl Config {
         }
         if let Some(v) = overrides.dedup_minutes.or(file.dedup_minutes) {
             settings.dedup = minutes(v);
+        }
+        if let Some(v) = overrides.sandbox_exit_regions.or(file.sandbox_exit_regions) {
+            if v < 2 {
+                return Err(ConfigError::Setting {
+                    name: "sandbox_exit_regions".to_owned(),
+                    message: format!("must be at least 2 (a burst spans regions), not {v}"),
+                });
+            }
+            settings.sandbox_exit_regions = v as usize;
+        }
+        if let Some(v) = overrides
+            .sandbox_exit_window_minutes
+            .or(file.sandbox_exit_window_minutes)
+        {
+            if v == 0 {
+                return Err(ConfigError::Setting {
+                    name: "sandbox_exit_window_minutes".to_owned(),
+                    message: "must be at least 1".to_owned(),
+                });
+            }
+            settings.sandbox_exit_window = minutes(v);
+        }
+        if let Some(v) = overrides.chain_window_hours.or(file.chain_window_hours) {
+            if v == 0 {
+                return Err(ConfigError::Setting {
+                    name: "chain_window_hours".to_owned(),
+                    message: "must be at least 1".to_owned(),
+                });
+            }
+            settings.chain_window = Seconds::from(v) * HOUR;
         }
         if settings.forget == 0 {
             return Err(ConfigError::Setting {

@@ -102,8 +102,17 @@ impl Engine {
         let asks: Vec<Option<&Ask>> = taking.iter().map(|(_, ask)| ask.as_ref()).collect();
         let answers = answer(&asks, &event, state).await?;
         for ((rule, _), answer) in taking.iter().zip(answers) {
-            let decision = rule.detection.decide(&event, answer, &context);
+            let mut decision = rule.detection.decide(&event, answer, &context);
             out.deduplicated += decision.deduplicated;
+            if let Some(gate) = decision.once_per.take()
+                && !decision.findings.is_empty()
+                && !state
+                    .open_gate(&gate.key, event.event_id, event.time, gate.length)
+                    .await?
+            {
+                out.deduplicated += decision.findings.len();
+                continue;
+            }
             for finding in decision.findings {
                 if self.suppressed(finding.rule.id, &finding.subject, finding.time) {
                     out.suppressed += 1;
@@ -269,7 +278,7 @@ async fn answer_one<S: State>(
         }
         Op::Distinct { value, window, max } => Answer::Distinct(
             state
-                .distinct_in_window(key, value, now, *window, *max)
+                .distinct_in_window(key, value, id, now, *window, *max)
                 .await?,
         ),
         Op::Count { window, max } => {

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 pub type Seconds = i64;
 
 pub const MINUTE: Seconds = 60;
+pub const HOUR: Seconds = 3_600;
 pub const DAY: Seconds = 86_400;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -70,6 +71,12 @@ pub struct Settings {
     pub window: Seconds,
     /// Repeats within this after a signal give no new one.
     pub dedup: Seconds,
+    /// A sandbox-exit burst: `PutAccountDetails` in at least this many regions …
+    pub sandbox_exit_regions: usize,
+    /// … within a span of this much event time.
+    pub sandbox_exit_window: Seconds,
+    /// The span of event time an abuse chain's stages fall in.
+    pub chain_window: Seconds,
 }
 
 impl Default for Settings {
@@ -79,6 +86,9 @@ impl Default for Settings {
             forget: 28 * DAY,
             window: 60 * MINUTE,
             dedup: 60 * MINUTE,
+            sandbox_exit_regions: 3,
+            sandbox_exit_window: 5 * MINUTE,
+            chain_window: 24 * HOUR,
         }
     }
 }

@@ -29,8 +29,8 @@ pub struct Signal {
     /// Other events the signal rests on (for verify-then-delete: the adds).
     pub related_event_ids: Vec<String>,
     /// Rule-specific facts (absent when a rule gives none).
-    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
-    pub details: serde_json::Map<String, serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub details: Option<serde_json::Map<String, serde_json::Value>>,
     pub triage: Vec<String>,
 }
 
@@ -233,7 +233,7 @@ mod tests {
             time: 0,
             related_event_ids: Vec::new(),
             id_from_related: true,
-            details: serde_json::Map::new(),
+            details: None,
         })
     }
 

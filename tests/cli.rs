@@ -1144,6 +1144,134 @@ fn output_is_jsonl_by_default_when_stdout_is_not_a_terminal() {
 // ---------------------------------------------------------------------------------------------
 // 7. The committed samples
 
+const PRODUCTION_ACCESS: &str = "ses-production-access-requested";
+const BURST: &str = "ses-sandbox-exit-burst";
+const SENDING: &str = "ses-sending-enabled";
+const FULL_ACCESS: &str = "ses-full-access-granted";
+const SMTP_USER: &str = "ses-smtp-user-created";
+const FEEDBACK: &str = "ses-feedback-tampering";
+const CHAIN: &str = "ses-abuse-chain";
+
+/// What `scan events/` gives, file by file (files read in name order; every file not listed
+/// gives nothing). events/README.md tells the story behind each row.
+const SAMPLE_SIGNALS: &[(&str, &[&str])] = &[
+    (
+        "iam-AttachUserPolicy-AmazonSESFullAccess.json",
+        &[FULL_ACCESS],
+    ),
+    ("iam-CreateAccessKey-ses-smtp-user.json", &[SMTP_USER]),
+    ("iam-CreateUser-ses-smtp-user.json", &[SMTP_USER]),
+    ("iam-PutUserPolicy-ses-smtp-user.json", &[FULL_ACCESS]),
+    // The leaked user's first discovery call in name order.
+    ("servicequotas-GetServiceQuota-ses.json", &[R2]),
+    ("ses-CreateEmailIdentity.json", &[R3]),
+    ("ses-CreateEmailIdentityPolicy.json", &[R3]),
+    // In name order the third stage (recon, privilege, evasion) of the leaked user.
+    (
+        "ses-DeleteConfigurationSetEventDestination.json",
+        &[FEEDBACK, CHAIN],
+    ),
+    ("ses-DeleteEmailIdentity.json", &[R3, R4, R5]),
+    ("ses-DeleteIdentity-AccessDenied.json", &[R3, R5]),
+    ("ses-DeleteIdentity-by-arn.json", &[R3, R4, R5]),
+    ("ses-DeleteIdentity.json", &[R3, R4, R5]),
+    ("ses-DeleteVerifiedEmailAddress.json", &[R3]),
+    // Read before ses-GetAccount.json ('-' sorts before '.'); the other is a duplicate.
+    ("ses-GetAccount-AccessDenied.json", &[R1]),
+    ("ses-ListEmailIdentities.json", &[R2]),
+    // One request to leave the sandbox per principal; the burst on the third region.
+    (
+        "ses-PutAccountDetails-ap-south-1.json",
+        &[PRODUCTION_ACCESS],
+    ),
+    ("ses-PutAccountDetails-us-east-1.json", &[BURST]),
+    ("ses-PutAccountSendingAttributes.json", &[SENDING]),
+    ("ses-PutIdentityPolicy.json", &[R3]),
+    ("ses-SetIdentityFeedbackForwardingEnabled.json", &[FEEDBACK]),
+    ("ses-SetIdentityNotificationTopic.json", &[FEEDBACK]),
+    ("ses-UpdateAccountSendingEnabled.json", &[SENDING]),
+    ("ses-VerifyDomainIdentity.json", &[R3]),
+    ("ses-VerifyEmailAddress.json", &[R3]),
+    ("ses-VerifyEmailIdentity.json", &[R3]),
+];
+
+fn events_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("events")
+}
+
+/// Every sample: (file name, envelope), in name order.
+fn samples() -> Vec<(String, Value)> {
+    let mut out: Vec<(String, Value)> = fs::read_dir(events_dir())
+        .expect("events/")
+        .map(|entry| entry.expect("entry").path())
+        .filter(|path| path.extension().is_some_and(|x| x == "json"))
+        .map(|path| {
+            let name = path.file_name().unwrap_or_default().to_string_lossy();
+            let event = serde_json::from_str(&fs::read_to_string(&path).expect("read"))
+                .unwrap_or_else(|err| panic!("{name}: {err}"));
+            (name.into_owned(), event)
+        })
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+/// The sample file each eventID is from.
+fn sample_files() -> std::collections::BTreeMap<String, String> {
+    samples()
+        .into_iter()
+        .map(|(name, event)| (text(&event["detail"]["eventID"]), name))
+        .collect()
+}
+
+/// The rule ids a run gave, per sample file (sorted within a file).
+fn signals_by_file(run: &Run) -> std::collections::BTreeMap<String, Vec<String>> {
+    let files = sample_files();
+    let mut out = std::collections::BTreeMap::<String, Vec<String>>::new();
+    for (rule, event) in run.pairs() {
+        let file = files
+            .get(&event)
+            .unwrap_or_else(|| panic!("{rule} on {event}, which is no sample"));
+        out.entry(file.clone()).or_default().push(rule);
+    }
+    for rules in out.values_mut() {
+        rules.sort();
+    }
+    out
+}
+
+/// The samples as JSON Lines, in `eventTime` order (name order among equal times).
+fn samples_in_time_order() -> Vec<Value> {
+    let mut events: Vec<Value> = samples().into_iter().map(|(_, event)| event).collect();
+    events.sort_by_key(|event| text(&event["detail"]["eventTime"]));
+    events
+}
+
+/// The one signal of `rule` in a run.
+fn only(run: &Run, rule: &str) -> Value {
+    let found: Vec<Value> = run
+        .signals()
+        .into_iter()
+        .filter(|s| s["rule_id"] == rule)
+        .collect();
+    assert_eq!(found.len(), 1, "{rule} signals:\n{}", run.stdout);
+    found.into_iter().next().unwrap_or_default()
+}
+
+/// The sample files named by a signal's `event_id` and `related_event_ids` (sorted).
+fn files_of(signal: &Value) -> (String, Vec<String>) {
+    let files = sample_files();
+    let file = |id: &Value| files.get(&text(id)).cloned().unwrap_or_default();
+    let mut related: Vec<String> = signal["related_event_ids"]
+        .as_array()
+        .expect("related_event_ids")
+        .iter()
+        .map(file)
+        .collect();
+    related.sort();
+    (file(&signal["event_id"]), related)
+}
+
 #[test]
 fn the_sample_events_fire_every_rule_and_nothing_for_the_filtered_or_quiet_ones() {
     let run = scan(&["events/"]);
@@ -1152,24 +1280,239 @@ fn the_sample_events_fire_every_rule_and_nothing_for_the_filtered_or_quiet_ones(
     for rule in all_rules() {
         assert!(fired.contains(rule), "no {rule} signal from events/");
     }
-    let events = Path::new(env!("CARGO_MANIFEST_DIR")).join("events");
     let mut negatives = Vec::new();
-    for entry in fs::read_dir(&events).expect("events/") {
-        let path = entry.expect("entry").path();
-        let name = path.file_name().unwrap_or_default().to_string_lossy();
+    for (name, event) in samples() {
         if name.starts_with("filtered-") || name.starts_with("quiet-") {
-            let event: Value =
-                serde_json::from_str(&fs::read_to_string(&path).expect("read")).expect("JSON");
             negatives.push(text(&event["detail"]["eventID"]));
         }
     }
-    assert_eq!(negatives.len(), 5, "negative samples: {negatives:?}");
+    assert_eq!(negatives.len(), 16, "negative samples: {negatives:?}");
     for (rule, event) in run.pairs() {
         assert!(
             !negatives.contains(&event),
             "{rule} fired on negative sample event {event}"
         );
     }
+}
+
+#[test]
+fn each_sample_gives_exactly_its_pinned_signals() {
+    let run = scan(&["events/"]);
+    run.assert_code(0);
+    assert!(run.problems().is_empty(), "{}", run.stderr);
+    let expected: std::collections::BTreeMap<String, Vec<String>> = SAMPLE_SIGNALS
+        .iter()
+        .map(|(file, rules)| {
+            let mut rules: Vec<String> = rules.iter().map(|r| (*r).to_owned()).collect();
+            rules.sort();
+            ((*file).to_owned(), rules)
+        })
+        .collect();
+    assert_eq!(signals_by_file(&run), expected, "{}", run.stdout);
+    assert_eq!(run.pairs().len(), 33);
+    assert!(
+        run.summary().contains("55 records read") && run.summary().contains("50 matched"),
+        "{}",
+        run.summary()
+    );
+}
+
+#[test]
+fn the_samples_give_one_abuse_chain_signal_naming_the_first_event_of_each_other_stage() {
+    let run = scan(&["events/"]);
+    run.assert_code(0);
+    let chain = only(&run, CHAIN);
+    assert_eq!(chain["severity"], "critical");
+    assert_eq!(
+        chain["principal"],
+        "arn:aws:iam::111122223333:user/ses-ops-leaked"
+    );
+    // Name order: the IAM files come first, then the Service Quotas reads, then this delete.
+    assert_eq!(
+        chain["details"]["stages"],
+        json!(["recon", "privilege", "evasion"])
+    );
+    assert_eq!(
+        files_of(&chain),
+        (
+            "ses-DeleteConfigurationSetEventDestination.json".to_owned(),
+            vec![
+                "iam-AttachUserPolicy-AmazonSESFullAccess.json".to_owned(),
+                "servicequotas-ListServiceQuotas-ses.json".to_owned(),
+            ]
+        )
+    );
+}
+
+#[test]
+fn replayed_in_event_time_order_the_chain_fires_on_sending_enabled_after_the_sandbox_exit() {
+    let run = scan_stdin(&["-"], jsonl(&samples_in_time_order()).into_bytes());
+    run.assert_code(0);
+    let chain = only(&run, CHAIN);
+    assert_eq!(
+        chain["details"]["stages"],
+        json!(["recon", "sandbox-exit", "sending"])
+    );
+    assert_eq!(
+        files_of(&chain),
+        (
+            "ses-UpdateAccountSendingEnabled.json".to_owned(),
+            vec![
+                "ses-GetAccount.json".to_owned(),
+                "ses-PutAccountDetails-ap-south-1.json".to_owned(),
+            ]
+        )
+    );
+}
+
+#[test]
+fn the_samples_give_the_same_signals_per_rule_in_name_time_and_reverse_time_order() {
+    let count = |run: &Run| -> Vec<String> {
+        run.assert_code(0);
+        let mut rules: Vec<String> = run.pairs().into_iter().map(|(rule, _)| rule).collect();
+        rules.sort();
+        rules
+    };
+    let by_name = count(&scan(&["events/"]));
+    let in_time = samples_in_time_order();
+    let reversed: Vec<Value> = in_time.iter().rev().cloned().collect();
+    for (order, events) in [("time", in_time), ("reverse time", reversed)] {
+        let run = scan_stdin(&["-"], jsonl(&events).into_bytes());
+        assert_eq!(count(&run), by_name, "{order} order:\n{}", run.stdout);
+        for rule in [CHAIN, BURST, PRODUCTION_ACCESS] {
+            assert_eq!(run.count(rule), 1, "{order} order: {rule}");
+        }
+    }
+}
+
+#[test]
+fn the_sandbox_exit_samples_give_one_burst_over_three_regions_and_one_production_access_request() {
+    let run = scan(&["events/"]);
+    run.assert_code(0);
+    let burst = only(&run, BURST);
+    assert_eq!(burst["severity"], "high");
+    assert_eq!(
+        burst["details"]["regions"],
+        json!(["ap-south-1", "eu-west-1", "us-east-1"])
+    );
+    assert_eq!(
+        files_of(&burst),
+        (
+            "ses-PutAccountDetails-us-east-1.json".to_owned(),
+            vec![
+                "ses-PutAccountDetails-ap-south-1.json".to_owned(),
+                "ses-PutAccountDetails-eu-west-1.json".to_owned(),
+            ]
+        )
+    );
+    let request = only(&run, PRODUCTION_ACCESS);
+    assert_eq!(request["severity"], "medium");
+    assert_eq!(request["region"], "ap-south-1");
+    assert_eq!(request["details"]["mail_type"], "MARKETING");
+    assert_eq!(request["details"]["website_url"], "https://www.example.com");
+    assert_eq!(request["details"]["contact_language"], "EN");
+    assert_eq!(
+        request["details"]["additional_contact_email_addresses"],
+        json!(["billing@example.org"])
+    );
+    assert!(
+        request["details"]["use_case_description"]
+            .as_str()
+            .is_some_and(|text| text.starts_with("We send order confirmations")),
+        "{request}"
+    );
+}
+
+#[test]
+fn the_iam_samples_name_the_grantee_the_policy_and_the_smtp_user() {
+    let run = scan(&["events/"]);
+    run.assert_code(0);
+    let files = sample_files();
+    let of = |rule: &str| -> Vec<(String, String, Value)> {
+        let mut found: Vec<(String, String, Value)> = run
+            .signals()
+            .into_iter()
+            .filter(|s| s["rule_id"] == rule)
+            .map(|s| {
+                let file = files
+                    .get(&text(&s["event_id"]))
+                    .cloned()
+                    .unwrap_or_default();
+                (file, text(&s["severity"]), s["details"].clone())
+            })
+            .collect();
+        found.sort_by(|a, b| a.0.cmp(&b.0));
+        found
+    };
+    let smtp_user = "ses-smtp-user.20260302-101500";
+    assert_eq!(
+        of(FULL_ACCESS),
+        vec![
+            (
+                "iam-AttachUserPolicy-AmazonSESFullAccess.json".to_owned(),
+                "high".to_owned(),
+                json!({"target_type": "user", "target": "ses-ops-leaked",
+                       "policy": "arn:aws:iam::aws:policy/AmazonSESFullAccess"}),
+            ),
+            (
+                "iam-PutUserPolicy-ses-smtp-user.json".to_owned(),
+                "high".to_owned(),
+                json!({"target_type": "user", "target": smtp_user,
+                       "policy": "AmazonSesSendingAccess"}),
+            ),
+        ]
+    );
+    assert_eq!(
+        of(SMTP_USER),
+        vec![
+            (
+                "iam-CreateAccessKey-ses-smtp-user.json".to_owned(),
+                "medium".to_owned(),
+                json!({ "target": smtp_user }),
+            ),
+            (
+                "iam-CreateUser-ses-smtp-user.json".to_owned(),
+                "medium".to_owned(),
+                json!({ "target": smtp_user }),
+            ),
+        ]
+    );
+    // IAM is global: its events carry us-east-1.
+    for signal in run.signals() {
+        if signal["event_source"] == "iam.amazonaws.com" {
+            assert_eq!(signal["region"], "us-east-1", "{signal}");
+        }
+    }
+}
+
+#[test]
+fn the_feedback_samples_name_the_identity_or_configuration_set() {
+    let run = scan(&["events/"]);
+    run.assert_code(0);
+    let mut found: Vec<(String, String)> = run
+        .signals()
+        .into_iter()
+        .filter(|s| s["rule_id"] == FEEDBACK)
+        .map(|s| (text(&s["event_name"]), text(&s["identity"])))
+        .collect();
+    found.sort();
+    assert_eq!(
+        found,
+        vec![
+            (
+                "DeleteConfigurationSetEventDestination".to_owned(),
+                "transactional".to_owned()
+            ),
+            (
+                "SetIdentityFeedbackForwardingEnabled".to_owned(),
+                "example.com".to_owned()
+            ),
+            (
+                "SetIdentityNotificationTopic".to_owned(),
+                "example.com".to_owned()
+            ),
+        ]
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1220,6 +1563,171 @@ fn the_dedup_minutes_flag_overrides_the_config_file() {
     ]);
     run.assert_code(0);
     assert_eq!(run.count(R1), 1, "{}", run.stdout);
+}
+
+#[test]
+fn sandbox_exit_regions_in_the_config_file_or_as_a_flag_sets_how_many_regions_make_a_burst() {
+    // The samples request production access in four regions within seconds.
+    let default = scan(&["events/"]);
+    assert_eq!(default.count("ses-sandbox-exit-burst"), 1);
+    let five = scan(&["--sandbox-exit-regions", "5", "events/"]);
+    five.assert_code(0);
+    assert_eq!(five.count("ses-sandbox-exit-burst"), 0, "{}", five.stdout);
+
+    let dir = tempdir();
+    let config = write(dir.path(), "sesguard.toml", "sandbox_exit_regions = 4\n");
+    let four = scan(&["--config", path_str(&config), "events/"]);
+    four.assert_code(0);
+    let burst: Vec<Value> = four
+        .signals()
+        .into_iter()
+        .filter(|s| s["rule_id"] == "ses-sandbox-exit-burst")
+        .collect();
+    assert_eq!(burst.len(), 1, "{}", four.stdout);
+    assert_eq!(burst[0]["region"], "us-west-2");
+    assert_eq!(
+        burst[0]["details"]["regions"],
+        json!(["ap-south-1", "eu-west-1", "us-east-1", "us-west-2"])
+    );
+    // The flag wins over the file.
+    let flag = scan(&[
+        "--config",
+        path_str(&config),
+        "--sandbox-exit-regions",
+        "5",
+        "events/",
+    ]);
+    assert_eq!(flag.count("ses-sandbox-exit-burst"), 0, "{}", flag.stdout);
+
+    let one = scan(&["--sandbox-exit-regions", "1", "events/"]);
+    one.assert_code(2);
+    assert!(
+        one.stderr.contains("sandbox_exit_regions"),
+        "{}",
+        one.stderr
+    );
+}
+
+/// `PutAccountDetails` by one user in three regions, three minutes apart (a six-minute span).
+fn slow_sandbox_exit(dir: &Path) -> PathBuf {
+    let records: Vec<Value> = [
+        ("us-east-1", "09:00"),
+        ("eu-west-1", "09:03"),
+        ("ap-south-1", "09:06"),
+    ]
+    .iter()
+    .map(|(region, time)| {
+        let mut record = call(
+            &format!("exit-{region}"),
+            "PutAccountDetails",
+            "leaked-cli",
+            &format!("2026-03-02T{time}:00Z"),
+            json!({"mailType": "TRANSACTIONAL", "productionAccessEnabled": true}),
+        );
+        record["awsRegion"] = json!(region);
+        record
+    })
+    .collect();
+    write(dir, "events.jsonl", jsonl(&records))
+}
+
+#[test]
+fn the_sandbox_exit_window_minutes_flag_and_setting_widen_the_span_of_a_burst() {
+    let dir = tempdir();
+    let events = slow_sandbox_exit(dir.path());
+    let default = scan(&[path_str(&events)]);
+    default.assert_code(0);
+    assert_eq!(
+        default.count("ses-sandbox-exit-burst"),
+        0,
+        "{}",
+        default.stdout
+    );
+    assert_eq!(default.count("ses-production-access-requested"), 1);
+    let wide = scan(&["--sandbox-exit-window-minutes", "10", path_str(&events)]);
+    assert_eq!(wide.count("ses-sandbox-exit-burst"), 1, "{}", wide.stdout);
+    let config = write(
+        dir.path(),
+        "sesguard.toml",
+        "sandbox_exit_window_minutes = 6\n",
+    );
+    let from_file = scan(&["--config", path_str(&config), path_str(&events)]);
+    from_file.assert_code(0);
+    assert_eq!(
+        from_file.count("ses-sandbox-exit-burst"),
+        1,
+        "{}",
+        from_file.stdout
+    );
+}
+
+/// Recon at 09:00, the sandbox exit at 10:00 and sending enabled at 12:00, by one user.
+fn slow_chain(dir: &Path) -> PathBuf {
+    write(
+        dir,
+        "events.jsonl",
+        jsonl(&[
+            get_account("recon", "leaked-cli", "2026-03-02T09:00:00Z"),
+            call(
+                "sandbox-exit",
+                "PutAccountDetails",
+                "leaked-cli",
+                "2026-03-02T10:00:00Z",
+                json!({"mailType": "MARKETING", "productionAccessEnabled": true}),
+            ),
+            call(
+                "sending",
+                "UpdateAccountSendingEnabled",
+                "leaked-cli",
+                "2026-03-02T12:00:00Z",
+                json!({ "enabled": true }),
+            ),
+        ]),
+    )
+}
+
+#[test]
+fn chain_window_hours_in_the_config_file_or_as_a_flag_bounds_the_span_of_a_chain() {
+    let dir = tempdir();
+    let events = slow_chain(dir.path());
+    let default = scan(&[path_str(&events)]);
+    default.assert_code(0);
+    let chain: Vec<(String, String)> = default
+        .pairs()
+        .into_iter()
+        .filter(|(rule, _)| rule == "ses-abuse-chain")
+        .collect();
+    assert_eq!(
+        chain,
+        vec![("ses-abuse-chain".to_owned(), "sending".to_owned())],
+        "{}",
+        default.stdout
+    );
+    let short = scan(&["--chain-window-hours", "2", path_str(&events)]);
+    short.assert_code(0);
+    assert_eq!(short.count("ses-abuse-chain"), 0, "{}", short.stdout);
+    let config = write(dir.path(), "sesguard.toml", "chain_window_hours = 2\n");
+    let from_file = scan(&["--config", path_str(&config), path_str(&events)]);
+    from_file.assert_code(0);
+    assert_eq!(
+        from_file.count("ses-abuse-chain"),
+        0,
+        "{}",
+        from_file.stdout
+    );
+    let flag_wins = scan(&[
+        "--config",
+        path_str(&config),
+        "--chain-window-hours",
+        "4",
+        path_str(&events),
+    ]);
+    assert_eq!(
+        flag_wins.count("ses-abuse-chain"),
+        1,
+        "{}",
+        flag_wins.stdout
+    );
 }
 
 const TOR_EXIT: &str = "203.0.113.66";
@@ -1321,7 +1829,7 @@ fn a_tor_exit_list_in_the_config_file_is_found_relative_to_the_config_folder() {
 // 9. sesguard rules
 
 #[test]
-fn rules_as_json_lists_the_five_rules_with_their_triggers() {
+fn rules_as_json_lists_every_rule_with_its_triggers() {
     let mut cmd = sesguard();
     cmd.args(["rules", "--format", "json"]);
     let run = run(cmd);
@@ -1355,6 +1863,11 @@ fn rules_as_json_lists_the_five_rules_with_their_triggers() {
     assert!(triggers(R3).contains(&ses("VerifyEmailIdentity")));
     assert!(triggers(R4).contains(&ses("DeleteIdentity")));
     assert!(triggers(R5).contains(&ses("DeleteEmailIdentity")));
+    let iam = |name: &str| ("iam.amazonaws.com".to_owned(), name.to_owned());
+    assert!(triggers("ses-sandbox-exit-burst").contains(&ses("PutAccountDetails")));
+    assert!(triggers("ses-full-access-granted").contains(&iam("PutUserPolicy")));
+    assert!(triggers("ses-smtp-user-created").contains(&iam("CreateAccessKey")));
+    assert!(triggers("ses-abuse-chain").contains(&iam("AttachUserPolicy")));
     let quotas = rules
         .iter()
         .flat_map(|r| r["triggers"].as_array().into_iter().flatten())

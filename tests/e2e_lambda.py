@@ -19,7 +19,8 @@ What it does:
      built and run by cargo-lambda) with the function's environment pointing at moto;
   3. scenario A: invokes every events/*.json in name order; what arrives on SNS must be exactly
      what `sesguard scan events/ --format jsonl` (with the function's settings) prints (byte for
-     byte, as a multiset), with a sane Subject and MessageAttributes equal to the signal's fields;
+     byte, as a multiset: signals of every rule, one ses-abuse-chain), with a sane Subject and
+     MessageAttributes equal to the signal's fields;
   4. scenario B: duplicate deliveries publish nothing new;
   5. scenario C: verify -> delete out of order within the window (one ses-verify-then-delete)
      and in order outside it (none), from tests/scenarios/c*.json in a fresh account;
@@ -91,6 +92,9 @@ SETTING_FLAGS = {
     "SESGUARD_FORGET_DAYS": "--forget-days",
     "SESGUARD_SEQUENCE_WINDOW_MINUTES": "--sequence-window-minutes",
     "SESGUARD_DEDUP_MINUTES": "--dedup-minutes",
+    "SESGUARD_SANDBOX_EXIT_REGIONS": "--sandbox-exit-regions",
+    "SESGUARD_SANDBOX_EXIT_WINDOW_MINUTES": "--sandbox-exit-window-minutes",
+    "SESGUARD_CHAIN_WINDOW_HOURS": "--chain-window-hours",
     "SESGUARD_TOR_EXIT_LIST": "--tor-exit-list",
 }
 SCAN_FLAGS: list = []  # set by run() from the function's environment
@@ -613,6 +617,15 @@ def scan(root, files):
     if run.returncode not in (0, 1):
         raise RuntimeError(f"{' '.join(cmd)} exited {run.returncode}: {run.stderr}")
     return [line for line in run.stdout.splitlines() if line.strip()]
+
+
+def rule_ids(root):
+    """Every rule id, from `sesguard rules --format json`."""
+    out = subprocess.run(
+        [str(root / "target/debug/sesguard"), "rules", "--format", "json"],
+        cwd=root, capture_output=True, text=True, timeout=60, check=True,
+    ).stdout
+    return [rule["rule_id"] for rule in json.loads(out)]
 
 
 def describe(line):
@@ -1141,18 +1154,18 @@ def run(root, checks):
         note(f"{len(samples)} invocations in {time.monotonic() - t0:.1f} s (the first includes cargo run)")
         got = aws.drain()
         expected = scan(root, [root / "events"])
+        every_rule = rule_ids(root)
+        expected_rules = collections.Counter(json.loads(l)["rule_id"] for l in expected)
         checks.check(
-            f"A: sesguard scan events/ gives signals of every rule ({len(expected)} lines)",
-            len(expected) >= 5
-            and {json.loads(l)["rule_id"] for l in expected}
-            >= {
-                "ses-discovery-long-term-key",
-                "ses-enumeration-unseen-user",
-                "ses-modification",
-                "ses-verify-then-delete",
-                "ses-identity-deleted",
-            },
-            f"{len(expected)} lines",
+            f"A: sesguard scan events/ gives signals of every rule ({len(expected)} lines, "
+            f"{len(every_rule)} rules)",
+            len(every_rule) >= 12 and set(expected_rules) == set(every_rule),
+            f"missing {sorted(set(every_rule) - set(expected_rules))}",
+        )
+        checks.check(
+            "A: ... and exactly one ses-abuse-chain (the leaked key's attack)",
+            expected_rules["ses-abuse-chain"] == 1,
+            f"{expected_rules['ses-abuse-chain']} of them",
         )
         compare_messages(checks, "A", got, expected)
         check_envelopes(checks, "A", got, aws.topic)

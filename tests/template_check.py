@@ -9,7 +9,8 @@ Usage (scripts/test.sh runs it with the venv's python, after sourcing scripts/em
    derived from the rules' own trigger lists), and the rules have the state that delivers
    read-only CloudTrail events.
 2. Every file in events/ is put on moto's EventBridge with the template's patterns as rules and an
-   SQS queue as target: `filtered-*` files must not arrive, every other file must arrive once.
+   SQS queue as target: `filtered-*` files must not arrive, every other file must arrive once; every
+   call a pattern names (the IAM ones included) must arrive in at least one sample.
 3. The deployment is what the code expects and is secure: table key schema and TTL attribute,
    environment variables, IAM least privilege (the DynamoDB/SNS actions are the ones the adapters
    call, no wildcards), encryption of topic, queues and table, a DLQ on every rule target, an
@@ -44,6 +45,9 @@ ENV_VARS = {
     "SESGUARD_FORGET_DAYS",
     "SESGUARD_SEQUENCE_WINDOW_MINUTES",
     "SESGUARD_DEDUP_MINUTES",
+    "SESGUARD_SANDBOX_EXIT_REGIONS",
+    "SESGUARD_SANDBOX_EXIT_WINDOW_MINUTES",
+    "SESGUARD_CHAIN_WINDOW_HOURS",
     "SESGUARD_CONFIG",
 }
 # Operations of the SDK clients, as the Rust SDK's fluent builders name them.
@@ -178,6 +182,7 @@ def check_events(patterns, events_dir: Path):
         files = sorted(p for p in events_dir.glob("*.json") if p.is_file())
         check(f"{events_dir} holds sample events", len(files) > 0)
         sent = {}
+        calls = {}  # file name -> (EventBridge source, eventName)
         for path in files:
             envelope = json.loads(path.read_text(encoding="utf-8"))
             entry = {
@@ -193,6 +198,7 @@ def check_events(patterns, events_dir: Path):
             if result.get("FailedEntryCount"):
                 check(f"{path.name}: put_events accepted it", False, json.dumps(result["Entries"]))
             sent[path.name] = envelope["detail"]["eventID"]
+            calls[path.name] = (envelope["source"], envelope["detail"].get("eventName"))
 
         arrived = {}
         empty_polls = 0
@@ -219,6 +225,15 @@ def check_events(patterns, events_dir: Path):
                       "did not arrive" if count == 0 else f"arrived {count} times")
         unknown = set(arrived) - set(sent.values())
         check("nothing else arrived in the queue", not unknown, f"unexpected eventIDs {unknown}")
+
+        # Every call the rules deliver is shown to arrive by a sample of its own.
+        delivered = {calls[name] for name, event_id in sent.items() if arrived.get(event_id)}
+        for pattern in patterns:
+            for source in as_list(pattern.get("source")):
+                names = as_list((pattern.get("detail") or {}).get("eventName"))
+                missing = sorted(n for n in names if (source, n) not in delivered)
+                check(f"rule for {source}: each of its {len(names)} calls arrives from a sample in "
+                      f"{events_dir.name}/", names and not missing, f"no sample delivered for {missing}")
     finally:
         for name in rule_names:
             events.remove_targets(Rule=name, EventBusName="default", Ids=["queue"])
@@ -259,6 +274,11 @@ def check_deployment(template):
     check("function: JSON log format", logging.get("LogFormat") == "JSON")
     check("function: log group with retention", props(log_group).get("RetentionInDays") is not None)
     check("function: no SAM policies/templates (role written out)", not fn.get("Policies"))
+    # The function reads IAM events (grants, SMTP users); it calls no IAM API.
+    iam_actions = sorted({a for _, st in statements for a in as_list(st.get("Action"))
+                          if isinstance(a, str) and a.lower().startswith("iam:")})
+    check("function: its role may call no IAM API (it only reads IAM events)", not iam_actions,
+          f"{iam_actions}")
     role_id = target(fn.get("Role"))
     role = resources.get(role_id or "", {})
     check("function: own IAM role without managed policies",
@@ -463,6 +483,7 @@ def check_deployment(template):
     # -- parameters and outputs
     params = template.get("Parameters", {})
     want = {"LearningDays": 7, "ForgetDays": 28, "SequenceWindowMinutes": 60, "DedupMinutes": 60,
+            "SandboxExitRegions": 3, "SandboxExitWindowMinutes": 5, "ChainWindowHours": 24,
             "LogLevel": "INFO", "AlertEmail": "", "HealthAlertEmail": "", "ReservedConcurrency": 10}
     got = {k: params.get(k, {}).get("Default") for k in want}
     check("parameters with their defaults", got == want, f"{got}")

@@ -67,6 +67,15 @@ struct ScanArgs {
     /// R1/R3/R5: repeats within this many minutes after a signal give no new one [default: 60].
     #[arg(long, value_name = "MINUTES")]
     dedup_minutes: Option<u32>,
+    /// ses-sandbox-exit-burst: PutAccountDetails in at least this many regions … [default: 3].
+    #[arg(long, value_name = "N")]
+    sandbox_exit_regions: Option<u32>,
+    /// … within this many minutes of event time [default: 5].
+    #[arg(long, value_name = "MINUTES")]
+    sandbox_exit_window_minutes: Option<u32>,
+    /// ses-abuse-chain: the stages of a chain fall within this many hours [default: 24].
+    #[arg(long, value_name = "HOURS")]
+    chain_window_hours: Option<u32>,
     /// Tor exit list (one address per line, # comments): R3 is high severity from these.
     #[arg(long, value_name = "FILE")]
     tor_exit_list: Option<PathBuf>,
@@ -121,6 +130,9 @@ fn scan(args: ScanArgs) -> ExitCode {
         forget_days: args.forget_days,
         sequence_window_minutes: args.sequence_window_minutes,
         dedup_minutes: args.dedup_minutes,
+        sandbox_exit_regions: args.sandbox_exit_regions,
+        sandbox_exit_window_minutes: args.sandbox_exit_window_minutes,
+        chain_window_hours: args.chain_window_hours,
         tor_exit_list: args.tor_exit_list.clone(),
     };
     let config = match Config::load(args.config.as_deref(), &overrides) {

@@ -27,6 +27,9 @@ pub const LEARNING_DAYS: &str = "SESGUARD_LEARNING_DAYS";
 pub const FORGET_DAYS: &str = "SESGUARD_FORGET_DAYS";
 pub const SEQUENCE_WINDOW_MINUTES: &str = "SESGUARD_SEQUENCE_WINDOW_MINUTES";
 pub const DEDUP_MINUTES: &str = "SESGUARD_DEDUP_MINUTES";
+pub const SANDBOX_EXIT_REGIONS: &str = "SESGUARD_SANDBOX_EXIT_REGIONS";
+pub const SANDBOX_EXIT_WINDOW_MINUTES: &str = "SESGUARD_SANDBOX_EXIT_WINDOW_MINUTES";
+pub const CHAIN_WINDOW_HOURS: &str = "SESGUARD_CHAIN_WINDOW_HOURS";
 pub const CONFIG: &str = "SESGUARD_CONFIG";
 pub const TOR_EXIT_LIST: &str = "SESGUARD_TOR_EXIT_LIST";
 /// Seconds a signal claim protects an invocation that is publishing it (default 45,
@@ -71,6 +74,9 @@ impl LambdaConfig {
                 forget_days: number(FORGET_DAYS)?,
                 sequence_window_minutes: number(SEQUENCE_WINDOW_MINUTES)?,
                 dedup_minutes: number(DEDUP_MINUTES)?,
+                sandbox_exit_regions: number(SANDBOX_EXIT_REGIONS)?,
+                sandbox_exit_window_minutes: number(SANDBOX_EXIT_WINDOW_MINUTES)?,
+                chain_window_hours: number(CHAIN_WINDOW_HOURS)?,
                 tor_exit_list: path(TOR_EXIT_LIST),
             },
             config_path: path(CONFIG),

@@ -3,24 +3,34 @@
 //! text) beside its logic; rules are pure: they ask the engine for state and decide on the
 //! answer ([`Detection`]).
 
+pub mod abuse_chain;
 pub mod discovery_long_term_key;
 pub mod enumeration_unseen_user;
 pub mod event;
+pub mod feedback_tampering;
+pub mod full_access_granted;
 pub mod identity_deleted;
 pub mod modification;
+pub mod production_access_requested;
 mod rule;
+pub mod sandbox_exit_burst;
+pub mod sending_enabled;
+pub mod smtp_user_created;
+pub mod span;
 pub mod verify_then_delete;
 
 pub use crate::model::Severity;
 pub use event::Event;
 pub use rule::{
-    Answer, Ask, Context, Decision, Detection, Finding, Op, RuleMeta, SuppressOn, Trigger,
+    Answer, Ask, Context, Decision, Detection, Finding, Gate, Op, RuleMeta, SuppressOn, Trigger,
 };
 
 use crate::record::Record;
 
 pub const SES: &str = "ses.amazonaws.com";
 pub const SERVICE_QUOTAS: &str = "servicequotas.amazonaws.com";
+/// IAM is global: CloudTrail delivers its events to EventBridge in `us-east-1` only.
+pub const IAM: &str = "iam.amazonaws.com";
 
 /// State that several rules keep under one key. A rule's ask on such a key is `shared`, and
 /// the engine answers every shared ask on one key in one step of the state port.
@@ -42,13 +52,20 @@ pub mod shared {
     }
 }
 
-/// Every rule, in id order.
-pub const ALL: [&RuleMeta; 5] = [
+/// Every rule: the first five, then the rest of the abuse chain.
+pub const ALL: [&RuleMeta; 12] = [
     &discovery_long_term_key::RULE,
     &enumeration_unseen_user::RULE,
     &modification::RULE,
     &verify_then_delete::RULE,
     &identity_deleted::RULE,
+    &production_access_requested::RULE,
+    &sandbox_exit_burst::RULE,
+    &sending_enabled::RULE,
+    &full_access_granted::RULE,
+    &smtp_user_created::RULE,
+    &feedback_tampering::RULE,
+    &abuse_chain::RULE,
 ];
 
 /// The rule with this id.
@@ -64,8 +81,8 @@ pub fn reads(record: &Record) -> bool {
 }
 
 /// Whether a record's JSON text may hold a call some rule reads, without parsing it: every rule
-/// needs its `eventSource`, and CloudTrail writes those values without escapes, so a record that
-/// names none of them cannot match. Used to skip most records of a CloudTrail archive unparsed.
+/// needs its `eventSource` (and, for IAM, one of the call names it reads), and CloudTrail writes
+/// those values without escapes, so a record that names none of them cannot match. Used to skip most records of a CloudTrail archive unparsed.
 ///
 /// The candidate bytes memmem looks for first are chosen for CloudTrail text, where the letters
 /// of `amazonaws.com` are in every field: for `ses.amazonaws.com` it looks for `e?.`, not for
@@ -87,21 +104,47 @@ pub fn may_match(json: &str) -> bool {
             }
         }
     }
-    static SOURCES: LazyLock<Vec<Finder<'static>>> = LazyLock::new(|| {
+    /// An event source, and for a source whose records are common in CloudTrail archives
+    /// (IAM), the names of the calls read from it: a record must hold one of them too.
+    struct Source {
+        source: Finder<'static>,
+        names: Vec<Finder<'static>>,
+    }
+    static SOURCES: LazyLock<Vec<Source>> = LazyLock::new(|| {
+        let triggers = all_triggers();
         let mut sources: Vec<&'static str> = Vec::new();
-        for trigger in all_triggers() {
+        for trigger in &triggers {
             if !sources.contains(&trigger.event_source) {
                 sources.push(trigger.event_source);
             }
         }
+        let build = |text: &str| {
+            FinderBuilder::new()
+                .build_forward_with_ranker(CloudTrailRank, text)
+                .into_owned()
+        };
         sources
             .into_iter()
-            .map(|source| FinderBuilder::new().build_forward_with_ranker(CloudTrailRank, source))
+            .map(|source| Source {
+                source: build(source),
+                names: triggers
+                    .iter()
+                    .filter(|t| t.event_source == source && NAME_CHECKED.contains(&source))
+                    .map(|t| build(t.event_name))
+                    .collect(),
+            })
             .collect()
     });
     let bytes = json.as_bytes();
-    SOURCES.iter().any(|f| f.find(bytes).is_some())
+    SOURCES.iter().any(|s| {
+        s.source.find(bytes).is_some()
+            && (s.names.is_empty() || s.names.iter().any(|name| name.find(bytes).is_some()))
+    })
 }
+
+/// Event sources whose records [`may_match`] also checks for a call name: IAM's reads (`GetRole`,
+/// `ListPolicies`, …) fill archives, and the rules read eight of its calls.
+const NAME_CHECKED: &[&str] = &[IAM];
 
 /// Every distinct trigger of every rule, in first-seen order.
 pub fn all_triggers() -> Vec<Trigger> {
@@ -188,19 +231,30 @@ mod tests {
 
     #[test]
     fn the_prefilter_knows_every_event_source_a_trigger_names() {
-        for trigger in all_triggers() {
+        for trigger in all_triggers().iter().filter(|t| t.event_source != IAM) {
             let record = format!(r#"{{"eventSource":"{}"}}"#, trigger.event_source);
             assert!(may_match(&record), "{record}");
         }
         assert!(!may_match(
             r#"{"eventSource":"s3.amazonaws.com","eventName":"GetAccount"}"#
         ));
+        // IAM records pass only with a call name the rules read.
+        for trigger in all_triggers().iter().filter(|t| t.event_source == IAM) {
+            let record = format!(
+                r#"{{"eventSource":"{IAM}","eventName":"{}"}}"#,
+                trigger.event_name
+            );
+            assert!(may_match(&record), "{record}");
+        }
+        assert!(!may_match(
+            r#"{"eventSource":"iam.amazonaws.com","eventName":"GetRole"}"#
+        ));
     }
 
     #[test]
     fn eventbridge_patterns_cover_every_trigger_once() {
         let patterns = eventbridge_patterns();
-        assert_eq!(patterns.len(), 2, "{patterns:?}");
+        assert_eq!(patterns.len(), 3, "{patterns:?}");
         let ses_names = patterns[0]["detail"]["eventName"]
             .as_array()
             .map_or(0, Vec::len);
@@ -212,7 +266,7 @@ mod tests {
                 .filter(|t| t.event_source == SES)
                 .count()
         );
-        assert_eq!(ses_names, 18);
+        assert_eq!(ses_names, 27);
         assert_eq!(patterns[1]["source"][0], "aws.servicequotas");
         assert_eq!(
             patterns[1]["detail"]["requestParameters"]["serviceCode"][0],
@@ -224,6 +278,22 @@ mod tests {
                 "GetServiceQuota",
                 "ListAWSDefaultServiceQuotas",
                 "ListServiceQuotas"
+            ])
+        );
+        // IAM: one pattern, for the grants and SMTP users (delivered in us-east-1 only).
+        assert_eq!(patterns[2]["source"][0], "aws.iam");
+        assert_eq!(patterns[2]["detail"]["eventSource"][0], IAM);
+        assert_eq!(
+            patterns[2]["detail"]["eventName"],
+            serde_json::json!([
+                "AttachGroupPolicy",
+                "AttachRolePolicy",
+                "AttachUserPolicy",
+                "CreateAccessKey",
+                "CreateUser",
+                "PutGroupPolicy",
+                "PutRolePolicy",
+                "PutUserPolicy"
             ])
         );
     }

@@ -7,7 +7,7 @@ use std::fmt;
 use super::event::Event;
 use crate::model::{Seconds, Settings, Severity, Subject};
 use crate::record::Record;
-use crate::state::{Mark, Side, Sighting};
+use crate::state::{DistinctAnswer, Mark, Side, Sighting};
 
 /// An API call a rule reads: the EventBridge patterns of the template are derived from these.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,6 +22,14 @@ impl Trigger {
     pub const fn ses(event_name: &'static str) -> Self {
         Trigger {
             event_source: super::SES,
+            event_name,
+            service_code: None,
+        }
+    }
+
+    pub const fn iam(event_name: &'static str) -> Self {
+        Trigger {
+            event_source: super::IAM,
             event_name,
             service_code: None,
         }
@@ -140,8 +148,9 @@ pub enum Op {
     /// Remember the event as `side` of an add/delete pairing within `window`; answers the
     /// events of the other side it pairs with.
     Pair { side: Side, window: Seconds },
-    /// Record `value` in the key's set; answers the distinct values recorded within `window`
-    /// (at most `max` kept): regions a principal called within minutes, stages of a chain.
+    /// Record `value` in the key's set; answers the distinct values with an occurrence within
+    /// `window` of the event, with their first and last occurrence (at most `max` kept):
+    /// regions a principal called within minutes, stages of a chain.
     Distinct {
         value: String,
         window: Seconds,
@@ -163,8 +172,8 @@ pub enum Answer {
     Window(bool),
     /// The events of the other side the event pairs with, oldest first.
     Paired(Vec<Mark>),
-    /// The distinct values within the window, sorted.
-    Distinct(Vec<String>),
+    /// The distinct values within the window, and the set's gate.
+    Distinct(DistinctAnswer),
     /// Events counted within the window (at most the `max` asked).
     Count(u64),
 }
@@ -190,7 +199,9 @@ pub struct Finding {
     /// event alone names the signal, so it is given once whatever events relate to it.
     pub id_from_related: bool,
     /// Rule-specific facts for the signal's `details`.
-    pub details: serde_json::Map<String, serde_json::Value>,
+    /// `None` for the first five rules' findings (their signals had no `details`, and keep
+    /// their bytes); the rules of the abuse chain always give an object.
+    pub details: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 impl Finding {
@@ -203,9 +214,21 @@ impl Finding {
             time: event.time,
             related_event_ids: Vec::new(),
             id_from_related: true,
-            details: serde_json::Map::new(),
+            details: None,
         }
     }
+
+    /// The finding's `details`, created (empty) if it had none.
+    pub fn details(&mut self) -> &mut serde_json::Map<String, serde_json::Value> {
+        self.details.get_or_insert_default()
+    }
+}
+
+/// The gate of a distinct set ([`Op::Distinct`]'s key), opened at most once per `length`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Gate {
+    pub key: String,
+    pub length: Seconds,
 }
 
 /// A rule's decision on one event.
@@ -214,6 +237,12 @@ pub struct Decision {
     pub findings: Vec<Finding>,
     /// Matches that gave no finding because an equal one was given already.
     pub deduplicated: usize,
+    /// The gate the findings are given through: they stand only if this event opens it
+    /// ([`State::open_gate`](crate::state::State::open_gate)), else they count as duplicates. A
+    /// threshold rule, whose condition stays true for every later event of the burst, fires once
+    /// per gate length this way; the gate is asked for only when there is something to fire
+    /// and the set's answer does not already show it held.
+    pub once_per: Option<Gate>,
 }
 
 impl Decision {
@@ -222,13 +251,26 @@ impl Decision {
         if fire {
             Decision {
                 findings: vec![finding()],
-                deduplicated: 0,
+                ..Decision::default()
             }
         } else {
             Decision {
-                findings: Vec::new(),
                 deduplicated: 1,
+                ..Decision::default()
             }
+        }
+    }
+
+    /// `finding`, given through `gate` (see [`Decision::once_per`]), or a duplicate when the
+    /// set's answer shows the gate held by another event already (no state call then).
+    pub fn once_per(gate: Gate, answer: &DistinctAnswer, event: &Event, finding: Finding) -> Self {
+        if answer.gate_held(event.event_id, event.time, gate.length) {
+            return Decision::fire_or_duplicate(false, || finding);
+        }
+        Decision {
+            findings: vec![finding],
+            deduplicated: 0,
+            once_per: Some(gate),
         }
     }
 }

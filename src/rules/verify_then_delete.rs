@@ -120,7 +120,7 @@ impl Detection for VerifyThenDelete {
         };
         Decision {
             findings,
-            deduplicated: 0,
+            ..Decision::default()
         }
     }
 }
@@ -145,6 +145,6 @@ fn finding(
         time,
         related_event_ids: adds,
         id_from_related: false,
-        details,
+        details: Some(details),
     }
 }

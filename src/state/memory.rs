@@ -4,7 +4,8 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use super::{
-    Claim, Mark, PairOutcome, PairStep, Side, Sighting, State, StateError, keep_newest_marks, pairs,
+    Claim, DistinctAnswer, Mark, Occurrence, PairOutcome, PairStep, Seen, Side, Sighting, State,
+    StateError, keep_newest_marks, pairs,
 };
 use crate::model::{FailureKind, Seconds};
 
@@ -23,10 +24,18 @@ struct Inner {
     windows: HashMap<String, WindowEntry>,
     marks: HashMap<String, Vec<(Side, Mark, Seconds)>>,
     signals: HashMap<String, (bool, Seconds)>,
-    /// Distinct sets: value → latest time, and the set's expiry.
-    sets: HashMap<String, (HashMap<String, Seconds>, Seconds)>,
+    /// Distinct sets: their values, their expiry and their gate.
+    sets: HashMap<String, SetEntry>,
     newest: Seconds,
     operations: u64,
+}
+
+#[derive(Debug, Default)]
+struct SetEntry {
+    values: Vec<Seen>,
+    expires: Seconds,
+    /// Newest first, at most [`super::KEPT_OPENINGS`].
+    gate: Vec<Occurrence>,
 }
 
 #[derive(Debug)]
@@ -36,11 +45,11 @@ struct SightingEntry {
     new_by: String,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Default)]
 struct WindowEntry {
-    opened: Seconds,
+    /// Newest first, at most [`super::KEPT_OPENINGS`].
+    openings: Vec<Occurrence>,
     expires: Seconds,
-    opened_by: String,
 }
 
 /// Entries are kept this long past their expiry (in event time) before they are dropped, so
@@ -98,7 +107,7 @@ impl Inner {
     fn prune(&mut self) {
         let cutoff = self.newest.saturating_sub(PRUNE_GRACE);
         self.sightings.retain(|_, e| e.expires >= cutoff);
-        self.sets.retain(|_, (_, expires)| *expires >= cutoff);
+        self.sets.retain(|_, set| set.expires >= cutoff);
         self.windows.retain(|_, e| e.expires >= cutoff);
         self.marks.retain(|_, marks| {
             marks.retain(|(_, _, expires)| *expires >= cutoff);
@@ -107,26 +116,27 @@ impl Inner {
         self.signals.retain(|_, (_, expires)| *expires >= cutoff);
     }
 
-    fn open_window(&mut self, key: &str, event_id: &str, now: Seconds, window: Seconds) -> bool {
-        let open = WindowEntry {
-            opened: now,
-            expires: now.saturating_add(window),
-            opened_by: event_id.to_owned(),
+    /// `latest_only`: decide on the latest opening alone (the identity item's window, whose
+    /// DynamoDB twin keeps one).
+    fn open_window(
+        &mut self,
+        key: &str,
+        event_id: &str,
+        now: Seconds,
+        window: Seconds,
+        latest_only: bool,
+    ) -> bool {
+        let entry = self.windows.entry(key.to_owned()).or_default();
+        let considered = if latest_only {
+            &entry.openings[..entry.openings.len().min(1)]
+        } else {
+            &entry.openings[..]
         };
-        match self.windows.get_mut(key) {
-            Some(entry) if entry.opened_by == event_id => true,
-            Some(entry) if now.abs_diff(entry.opened) < window.unsigned_abs() => false,
-            Some(entry) => {
-                if now > entry.opened {
-                    *entry = open;
-                }
-                true
-            }
-            None => {
-                self.windows.insert(key.to_owned(), open);
-                true
-            }
+        let opens = super::window_opens(considered, event_id, now, window);
+        if opens && super::record_opening(&mut entry.openings, event_id, now) {
+            entry.expires = entry.expires.max(now.saturating_add(window));
         }
+        opens
     }
 
     fn pair(&mut self, key: &str, side: Side, mark: &Mark, window: Seconds) -> Vec<Mark> {
@@ -197,7 +207,9 @@ impl State for MemoryState {
         now: Seconds,
         window: Seconds,
     ) -> Result<bool, StateError> {
-        self.with(now, |inner| inner.open_window(key, event_id, now, window))
+        self.with(now, |inner| {
+            inner.open_window(key, event_id, now, window, false)
+        })
     }
 
     async fn pair_and_window(
@@ -211,7 +223,7 @@ impl State for MemoryState {
                 .map(|(side, mark)| inner.pair(key, side, mark, step.pair_window))
                 .unwrap_or_default(),
             opened: step.open_window
-                && inner.open_window(key, step.event_id, step.now, step.dedup_window),
+                && inner.open_window(key, step.event_id, step.now, step.dedup_window, true),
         })
     }
 
@@ -219,16 +231,39 @@ impl State for MemoryState {
         &self,
         key: &str,
         value: &str,
+        event_id: &str,
         now: Seconds,
         window: Seconds,
         max: usize,
-    ) -> Result<Vec<String>, StateError> {
+    ) -> Result<DistinctAnswer, StateError> {
         self.with(now, |inner| {
-            let (values, expires) = inner.sets.entry(key.to_owned()).or_default();
-            let step = super::record_distinct(values.drain(), value, now, window, max);
-            *expires = (*expires).max(now.saturating_add(window));
-            values.extend(step.kept);
-            step.answer
+            let set = inner.sets.entry(key.to_owned()).or_default();
+            let occurrence = Occurrence::new(now, event_id);
+            let step =
+                super::record_distinct(set.values.drain(..), value, &occurrence, window, max);
+            set.expires = set.expires.max(now.saturating_add(window));
+            set.values.extend(step.kept);
+            DistinctAnswer {
+                values: step.answer,
+                gate: set.gate.clone(),
+            }
+        })
+    }
+
+    async fn open_gate(
+        &self,
+        key: &str,
+        event_id: &str,
+        now: Seconds,
+        length: Seconds,
+    ) -> Result<bool, StateError> {
+        self.with(now, |inner| {
+            let set = inner.sets.entry(key.to_owned()).or_default();
+            let opens = super::window_opens(&set.gate, event_id, now, length);
+            if opens && super::record_opening(&mut set.gate, event_id, now) {
+                set.expires = set.expires.max(now.saturating_add(length));
+            }
+            opens
         })
     }
 

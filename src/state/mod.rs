@@ -157,21 +157,37 @@ pub trait State: Sync {
         step: PairStep<'_>,
     ) -> impl Future<Output = Result<PairOutcome, StateError>> + Send;
 
-    /// Records `value` under `key` at `now` and answers the distinct values recorded under
-    /// `key` whose latest recording is within `window` of `now` (either side: records may
-    /// arrive out of order), `value` included, sorted. Each value keeps only its latest time.
+    /// Records `value` under `key` as seen by `event_id` at `now`, and answers the values
+    /// recorded under `key` with an occurrence within `window` of `now` (either side: records may
+    /// arrive out of order), `value` included, sorted by value. Each value keeps its first and
+    /// its last occurrence ([`Seen`]), so a rule can find a span of event time that holds them.
     /// At most `max` values are kept per key, the most recently seen (ties: the smaller value
-    /// goes first), so state stays bounded whatever the input; values are compared on their
-    /// first [`MAX_VALUE_BYTES`] bytes. Replay-safe: recording a value again changes at most
-    /// its time.
+    /// goes first), so state stays bounded whatever the input; values and event ids are kept to
+    /// their first [`MAX_VALUE_BYTES`] bytes. Replay-safe: recording the same event again
+    /// changes nothing. The answer also gives the set's gate ([`State::open_gate`]) as it was.
     fn distinct_in_window(
         &self,
         key: &str,
         value: &str,
+        event_id: &str,
         now: Seconds,
         window: Seconds,
         max: usize,
-    ) -> impl Future<Output = Result<Vec<String>, StateError>> + Send;
+    ) -> impl Future<Output = Result<DistinctAnswer, StateError>> + Send;
+
+    /// Opens the gate of the distinct set `key` for `event_id` at `now`, unless another event
+    /// opened it less than `length` away from `now` (either side), and answers whether it
+    /// opened. A threshold rule fires through its set's gate, once per `length`; the gate lives
+    /// with the set, so [`State::distinct_in_window`]'s answer tells the rule, for free, when it
+    /// is held, and this conditional write is needed only when it may open. The gate records
+    /// the event that opened it last. Replay-safe: the event that opened it opens it again.
+    fn open_gate(
+        &self,
+        key: &str,
+        event_id: &str,
+        now: Seconds,
+        length: Seconds,
+    ) -> impl Future<Output = Result<bool, StateError>> + Send;
 
     /// Counts the event `event_id` under `key` at `now` and answers how many distinct events
     /// were counted under `key` within `window` of `now`, at most `max` (a threshold rule asks
@@ -186,9 +202,9 @@ pub trait State: Sync {
     ) -> impl Future<Output = Result<u64, StateError>> + Send {
         async move {
             let events = self
-                .distinct_in_window(key, event_id, now, window, max)
+                .distinct_in_window(key, event_id, event_id, now, window, max)
                 .await?;
-            Ok(events.len() as u64)
+            Ok(events.values.len() as u64)
         }
     }
 
@@ -242,37 +258,151 @@ pub fn keep_newest_marks<'m>(
     (kept, dropped)
 }
 
-/// The most bytes of a value [`State::distinct_in_window`] keeps.
+/// The most bytes of a value (and of an event id) [`State::distinct_in_window`] keeps.
 pub const MAX_VALUE_BYTES: usize = 200;
 
-/// A distinct set after recording one value: what to keep (value → latest time), and the
-/// answer. Every adapter decides with this, so they agree.
-pub fn record_distinct(
-    old: impl IntoIterator<Item = (String, Seconds)>,
-    value: &str,
+/// One occurrence of a value in a distinct set.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Occurrence {
+    pub time: Seconds,
+    pub event_id: String,
+}
+
+impl Occurrence {
+    pub fn new(time: Seconds, event_id: &str) -> Self {
+        Occurrence {
+            time,
+            event_id: crate::text::capped_to(event_id, MAX_VALUE_BYTES),
+        }
+    }
+
+    /// Whether the occurrence is within `window` of `now`, on either side.
+    pub fn near(&self, now: Seconds, window: Seconds) -> bool {
+        now.abs_diff(self.time) <= window.unsigned_abs()
+    }
+}
+
+/// A value of a distinct set with its first and last occurrence (the smallest and the largest
+/// by time, then event id).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Seen {
+    pub value: String,
+    pub first: Occurrence,
+    pub last: Occurrence,
+}
+
+impl Seen {
+    pub fn once(value: &str, occurrence: Occurrence) -> Self {
+        Seen {
+            value: value.to_owned(),
+            first: occurrence.clone(),
+            last: occurrence,
+        }
+    }
+
+    /// Records one more occurrence.
+    pub fn merge(&mut self, occurrence: &Occurrence) {
+        if *occurrence < self.first {
+            self.first = occurrence.clone();
+        }
+        if *occurrence > self.last {
+            self.last = occurrence.clone();
+        }
+    }
+
+    /// The value's occurrences (one or two).
+    pub fn occurrences(&self) -> impl Iterator<Item = &Occurrence> {
+        std::iter::once(&self.first).chain((self.last != self.first).then_some(&self.last))
+    }
+}
+
+/// What [`State::distinct_in_window`] answers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DistinctAnswer {
+    /// The values with an occurrence within the window, sorted by value.
+    pub values: Vec<Seen>,
+    /// When and by which events the set's gate was opened, newest first (at most
+    /// [`KEPT_OPENINGS`]), as it was before this event's write.
+    pub gate: Vec<Occurrence>,
+}
+
+impl DistinctAnswer {
+    /// Whether [`State::open_gate`] would keep the gate shut for this event (then its
+    /// finding is a duplicate, and no call is needed to know it).
+    pub fn gate_held(&self, event_id: &str, now: Seconds, length: Seconds) -> bool {
+        !window_opens(&self.gate, event_id, now, length)
+    }
+}
+
+/// The openings a dedup window or a gate keeps: the latest and the ones before it. Older ones
+/// let a late duplicate of an event that a window held stay held after a later window opened
+/// (the same decision as the first time: idempotency on the event), within the kept ones.
+pub const KEPT_OPENINGS: usize = 3;
+
+/// Whether an event at `now` opens a window (or a gate) of `window` seconds that holds
+/// `openings` (newest first, at most [`KEPT_OPENINGS`]): it does when it opened one of them
+/// itself (a replay), or when none is less than `window` from it (either side). Every adapter
+/// decides with this, so they agree.
+pub fn window_opens(
+    openings: &[Occurrence],
+    event_id: &str,
     now: Seconds,
+    window: Seconds,
+) -> bool {
+    let event_id = crate::text::capped_to(event_id, MAX_VALUE_BYTES);
+    openings.iter().any(|o| o.event_id == event_id)
+        || !openings
+            .iter()
+            .any(|o| now.abs_diff(o.time) < window.unsigned_abs())
+}
+
+/// The openings after `event_id` opened at `now` (only an opening later than every kept one is
+/// recorded: an out-of-order event opens without moving the window back).
+pub fn record_opening(openings: &mut Vec<Occurrence>, event_id: &str, now: Seconds) -> bool {
+    if openings.first().is_some_and(|latest| latest.time > now)
+        || openings.iter().any(|o| o.event_id == event_id)
+    {
+        return false;
+    }
+    openings.insert(0, Occurrence::new(now, event_id));
+    openings.truncate(KEPT_OPENINGS);
+    true
+}
+
+/// A distinct set after recording one occurrence: what to keep, and the answer. Every adapter
+/// decides with this, so they agree.
+pub fn record_distinct(
+    old: impl IntoIterator<Item = Seen>,
+    value: &str,
+    occurrence: &Occurrence,
     window: Seconds,
     max: usize,
 ) -> DistinctStep {
     let value = crate::text::capped_to(value, MAX_VALUE_BYTES);
-    let mut kept: Vec<(String, Seconds)> = old.into_iter().collect();
-    match kept.iter_mut().find(|(v, _)| *v == value) {
-        Some((_, time)) => *time = (*time).max(now),
-        None => kept.push((value, now)),
+    let now = occurrence.time;
+    let mut kept: Vec<Seen> = old.into_iter().collect();
+    match kept.iter_mut().find(|seen| seen.value == value) {
+        Some(seen) => seen.merge(occurrence),
+        None => kept.push(Seen::once(&value, occurrence.clone())),
     }
     // Newest first; the oldest beyond `max` are dropped.
-    kept.sort_by(|(va, ta), (vb, tb)| tb.cmp(ta).then_with(|| va.cmp(vb)));
+    kept.sort_by(|a, b| {
+        b.last
+            .time
+            .cmp(&a.last.time)
+            .then_with(|| a.value.cmp(&b.value))
+    });
     let dropped: Vec<String> = kept
         .split_off(max.max(1).min(kept.len()))
         .into_iter()
-        .map(|(v, _)| v)
+        .map(|seen| seen.value)
         .collect();
-    let mut answer: Vec<String> = kept
+    let mut answer: Vec<Seen> = kept
         .iter()
-        .filter(|(_, time)| now.abs_diff(*time) <= window.unsigned_abs())
-        .map(|(v, _)| v.clone())
+        .filter(|seen| seen.occurrences().any(|o| o.near(now, window)))
+        .cloned()
         .collect();
-    answer.sort();
+    answer.sort_by(|a, b| a.value.cmp(&b.value));
     DistinctStep {
         kept,
         dropped,
@@ -283,11 +413,11 @@ pub fn record_distinct(
 /// See [`record_distinct`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DistinctStep {
-    /// Value → latest time, newest first, at most `max`.
-    pub kept: Vec<(String, Seconds)>,
+    /// The values kept, newest first, at most `max`.
+    pub kept: Vec<Seen>,
     /// Values no longer kept.
     pub dropped: Vec<String>,
-    pub answer: Vec<String>,
+    pub answer: Vec<Seen>,
 }
 
 /// Whether an event at `time` on `side` pairs with one at `other` on the other side: the delete

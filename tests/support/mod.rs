@@ -9,9 +9,10 @@ use std::path::Path;
 use flate2::Compression;
 use flate2::write::GzEncoder;
 use serde_json::{Value, json};
-use sesguard::Engine;
 use sesguard::config::{Config, Overrides};
 use sesguard::rules;
+use sesguard::scan::scan_text;
+use sesguard::{Engine, Signal};
 
 pub use sesguard::deliver::Collect;
 
@@ -23,6 +24,24 @@ pub const R2: &str = rules::enumeration_unseen_user::RULE.id;
 pub const R3: &str = rules::modification::RULE.id;
 pub const R4: &str = rules::verify_then_delete::RULE.id;
 pub const R5: &str = rules::identity_deleted::RULE.id;
+// The rest of the abuse chain (issue 13).
+pub const PRODUCTION_ACCESS: &str = rules::production_access_requested::RULE.id;
+pub const BURST: &str = rules::sandbox_exit_burst::RULE.id;
+pub const SENDING: &str = rules::sending_enabled::RULE.id;
+pub const FULL_ACCESS: &str = rules::full_access_granted::RULE.id;
+pub const SMTP_USER: &str = rules::smtp_user_created::RULE.id;
+pub const FEEDBACK: &str = rules::feedback_tampering::RULE.id;
+pub const CHAIN: &str = rules::abuse_chain::RULE.id;
+/// The seven rules issue 13 adds, in the registry's order.
+pub const CHAIN_RULES: [&str; 7] = [
+    PRODUCTION_ACCESS,
+    BURST,
+    SENDING,
+    FULL_ACCESS,
+    SMTP_USER,
+    FEEDBACK,
+    CHAIN,
+];
 /// Every rule id, in the registry's order.
 pub fn all_rules() -> Vec<&'static str> {
     rules::ALL.iter().map(|rule| rule.id).collect()
@@ -134,6 +153,11 @@ impl R {
     }
 }
 
+/// An IAM call by the same user (IAM is global: its events carry `awsRegion` `us-east-1`).
+pub fn iam(name: &str) -> R {
+    ses(name).source("iam.amazonaws.com").region("us-east-1")
+}
+
 pub fn time_text(seconds: i64) -> String {
     sesguard::time::format(seconds)
 }
@@ -159,3 +183,72 @@ pub fn config(toml: &str) -> Config {
 pub fn engine(toml: &str) -> Engine {
     Engine::new(config(toml))
 }
+
+/// Runs records (as JSON Lines) through `engine` and a fresh in-memory state, as `sesguard scan`
+/// does; panics on input problems.
+pub fn run_with(engine: &Engine, records: &[R]) -> Vec<Signal> {
+    let text: String = records.iter().map(|r| format!("{}\n", r.0)).collect();
+    let (out, _) = scan_text(engine, "test.jsonl", text.as_bytes());
+    assert!(
+        out.problems.is_empty(),
+        "unexpected problems: {:?}",
+        out.problems
+    );
+    out.signals
+}
+
+/// [`run_with`] the default settings.
+pub fn run(records: &[R]) -> Vec<Signal> {
+    run_with(&engine(""), records)
+}
+
+/// (rule_id, event_id) of every signal, in order.
+pub fn fired(signals: &[Signal]) -> Vec<(String, String)> {
+    signals
+        .iter()
+        .map(|s| (s.rule_id.clone(), s.subject.event_id.clone()))
+        .collect()
+}
+
+pub fn of_rule<'a>(signals: &'a [Signal], rule: &str) -> Vec<&'a Signal> {
+    signals.iter().filter(|s| s.rule_id == rule).collect()
+}
+
+pub fn count(signals: &[Signal], rule: &str) -> usize {
+    of_rule(signals, rule).len()
+}
+
+/// The event ids of one rule's signals, in order.
+pub fn event_ids<'a>(signals: &'a [Signal], rule: &str) -> Vec<&'a str> {
+    of_rule(signals, rule)
+        .iter()
+        .map(|s| s.subject.event_id.as_str())
+        .collect()
+}
+
+/// The fields every signal carries (its JSON), whatever the rule.
+pub const SIGNAL_FIELDS: [&str; 23] = [
+    "signal_id",
+    "rule_id",
+    "title",
+    "severity",
+    "tactic",
+    "technique",
+    "event_id",
+    "related_event_ids",
+    "event_name",
+    "event_source",
+    "event_time",
+    "account_id",
+    "region",
+    "principal",
+    "user_arn",
+    "user_type",
+    "access_key_id",
+    "source_ip",
+    "user_agent",
+    "identity",
+    "error_code",
+    "tor",
+    "triage",
+];

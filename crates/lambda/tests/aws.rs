@@ -202,6 +202,7 @@ async fn script<S: State>(state: &S) -> Vec<String> {
         ("w4", 5),
         ("w5", -100),
         ("w6", 200),
+        ("w10", 110),
     ] {
         out.push(format!(
             "window {event}@{now} {:?}",
@@ -273,22 +274,58 @@ async fn script<S: State>(state: &S) -> Vec<String> {
         state.claim_signal("s", 200, 300).await.ok()
     ));
     // Distinct values within 300 s, at most 3 kept: out of order, a replay, one dropped.
-    for (value, now) in [
-        ("us-east-1", 5_000),
-        ("eu-west-1", 5_010),
-        ("us-east-1", 5_020),
-        ("ap-south-1", 4_990),
-        ("sa-east-1", 5_030),
-        ("eu-west-1", 5_400),
+    for (value, id, now) in [
+        ("us-east-1", "r1", 5_000),
+        ("eu-west-1", "r2", 5_010),
+        ("us-east-1", "r3", 5_020),
+        ("ap-south-1", "r4", 4_990),
+        ("us-east-1", "r0", 4_995),
+        ("us-east-1", "r3", 5_020),
+        ("sa-east-1", "r5", 5_030),
+        ("eu-west-1", "r6", 5_400),
+    ] {
+        let found = state
+            .distinct_in_window("regions", value, id, now, 300, 3)
+            .await
+            .map(|seen| {
+                seen.values
+                    .into_iter()
+                    .map(|s| {
+                        format!(
+                            "{} {}@{}..{}@{}",
+                            s.value, s.first.event_id, s.first.time, s.last.event_id, s.last.time
+                        )
+                    })
+                    .collect::<Vec<_>>()
+            });
+        out.push(format!("distinct {value} {id}@{now} {:?}", found.ok()));
+    }
+    // The set's gate: held by another opening less than 100 s away, replay-safe, the latest
+    // opening kept; the set's answer shows it.
+    for (id, now) in [
+        ("g1", 5_000),
+        ("g2", 5_050),
+        ("g1", 5_000),
+        ("g3", 5_100),
+        ("g0", 4_950),
+        ("g4", 5_150),
+        ("g9", 4_800),
+        ("g2", 5_050),
     ] {
         out.push(format!(
-            "distinct {value}@{now} {:?}",
-            state
-                .distinct_in_window("regions", value, now, 300, 3)
-                .await
-                .ok()
+            "gate {id}@{now} {:?}",
+            state.open_gate("regions", id, now, 100).await.ok()
         ));
     }
+    let gate = state
+        .distinct_in_window("regions", "eu-west-1", "r7", 5_160, 300, 3)
+        .await
+        .map(|answer| {
+            let gate = answer.gate.iter();
+            gate.map(|g| format!("{}@{}", g.event_id, g.time))
+                .collect::<Vec<_>>()
+        });
+    out.push(format!("gate shown {:?}", gate.ok()));
     for (id, now) in [("e1", 9_000), ("e2", 9_010), ("e1", 9_000), ("e3", 9_500)] {
         out.push(format!(
             "count {id}@{now} {:?}",
@@ -315,6 +352,7 @@ const EXPECTED_LINES: &[&str] = &[
     "window w4@5 Some(false)",
     "window w5@-100 Some(true)",
     "window w6@200 Some(true)",
+    "window w10@110 Some(false)",
     "identity v1@1000 Some(([], false))",
     "identity d1@1030 Some(([\"v1@1000\"], true))",
     "identity failed-1@1050 Some(([], false))",
@@ -328,12 +366,23 @@ const EXPECTED_LINES: &[&str] = &[
     "pair Add add@40 Some([\"del@100\"])",
     "pair Add late-add@99 Some([\"del@100\"])",
     "pair Add too-early@30 Some([])",
-    "distinct us-east-1@5000 Some([\"us-east-1\"])",
-    "distinct eu-west-1@5010 Some([\"eu-west-1\", \"us-east-1\"])",
-    "distinct us-east-1@5020 Some([\"eu-west-1\", \"us-east-1\"])",
-    "distinct ap-south-1@4990 Some([\"ap-south-1\", \"eu-west-1\", \"us-east-1\"])",
-    "distinct sa-east-1@5030 Some([\"eu-west-1\", \"sa-east-1\", \"us-east-1\"])",
-    "distinct eu-west-1@5400 Some([\"eu-west-1\"])",
+    "distinct us-east-1 r1@5000 Some([\"us-east-1 r1@5000..r1@5000\"])",
+    "distinct eu-west-1 r2@5010 Some([\"eu-west-1 r2@5010..r2@5010\", \"us-east-1 r1@5000..r1@5000\"])",
+    "distinct us-east-1 r3@5020 Some([\"eu-west-1 r2@5010..r2@5010\", \"us-east-1 r1@5000..r3@5020\"])",
+    "distinct ap-south-1 r4@4990 Some([\"ap-south-1 r4@4990..r4@4990\", \"eu-west-1 r2@5010..r2@5010\", \"us-east-1 r1@5000..r3@5020\"])",
+    "distinct us-east-1 r0@4995 Some([\"ap-south-1 r4@4990..r4@4990\", \"eu-west-1 r2@5010..r2@5010\", \"us-east-1 r0@4995..r3@5020\"])",
+    "distinct us-east-1 r3@5020 Some([\"ap-south-1 r4@4990..r4@4990\", \"eu-west-1 r2@5010..r2@5010\", \"us-east-1 r0@4995..r3@5020\"])",
+    "distinct sa-east-1 r5@5030 Some([\"eu-west-1 r2@5010..r2@5010\", \"sa-east-1 r5@5030..r5@5030\", \"us-east-1 r0@4995..r3@5020\"])",
+    "distinct eu-west-1 r6@5400 Some([\"eu-west-1 r2@5010..r6@5400\"])",
+    "gate g1@5000 Some(true)",
+    "gate g2@5050 Some(false)",
+    "gate g1@5000 Some(true)",
+    "gate g3@5100 Some(true)",
+    "gate g0@4950 Some(false)",
+    "gate g4@5150 Some(false)",
+    "gate g9@4800 Some(true)",
+    "gate g2@5050 Some(false)",
+    "gate shown Some([\"g3@5100\", \"g1@5000\"])",
     "count e1@9000 Some(1)",
     "count e2@9010 Some(2)",
     "count e1@9000 Some(2)",
@@ -634,13 +683,152 @@ async fn dynamodb_calls_per_event_stay_within_the_budget() {
         ("filtered-apigateway-GetAccount.json", 0),
         ("filtered-cognito-ListIdentities.json", 0),
         ("filtered-servicequotas-ListServiceQuotas-ec2.json", 0),
-        ("ses-GetAccount.json", 2),
-        ("ses-ListIdentities.json", 1),
-        ("ses-VerifyEmailIdentity.json", 2),
-        // R3's window, and one write for R4 and R5 on the identity (src/aws/dynamodb.rs).
-        ("ses-DeleteIdentity.json", 2),
+        // R1's window, R2's sighting, the chain's stage.
+        ("ses-GetAccount.json", 3),
+        ("ses-ListIdentities.json", 2),
+        ("ses-VerifyEmailIdentity.json", 3),
+        // R3's window, one write for R4 and R5 on the identity (crates/lambda/src/aws/
+        // dynamodb.rs), the chain's stage.
+        ("ses-DeleteIdentity.json", 3),
     ]);
     assert_eq!(budget, expected);
+}
+
+/// One call of the SES abuse chain as an EventBridge event, built on the `GetAccount` sample
+/// (same leaked principal): `seconds` after 10:00:00Z.
+fn chain_event(source: &str, name: &str, region: &str, params: Value, seconds: i64) -> String {
+    let mut value: Value = serde_json::from_str(&sample("ses-GetAccount.json")).expect("json");
+    let service = source.strip_suffix(".amazonaws.com").unwrap_or(source);
+    value["source"] = Value::from(format!("aws.{service}"));
+    value["region"] = Value::from(region);
+    let detail = &mut value["detail"];
+    detail["eventSource"] = Value::from(source);
+    detail["eventName"] = Value::from(name);
+    detail["awsRegion"] = Value::from(region);
+    detail["requestParameters"] = params;
+    detail["eventID"] = Value::from(format!("chain-{seconds}-{name}-{region}"));
+    detail["eventTime"] = Value::from(sesguard::time::format(1_772_445_600 + seconds));
+    value.to_string()
+}
+
+#[tokio::test]
+async fn the_whole_abuse_chain_costs_at_most_four_dynamodb_calls_per_event_on_average() {
+    use serde_json::json;
+    let Some(endpoint) = endpoint() else { return };
+    let sdk = sdk(&endpoint).await;
+    let counter = CallCounter::new();
+    let state = table(&sdk, Some(counter.clone())).await;
+    let handler = Handler::new(Engine::default(), state, Collect::default());
+    let (ses, iam) = ("ses.amazonaws.com", "iam.amazonaws.com");
+    let mut events = vec![
+        chain_event(ses, "GetAccount", "us-east-1", Value::Null, 0),
+        chain_event(ses, "ListIdentities", "us-east-1", Value::Null, 5),
+        chain_event(ses, "GetSendQuota", "us-east-1", Value::Null, 8),
+    ];
+    // The sandbox exit in 17 regions within 10 seconds.
+    let regions = [
+        "us-east-1",
+        "us-east-2",
+        "us-west-1",
+        "us-west-2",
+        "ca-central-1",
+        "eu-west-1",
+        "eu-west-2",
+        "eu-west-3",
+        "eu-central-1",
+        "eu-north-1",
+        "eu-south-1",
+        "ap-south-1",
+        "ap-northeast-1",
+        "ap-northeast-2",
+        "ap-southeast-1",
+        "ap-southeast-2",
+        "sa-east-1",
+    ];
+    for (i, region) in regions.iter().enumerate() {
+        let params = json!({"productionAccessEnabled": true, "mailType": "MARKETING",
+            "websiteURL": "https://example.com", "contactLanguage": "EN"});
+        events.push(chain_event(
+            ses,
+            "PutAccountDetails",
+            region,
+            params,
+            60 + i as i64 / 2,
+        ));
+    }
+    events.extend([
+        chain_event(
+            ses,
+            "UpdateAccountSendingEnabled",
+            "us-east-1",
+            json!({"enabled": true}),
+            120,
+        ),
+        chain_event(
+            ses,
+            "VerifyDomainIdentity",
+            "us-east-1",
+            json!({"domain": "example.net"}),
+            180,
+        ),
+        chain_event(
+            iam,
+            "CreateUser",
+            "us-east-1",
+            json!({"userName": "ses-smtp-user.20260302-101500"}),
+            240,
+        ),
+        chain_event(
+            iam,
+            "CreateAccessKey",
+            "us-east-1",
+            json!({"userName": "ses-smtp-user.20260302-101500"}),
+            241,
+        ),
+        chain_event(
+            iam,
+            "AttachUserPolicy",
+            "us-east-1",
+            json!({"userName": "ses-smtp-user.20260302-101500",
+            "policyArn": "arn:aws:iam::aws:policy/AmazonSESFullAccess"}),
+            242,
+        ),
+        chain_event(
+            ses,
+            "SetIdentityFeedbackForwardingEnabled",
+            "us-east-1",
+            json!({"identity": "example.net", "forwardingEnabled": false}),
+            300,
+        ),
+        chain_event(
+            ses,
+            "DeleteIdentity",
+            "us-east-1",
+            json!({"identity": "example.net"}),
+            900,
+        ),
+    ]);
+    let mut report = Counts::default();
+    for event in &events {
+        handler
+            .handle(event, "chain", &mut report)
+            .await
+            .expect("chain event");
+    }
+    let calls = counter.total();
+    let per_event = calls as f64 / events.len() as f64;
+    assert!(
+        per_event <= 4.0,
+        "{calls} DynamoDB calls for {} events ({per_event:.2} per event)",
+        events.len()
+    );
+    // The scenario is the chain: one signal of it, one burst, one production access request.
+    let signals = handler.sink().collected().signals;
+    let count = |rule: &str| signals.iter().filter(|s| s.rule_id == rule).count();
+    assert_eq!(count("ses-abuse-chain"), 1, "{signals:#?}");
+    assert_eq!(count("ses-sandbox-exit-burst"), 1);
+    assert_eq!(count("ses-production-access-requested"), 1);
+    assert_eq!(report.signal_count(), signals.len() as u64);
 }
 
 #[tokio::test]
@@ -795,7 +983,23 @@ async fn the_handler_over_the_samples_publishes_exactly_the_signals_of_the_cli()
         .collect();
     expected.sort();
     published.sort();
-    assert_eq!(published.len(), 19);
+    // Every rule, the whole abuse chain once (tests/cli.rs pins each sample's signals).
+    let rules: Vec<String> = published
+        .iter()
+        .map(|m| {
+            let signal: Value = serde_json::from_str(m).expect("signal JSON");
+            signal["rule_id"].as_str().unwrap_or_default().to_owned()
+        })
+        .collect();
+    for rule in sesguard::rules::ALL {
+        assert!(
+            rules.iter().any(|r| r == rule.id),
+            "no {} published",
+            rule.id
+        );
+    }
+    assert_eq!(rules.iter().filter(|r| *r == "ses-abuse-chain").count(), 1);
+    assert_eq!(published.len(), 33);
     assert_eq!(published, expected);
 }
 

@@ -15,7 +15,7 @@
 //! | `seen#<key>` | `last_seen`, `new_by` (event that made it new), `until` = last_seen + forget, `expires_at` | [`State::sight`] (R2) |
 //! | `window#<key>` | `opened`, `opened_by`, `expires_at` = opened + window + 1 day | [`State::open_window`] (R1/R3 dedup) |
 //! | `pair#<key>` (one per identity: account, region, name) | R4: one attribute per remembered event, `a:<eventID>` (add) or `d:<eventID>` (delete), holding `{"time","event_id","subject"}` as JSON, the newest 32 of each side kept (older ones and stale ones removed, at most 20 a call); R5: its dedup window, `w_opened`, `w_by`; `expires_at` = newest event + max(sequence window, dedup window) + 1 day | [`State::pair_and_window`] (R4 and R5) |
-//! | `set#<key>` | one attribute per value, `v:<value>`, holding its latest time; at most the caller's `max` values; `expires_at` = newest time + window + 1 day | [`State::distinct_in_window`], [`State::count_in_window`] |
+//! | `set#<key>` | two attributes per value, `f:<value>` and `l:<value>`, its first and last occurrence as `"<time> <eventID>"`; at most the caller's `max` values; its gate, `g_at` and `g_by`; `expires_at` = newest time + window + 1 day | [`State::distinct_in_window`], [`State::count_in_window`] (the burst and the chain) |
 //! | `signal#<signal_id>` | `status` (`pending` or `published`), `claimed_at` (wall-clock ms, for the lease), `until` (event time + 2 days), `expires_at` | [`State::claim_signal`], [`State::mark_published`] |
 //!
 //! Keys longer than [`MAX_KEY_CHARS`] (attacker-chosen identity names can be megabytes) are
@@ -25,9 +25,11 @@
 //! Every operation is one conditional write whose failure returns the old item
 //! (`ReturnValuesOnConditionCheckFailure = ALL_OLD`), so no read precedes a write:
 //! - an event no rule reads: 0 calls (the engine never reaches the state);
-//! - `GetAccount`/`GetAccountSendingEnabled` by an AKIA key: R1 window + R2 sighting = 2;
-//! - any other discovery call: 1 (R2); a verify/create: R3 window + R4 pair = 2;
-//! - a delete: R3 window + one write to the identity item = 2. That write is unconditional and
+//! - every call that is a stage of `ses-abuse-chain` (all the calls below): +1, the write of
+//!   the stage to the principal's `set#` item (unconditional, the old item answers);
+//! - `GetAccount`/`GetAccountSendingEnabled` by an AKIA key: R1 window + R2 sighting = 2 (+1);
+//! - any other discovery call: 1 (R2, +1); a verify/create: R3 window + R4 pair = 2 (+1);
+//! - a delete: R3 window + one write to the identity item = 2 (+1). That write is unconditional and
 //!   returns the old item: it records the R4 mark, and R5's window with `if_not_exists`, so the
 //!   old item answers both rules (a transaction could not: it fails as a whole when one
 //!   condition fails). A window that has run out is replaced by one more, conditional, write:
@@ -36,6 +38,12 @@
 //!   return after the forget period: +1 (the conditional create after the refresh missed);
 //!   an identity item holding events older than the window, or an event more than a day older
 //!   than the identity's newest: +1 (remove the old marks, put the item's expiry back up);
+//! - the rules that keep one dedup window (production access, sending enabled, full access,
+//!   SMTP user, feedback tampering): 1 each;
+//! - `PutAccountDetails`: the burst's region write, the production-access window when the
+//!   request asks for it, and the chain's stage = 2–3; a burst or a chain that holds: +1 (its
+//!   once-per-window dedup), only then;
+//! - a value that an out-of-order event lowered, a set beyond its bound: +1 (housekeeping);
 //! - a signal: +2 (claim before publishing, mark after).
 
 use std::collections::HashMap;
@@ -52,8 +60,9 @@ use uuid::Uuid;
 
 use sesguard::model::{DAY, FailureKind, Seconds, Subject};
 use sesguard::state::{
-    Claim, MAX_VALUE_BYTES, Mark, PairOutcome, PairStep, Side, Sighting, State, StateError,
-    keep_newest_marks, pairs, record_distinct,
+    Claim, DistinctAnswer, KEPT_OPENINGS, MAX_VALUE_BYTES, Mark, Occurrence, PairOutcome, PairStep,
+    Seen, Side, Sighting, State, StateError, keep_newest_marks, pairs, record_distinct,
+    window_opens,
 };
 
 /// The key attribute and the TTL attribute; `template.yaml` must declare the same names.
@@ -184,8 +193,73 @@ fn compact(subject: &Subject) -> Subject {
     }
 }
 
-/// The attribute name prefix of a value in a distinct set (`set#<key>` items).
-const SET_VALUE: &str = "v:";
+/// The attribute name prefixes of a value's first and last occurrence in a distinct set
+/// (`set#<key>` items).
+const SET_FIRST: &str = "f:";
+const SET_LAST: &str = "l:";
+
+/// The attributes of the openings a window keeps ([`KEPT_OPENINGS`]), newest first: when, and
+/// by which event. A `window#` item's, and a distinct set's gate ([`State::open_gate`]).
+type Openings = [(&'static str, &'static str); KEPT_OPENINGS];
+const WINDOW_OPENINGS: Openings = [
+    ("opened", "opened_by"),
+    ("opened_1", "opened_by_1"),
+    ("opened_2", "opened_by_2"),
+];
+const GATE_OPENINGS: Openings = [("g_at", "g_by"), ("g_at_1", "g_by_1"), ("g_at_2", "g_by_2")];
+
+/// The openings an item holds, newest first.
+fn openings(item: &Item, attributes: &Openings) -> Vec<Occurrence> {
+    attributes
+        .iter()
+        .map_while(|(at, by)| {
+            Some(Occurrence {
+                time: number(item, at)?,
+                event_id: string(item, by)?.to_owned(),
+            })
+        })
+        .collect()
+}
+
+/// An occurrence as a distinct set stores it: `"<time> <eventID>"`.
+fn occurrence_text(occurrence: &Occurrence) -> String {
+    format!("{} {}", occurrence.time, occurrence.event_id)
+}
+
+fn parse_occurrence(value: &AttributeValue) -> Option<Occurrence> {
+    let (time, event_id) = value.as_s().ok()?.split_once(' ')?;
+    Some(Occurrence {
+        time: time.parse().ok()?,
+        event_id: event_id.to_owned(),
+    })
+}
+
+/// The values of a distinct set item (a value missing one of its occurrences uses the other).
+fn set_values(item: &Item) -> Vec<Seen> {
+    let mut values: HashMap<&str, (Option<Occurrence>, Option<Occurrence>)> = HashMap::new();
+    for (name, value) in item {
+        if let Some(v) = name.strip_prefix(SET_FIRST) {
+            values.entry(v).or_default().0 = parse_occurrence(value);
+        } else if let Some(v) = name.strip_prefix(SET_LAST) {
+            values.entry(v).or_default().1 = parse_occurrence(value);
+        }
+    }
+    values
+        .into_iter()
+        .filter_map(|(value, (first, last))| {
+            let (first, last) = match (first, last) {
+                (Some(f), Some(l)) => (f, l),
+                (Some(one), None) | (None, Some(one)) => (one.clone(), one),
+                (None, None) => return None,
+            };
+            Some(Seen {
+                value: value.to_owned(),
+                first,
+                last,
+            })
+        })
+        .collect()
+}
 /// Most attributes one housekeeping call removes (a distinct set's values, a pairing's marks):
 /// the expression stays far below DynamoDB's 4 KB whatever the input.
 const MAX_REMOVALS: usize = 20;
@@ -397,6 +471,68 @@ impl DynamoState {
             aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException
         )
     }
+    /// Opens a window (or a gate) kept as `attributes` on item `pk`: one conditional write that
+    /// shifts the kept openings down and records this one, when the latest ran out before the
+    /// event (events in order). Otherwise the old item answers, with [`window_opens`]: a replay,
+    /// or an out-of-order event no kept opening holds, opens without being recorded.
+    async fn open(
+        &self,
+        pk: &str,
+        attributes: &Openings,
+        event_id: &str,
+        now: Seconds,
+        window: Seconds,
+        expires: Option<Seconds>,
+    ) -> Result<bool, StateError> {
+        let opener = Occurrence::new(now, event_id);
+        let [(at0, by0), (at1, by1), (at2, by2)] = *attributes;
+        // Earlier generations are copied with a stand-in where there is none (an item's first
+        // opening); `openings` stops at the first missing or stand-in generation.
+        let mut update = String::from(
+            "SET #at2 = if_not_exists(#at1, :none), #by2 = if_not_exists(#by1, :nobody), \
+             #at1 = if_not_exists(#at0, :none), #by1 = if_not_exists(#by0, :nobody), \
+             #at0 = :now, #by0 = :eid",
+        );
+        let mut names = vec![
+            ("#at0", at0),
+            ("#by0", by0),
+            ("#at1", at1),
+            ("#by1", by1),
+            ("#at2", at2),
+            ("#by2", by2),
+        ];
+        let mut values = vec![
+            (":now", n(now)),
+            (":eid", s(&opener.event_id)),
+            (":lo", n(now.saturating_sub(window))),
+            (":none", s("")),
+            (":nobody", s("")),
+        ];
+        if let Some(expires) = expires {
+            update.push_str(", #ttl = :exp");
+            names.push(("#ttl", TTL_ATTRIBUTE));
+            values.push((":exp", n(expires)));
+        }
+        let outcome = self
+            .update(
+                pk,
+                &update,
+                Some("attribute_not_exists(#at0) OR #at0 <= :lo"),
+                &names,
+                values,
+            )
+            .await?;
+        Ok(match outcome {
+            Ok(_) => true,
+            Err(old) => window_opens(
+                &openings(&old.unwrap_or_default(), attributes),
+                event_id,
+                now,
+                window,
+            ),
+        })
+    }
+
     /// Replaces an identity item's dedup window that ran out with one opened by `step`'s event,
     /// unless another event replaced it meanwhile; answers whether the event's window opened.
     async fn reopen_window(&self, pk: &str, step: PairStep<'_>) -> Result<bool, StateError> {
@@ -453,31 +589,36 @@ impl DynamoState {
         Ok(())
     }
 
-    /// A distinct set's housekeeping: removes `dropped` values (at most [`MAX_REMOVALS`]), puts
-    /// back a `later` time of the value just written, and an expiry that was `lowered`.
+    /// A distinct set's housekeeping: removes `dropped` values (at most [`MAX_REMOVALS`] of
+    /// them), puts back the merged occurrences of the value just written where the unconditional
+    /// write lost them (an event older than the value's first, or than its last), and an expiry
+    /// that was `lowered`.
     async fn tidy_set(
         &self,
         pk: &str,
         dropped: &[String],
-        (attribute, later): (&str, Option<Seconds>),
+        restore: &[(&str, String)],
         lowered: Option<Seconds>,
     ) -> Result<(), StateError> {
         let removed: Vec<String> = dropped
             .iter()
-            .take(MAX_REMOVALS)
-            .map(|v| format!("{SET_VALUE}{v}"))
+            .take(MAX_REMOVALS / 2)
+            .flat_map(|v| [format!("{SET_FIRST}{v}"), format!("{SET_LAST}{v}")])
             .collect();
         let (mut names, mut clauses) = remove_clause("#d", &removed);
         let mut sets = Vec::new();
         let mut values = Vec::new();
-        if let Some(time) = later {
-            names.push(("#v".to_owned(), attribute));
-            sets.push("#v = :later");
-            values.push((":later", n(time)));
+        let placeholders: Vec<(String, String)> = (0..restore.len())
+            .map(|i| (format!("#r{i}"), format!(":r{i}")))
+            .collect();
+        for ((name, value), (name_tag, value_tag)) in restore.iter().zip(&placeholders) {
+            names.push((name_tag.clone(), name));
+            sets.push(format!("{name_tag} = {value_tag}"));
+            values.push((value_tag.as_str(), s(value)));
         }
         if let Some(ttl) = lowered {
             names.push(("#ttl".to_owned(), TTL_ATTRIBUTE));
-            sets.push("#ttl = :ttl");
+            sets.push("#ttl = :ttl".to_owned());
             values.push((":ttl", n(ttl)));
         }
         if !sets.is_empty() {
@@ -624,36 +765,9 @@ impl State for DynamoState {
         window: Seconds,
     ) -> Result<bool, StateError> {
         let pk = item_key("window", key);
-        let outcome = self
-            .update(
-                &pk,
-                "SET opened = :now, opened_by = :eid, #ttl = :exp",
-                Some("attribute_not_exists(#pk) OR opened <= :lo"),
-                &[("#pk", KEY_ATTRIBUTE), ("#ttl", TTL_ATTRIBUTE)],
-                vec![
-                    (":now", n(now)),
-                    (":eid", s(event_id)),
-                    (
-                        ":exp",
-                        n(deletable_after(
-                            now.saturating_add(window).saturating_add(DAY),
-                        )),
-                    ),
-                    (":lo", n(now.saturating_sub(window))),
-                ],
-            )
-            .await?;
-        Ok(match outcome {
-            Ok(_) => true,
-            Err(None) => false,
-            Err(Some(old)) => {
-                // A replay of the event that opened it, or an event a whole window before it
-                // (out of order: it fires, and the later window is kept).
-                string(&old, "opened_by") == Some(event_id)
-                    || number(&old, "opened")
-                        .is_some_and(|opened| opened >= now.saturating_add(window))
-            }
-        })
+        let expires = deletable_after(now.saturating_add(window).saturating_add(DAY));
+        self.open(&pk, &WINDOW_OPENINGS, event_id, now, window, Some(expires))
+            .await
     }
 
     async fn pair_and_window(
@@ -761,48 +875,81 @@ impl State for DynamoState {
         &self,
         key: &str,
         value: &str,
+        event_id: &str,
         now: Seconds,
         window: Seconds,
         max: usize,
-    ) -> Result<Vec<String>, StateError> {
+    ) -> Result<DistinctAnswer, StateError> {
         let pk = item_key("set", key);
         let value = sesguard::text::capped_to(value, MAX_VALUE_BYTES);
-        let attribute = format!("{SET_VALUE}{value}");
+        let occurrence = Occurrence::new(now, event_id);
+        let (first, last) = (format!("{SET_FIRST}{value}"), format!("{SET_LAST}{value}"));
         let expires = deletable_after(now.saturating_add(window).saturating_add(DAY));
-        // One unconditional write records the value; the old item answers.
+        // One unconditional write records the occurrence (the first one kept if there is one,
+        // right for events in order); the old item answers.
         let outcome = self
             .update(
                 &pk,
-                "SET #v = :now, #ttl = :exp",
+                "SET #f = if_not_exists(#f, :o), #l = :o, #ttl = :exp",
                 None,
-                &[("#v", &attribute), ("#ttl", TTL_ATTRIBUTE)],
-                vec![(":now", n(now)), (":exp", n(expires))],
+                &[("#f", &first), ("#l", &last), ("#ttl", TTL_ATTRIBUTE)],
+                vec![
+                    (":o", s(&occurrence_text(&occurrence))),
+                    (":exp", n(expires)),
+                ],
             )
             .await?;
         let old = match outcome {
             Ok(Some(old)) | Err(Some(old)) => old,
             Ok(None) | Err(None) => Item::new(),
         };
-        let recorded = old.iter().filter_map(|(name, time)| {
-            let value = name.strip_prefix(SET_VALUE)?;
-            Some((value.to_owned(), time.as_n().ok()?.parse::<Seconds>().ok()?))
-        });
-        let step = record_distinct(recorded, &value, now, window, max);
-        // Housekeeping, one more call only when needed: values beyond `max` removed (at most
-        // MAX_REMOVALS a call, so the expression stays small), and a later time or expiry that
-        // this out-of-order write lowered put back. It never fails the evaluation: what it
+        let recorded = set_values(&old);
+        let before = recorded.iter().find(|seen| seen.value == value).cloned();
+        let step = record_distinct(recorded, &value, &occurrence, window, max);
+        // Housekeeping, one more call only when needed: values beyond `max` removed (a few a
+        // call, so the expression stays small), an occurrence this out-of-order write lost put
+        // back, and an expiry it lowered raised again. It never fails the evaluation: what it
         // leaves is bounded and redone by the next write.
-        let later = number(&old, &attribute).filter(|time| *time > now);
+        let mut restore = Vec::new();
+        if let Some(before) = before {
+            if occurrence < before.first {
+                restore.push((first.as_str(), occurrence_text(&occurrence)));
+            }
+            if occurrence < before.last {
+                restore.push((last.as_str(), occurrence_text(&before.last)));
+            }
+        }
         let lowered = number(&old, TTL_ATTRIBUTE).filter(|ttl| *ttl > expires);
-        if !step.dropped.is_empty() || later.is_some() || lowered.is_some() {
-            let tidied = self
-                .tidy_set(&pk, &step.dropped, (&attribute, later), lowered)
-                .await;
+        if !step.dropped.is_empty() || !restore.is_empty() || lowered.is_some() {
+            let tidied = self.tidy_set(&pk, &step.dropped, &restore, lowered).await;
             if let Err(err) = tidied {
                 tracing::warn!(error = %err, "distinct set housekeeping failed; the next write redoes it");
             }
         }
-        Ok(step.answer)
+        Ok(DistinctAnswer {
+            values: step.answer,
+            gate: openings(&old, &GATE_OPENINGS),
+        })
+    }
+
+    async fn open_gate(
+        &self,
+        key: &str,
+        event_id: &str,
+        now: Seconds,
+        length: Seconds,
+    ) -> Result<bool, StateError> {
+        // The set's own writes keep the item as long as the gate (the rule asks for a window
+        // at least the gate's length), so this write leaves the expiry alone.
+        self.open(
+            &item_key("set", key),
+            &GATE_OPENINGS,
+            event_id,
+            now,
+            length,
+            None,
+        )
+        .await
     }
 
     async fn claim_signal(

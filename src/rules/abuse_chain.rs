@@ -1,0 +1,196 @@
+//! `ses-abuse-chain` — the SES abuse chain: one principal of one account (any regions) reaches
+//! at least three stages of the attack within `chain_window_hours` of event time, one of them
+//! `sandbox-exit`, `sending` or `privilege`.
+//!
+//! Stages (reached by an event that meets the condition, whether or not that stage's own rule
+//! fired, was deduplicated or was suppressed for itself; failed calls count):
+//! `recon` (the calls `ses-enumeration-unseen-user` reads, and `GetEmailIdentity`,
+//! `GetSendStatistics`, `ListVerifiedEmailAddresses`, `ListReceiptRuleSets`,
+//! `DescribeActiveReceiptRuleSet`), `sandbox-exit` (any `PutAccountDetails`), `sending` (the
+//! condition of `ses-sending-enabled`), `identity` (identity verification or creation),
+//! `privilege` (the condition of `ses-full-access-granted` or `ses-smtp-user-created`),
+//! `evasion` (identity deletion, or the condition of `ses-feedback-tampering`). A mail
+//! administrator who lists, verifies and deletes identities reaches recon, identity and evasion:
+//! no chain.
+//!
+//! Fires once, on the event whose evaluation first makes that true, whatever the arrival
+//! order; then no second signal for the same (account, principal) within the chain window.
+
+use super::span::{self, InSpan};
+use super::{Answer, Ask, Context, Decision, Detection, Event, Finding, Op, RuleMeta, SuppressOn};
+use super::{Gate, Severity, Trigger};
+use super::{feedback_tampering, full_access_granted, sending_enabled, smtp_user_created};
+use crate::model::Settings;
+use crate::state::Occurrence;
+
+pub const RULE: RuleMeta = RuleMeta {
+    id: "ses-abuse-chain",
+    title: "SES abuse chain: reconnaissance, sandbox exit, sending rights and evasion by one principal",
+    severity: Severity::Critical,
+    tactic: "TA0040",
+    tactic_name: "impact",
+    technique: "T1496",
+    technique_name: "resource-hijacking",
+    triage: &[
+        "The user: `{{@userIdentity.arn}}` reached the stages listed in the signal's `details.stages` within hours, ending with `{{@evt.name}}` from this IP address: `{{@network.client.ip}}` . Each step alone can be routine; together, in this order, they are how a stolen key is turned into a phishing sender.",
+        "Open the related events (the first event of each stage): regions, source IPs and user agents that differ from the principal's usual ones confirm a takeover.",
+        "Treat it as an incident now: disable the access keys of `{{@userIdentity.arn}}` (and of any SMTP user or grantee it created), turn SES sending off in every region it touched, and withdraw production access requests with AWS Support.",
+        "Then scope it: identities verified, mail sent (`GetSendStatistics`, CloudWatch `Send` metrics), IAM users, keys and policies created, and feedback settings changed, in every region of the account.",
+        "If the activity is a known test or migration, suppress it for `ses-abuse-chain` with an expiry (a `[[suppressions]]` entry in the sesguard config) rather than for every rule.",
+    ],
+    triggers: &[
+        // recon: the calls ses-enumeration-unseen-user reads, and more reads of the mail setup.
+        Trigger::ses("GetAccount"),
+        Trigger::ses("GetAccountSendingEnabled"),
+        Trigger::ses("ListIdentities"),
+        Trigger::ses("ListEmailIdentities"),
+        Trigger::ses("GetSendQuota"),
+        Trigger::ses("GetIdentityVerificationAttributes"),
+        Trigger::ses("ListVerifiedEmailAddresses"),
+        Trigger::ses("GetEmailIdentity"),
+        Trigger::ses("GetSendStatistics"),
+        Trigger::ses("ListReceiptRuleSets"),
+        Trigger::ses("DescribeActiveReceiptRuleSet"),
+        Trigger::quota("ListServiceQuotas", "ses"),
+        Trigger::quota("GetServiceQuota", "ses"),
+        Trigger::quota("ListAWSDefaultServiceQuotas", "ses"),
+        // sandbox-exit
+        Trigger::ses("PutAccountDetails"),
+        // sending
+        Trigger::ses("UpdateAccountSendingEnabled"),
+        Trigger::ses("PutAccountSendingAttributes"),
+        // identity
+        Trigger::ses("VerifyEmailIdentity"),
+        Trigger::ses("VerifyEmailAddress"),
+        Trigger::ses("VerifyDomainIdentity"),
+        Trigger::ses("CreateEmailIdentity"),
+        // privilege
+        Trigger::iam("AttachUserPolicy"),
+        Trigger::iam("AttachRolePolicy"),
+        Trigger::iam("AttachGroupPolicy"),
+        Trigger::iam("PutUserPolicy"),
+        Trigger::iam("PutRolePolicy"),
+        Trigger::iam("PutGroupPolicy"),
+        Trigger::iam("CreateUser"),
+        Trigger::iam("CreateAccessKey"),
+        // evasion
+        Trigger::ses("DeleteIdentity"),
+        Trigger::ses("DeleteEmailIdentity"),
+        Trigger::ses("DeleteVerifiedEmailAddress"),
+        Trigger::ses("SetIdentityFeedbackForwardingEnabled"),
+        Trigger::ses("PutEmailIdentityFeedbackAttributes"),
+        Trigger::ses("SetIdentityNotificationTopic"),
+        Trigger::ses("DeleteConfigurationSetEventDestination"),
+    ],
+    suppress_on: SuppressOn::Event,
+    seed: "sesguard: the attack order of Wiz's May 2025 campaign, Permiso and Datadog Security Labs (no peer correlates the chain in real time)",
+    detection: &AbuseChain,
+};
+
+/// The stages; at least one of [`DECISIVE`] must be among a chain's three.
+pub const STAGES: [&str; 6] = [
+    "recon",
+    "sandbox-exit",
+    "sending",
+    "identity",
+    "privilege",
+    "evasion",
+];
+const DECISIVE: [&str; 3] = ["sandbox-exit", "sending", "privilege"];
+/// The fewest stages of a chain.
+const CHAIN_STAGES: usize = 3;
+
+/// The `recon` calls (as the triggers list them).
+const RECON: [&str; 14] = [
+    "GetAccount",
+    "GetAccountSendingEnabled",
+    "ListIdentities",
+    "ListEmailIdentities",
+    "GetSendQuota",
+    "GetIdentityVerificationAttributes",
+    "ListVerifiedEmailAddresses",
+    "GetEmailIdentity",
+    "GetSendStatistics",
+    "ListReceiptRuleSets",
+    "DescribeActiveReceiptRuleSet",
+    "ListServiceQuotas",
+    "GetServiceQuota",
+    "ListAWSDefaultServiceQuotas",
+];
+
+/// The stage an event reaches, if any (the service-code condition of the Service Quotas calls is
+/// checked by the triggers).
+pub fn stage(event: &Event) -> Option<&'static str> {
+    let name = event.subject.event_name.as_str();
+    let stage = match name {
+        "PutAccountDetails" => "sandbox-exit",
+        "VerifyEmailIdentity"
+        | "VerifyEmailAddress"
+        | "VerifyDomainIdentity"
+        | "CreateEmailIdentity" => "identity",
+        "DeleteIdentity" | "DeleteEmailIdentity" | "DeleteVerifiedEmailAddress" => "evasion",
+        _ if sending_enabled::enables(event) => "sending",
+        _ if full_access_granted::grant(event).is_some()
+            || smtp_user_created::smtp_user(event).is_some() =>
+        {
+            "privilege"
+        }
+        _ if feedback_tampering::tampers(event) => "evasion",
+        _ if RECON.contains(&name) => "recon",
+        _ => return None,
+    };
+    Some(stage)
+}
+
+struct AbuseChain;
+
+fn key(event: &Event, kind: &str) -> String {
+    format!("{kind}|{}|{}", event.account, event.principal.unwrap_or(""))
+}
+
+impl Detection for AbuseChain {
+    fn applies(&self, event: &Event) -> bool {
+        event.counts_as_principal && event.principal.is_some() && stage(event).is_some()
+    }
+
+    fn ask(&self, event: &Event, settings: &Settings) -> Option<Ask> {
+        Some(Ask {
+            key: key(event, "chain"),
+            shared: None,
+            op: Op::Distinct {
+                value: stage(event)?.to_owned(),
+                window: settings.chain_window,
+                max: STAGES.len(),
+            },
+        })
+    }
+
+    fn decide(&self, event: &Event, answer: Answer, context: &Context) -> Decision {
+        let (Answer::Distinct(answer), Some(own)) = (answer, stage(event)) else {
+            return Decision::default();
+        };
+        let window = context.settings.chain_window;
+        let now = Occurrence::new(event.time, event.event_id);
+        let chain = |stages: &[InSpan]| {
+            stages.len() >= CHAIN_STAGES && stages.iter().any(|s| DECISIVE.contains(&s.value))
+        };
+        let Some(stages) = span::find(&answer.values, (own, &now), window, chain) else {
+            return Decision::default();
+        };
+        let mut finding = Finding::of(&RULE, event);
+        // Named by the event alone: a replay may find the stages' first events moved.
+        finding.id_from_related = false;
+        finding.related_event_ids = stages
+            .iter()
+            .filter(|s| s.value != own)
+            .map(|s| s.occurrence.event_id.clone())
+            .collect();
+        let names: Vec<&str> = stages.iter().map(|s| s.value).collect();
+        finding.details().insert("stages".to_owned(), names.into());
+        let gate = Gate {
+            key: key(event, "chain"),
+            length: window,
+        };
+        Decision::once_per(gate, &answer, event, finding)
+    }
+}

@@ -1,0 +1,288 @@
+//! `ses-full-access-granted` — IAM rights to send through SES granted.
+//!
+//! The managed policy `AmazonSESFullAccess` attached to a user, role or group (any partition),
+//! or an inline policy put on one with an `Allow` statement whose `Action` (a string or a list)
+//! starts with `ses:` and, read as an IAM wildcard (case-insensitive, as IAM compares actions),
+//! matches `ses:SendEmail` or `ses:SendRawEmail`: `ses:*`, `ses:Send*` and `ses:SendRawEmail`
+//! fire; `ses:Get*`, `s3:*` and a bare `*` do not (an administrator grant is no SES signal).
+//! High when the call succeeded, medium when it failed. One signal per (account, principal,
+//! target, policy) per dedup window. IAM events carry `awsRegion` `us-east-1`.
+
+use std::borrow::Cow;
+
+use serde_json::Value;
+use wildmatch::WildMatch;
+
+use super::{Answer, Ask, Context, Decision, Detection, Event, Finding, Op, RuleMeta, SuppressOn};
+use super::{Severity, Trigger};
+use crate::model::Settings;
+use crate::text::capped;
+
+pub const RULE: RuleMeta = RuleMeta {
+    id: "ses-full-access-granted",
+    title: "IAM rights to send e-mail through SES granted",
+    severity: Severity::High,
+    tactic: "TA0004",
+    tactic_name: "privilege-escalation",
+    technique: "T1098.003",
+    technique_name: "additional-cloud-roles",
+    triage: &[
+        "Determine if the API call: `{{@evt.name}}` should have been made by the user: `{{@userIdentity.arn}}` from this IP address: `{{@network.client.ip}}` . Rights to send mail are granted by the team that owns the mail feature, through infrastructure as code, rarely by hand.",
+        "Check the grantee in `details.target_type` and `details.target`: a user created minutes earlier, or the caller granting rights to itself, is how a stolen key makes itself a sender that survives a key rotation.",
+        "Read the policy in `details.policy` (and, for an inline policy, the request's `policyDocument`): which identities and regions it allows sending from.",
+        "If the action is legitimate, consider including the user in a suppression list (a `[[suppressions]]` entry in the sesguard config).",
+        "If the results of the triage indicate that an attacker has taken the action, detach or delete the policy, disable the keys of the caller and the grantee, and begin your company's incident response process.",
+    ],
+    triggers: &[
+        Trigger::iam("AttachUserPolicy"),
+        Trigger::iam("AttachRolePolicy"),
+        Trigger::iam("AttachGroupPolicy"),
+        Trigger::iam("PutUserPolicy"),
+        Trigger::iam("PutRolePolicy"),
+        Trigger::iam("PutGroupPolicy"),
+    ],
+    suppress_on: SuppressOn::Event,
+    seed: "sesguard: Permiso and Datadog Security Labs on SES abuse (attackers grant themselves SES rights)",
+    detection: &FullAccessGranted,
+};
+
+/// A grant of SES sending rights: to whom, and which policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grant {
+    /// `user`, `role` or `group`.
+    pub target_type: &'static str,
+    pub target: String,
+    /// The managed policy's ARN, or the inline policy's name.
+    pub policy: String,
+}
+
+/// The grant of SES sending rights the event makes, if it makes one (also `ses-abuse-chain`'s
+/// `privilege` stage).
+pub fn grant(event: &Event) -> Option<Grant> {
+    let name = event.subject.event_name.as_str();
+    let (attach, target_type) = match name {
+        "AttachUserPolicy" => (true, "user"),
+        "AttachRolePolicy" => (true, "role"),
+        "AttachGroupPolicy" => (true, "group"),
+        "PutUserPolicy" => (false, "user"),
+        "PutRolePolicy" => (false, "role"),
+        "PutGroupPolicy" => (false, "group"),
+        _ => return None,
+    };
+    let param = |name: &str| event.params.str(name).ok().flatten();
+    let policy = if attach {
+        let arn = param("policyArn")?;
+        is_ses_full_access(&arn).then(|| arn.into_owned())?
+    } else {
+        let document = event.params.raw("policyDocument").ok().flatten()?;
+        if !allows_sending(document.get()) {
+            return None;
+        }
+        param("policyName").map(Cow::into_owned).unwrap_or_default()
+    };
+    let target = param(&format!("{target_type}Name"))
+        .map(Cow::into_owned)
+        .unwrap_or_default();
+    Some(Grant {
+        target_type,
+        target,
+        policy,
+    })
+}
+
+/// `arn:<partition>:iam::aws:policy/AmazonSESFullAccess`, in any partition.
+fn is_ses_full_access(arn: &str) -> bool {
+    let mut parts = arn.splitn(6, ':');
+    matches!(
+        (
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next()
+        ),
+        (Some("arn"), Some(partition), Some("iam"), Some(""), Some("aws"), Some("policy/AmazonSESFullAccess"))
+            if !partition.is_empty()
+    )
+}
+
+/// The actions an SES sending grant must allow (one of them).
+const SENDING: [&str; 2] = ["ses:SendEmail", "ses:SendRawEmail"];
+
+/// Whether a policy document (JSON, given as an object or as a string, possibly URL-encoded)
+/// has an `Allow` statement with an SES action matching a sending action.
+pub fn allows_sending(raw: &str) -> bool {
+    let Ok(value) = serde_json::from_str::<Value>(raw) else {
+        return false;
+    };
+    let document = match value {
+        Value::String(text) => match parse_document(&text) {
+            Some(document) => document,
+            None => return false,
+        },
+        other => other,
+    };
+    let statements = match document.get("Statement") {
+        Some(Value::Array(list)) => list.iter().collect(),
+        Some(one @ Value::Object(_)) => vec![one],
+        _ => Vec::new(),
+    };
+    statements.into_iter().any(|statement| {
+        let allow = statement
+            .get("Effect")
+            .and_then(Value::as_str)
+            .is_some_and(|e| e.eq_ignore_ascii_case("allow"));
+        let actions: Vec<&str> = match statement.get("Action") {
+            Some(Value::String(one)) => vec![one.as_str()],
+            Some(Value::Array(list)) => list.iter().filter_map(Value::as_str).collect(),
+            _ => Vec::new(),
+        };
+        allow && actions.into_iter().any(grants_sending)
+    })
+}
+
+/// A policy document from its text: JSON, or URL-encoded JSON (percent-encoded, or form-encoded
+/// with `+` for spaces).
+fn parse_document(text: &str) -> Option<Value> {
+    if let Ok(value) = serde_json::from_str::<Value>(text) {
+        return Some(value);
+    }
+    let decode = |text: &str| -> Option<Value> {
+        let decoded = percent_encoding::percent_decode_str(text)
+            .decode_utf8()
+            .ok()?;
+        serde_json::from_str(&decoded).ok()
+    };
+    decode(text).or_else(|| decode(&text.replace('+', "%20")))
+}
+
+/// Whether one IAM action grants SES sending: it names SES and its wildcard covers a sending
+/// action (so a bare `*`, which names no service, does not count here).
+fn grants_sending(action: &str) -> bool {
+    let names_ses = action
+        .get(..4)
+        .is_some_and(|prefix| prefix.eq_ignore_ascii_case("ses:"));
+    if !names_ses {
+        return false;
+    }
+    let pattern = WildMatch::new_case_insensitive(action);
+    SENDING.iter().any(|sending| pattern.matches(sending))
+}
+
+struct FullAccessGranted;
+
+impl Detection for FullAccessGranted {
+    fn applies(&self, event: &Event) -> bool {
+        event.counts_as_principal && grant(event).is_some()
+    }
+
+    fn ask(&self, event: &Event, settings: &Settings) -> Option<Ask> {
+        let grant = grant(event)?;
+        Some(Ask {
+            key: format!(
+                "fa|{}|{}|{}|{}",
+                event.account,
+                event.principal.unwrap_or(""),
+                grant.target,
+                grant.policy
+            ),
+            shared: None,
+            op: Op::Window {
+                length: settings.dedup,
+            },
+        })
+    }
+
+    fn decide(&self, event: &Event, answer: Answer, _: &Context) -> Decision {
+        let opened = matches!(answer, Answer::Window(true));
+        let Some(grant) = grant(event) else {
+            return Decision::default();
+        };
+        Decision::fire_or_duplicate(opened, || {
+            let mut finding = Finding::of(&RULE, event);
+            if event.subject.error_code.is_some() {
+                finding.severity = Severity::Medium;
+            }
+            let details = finding.details();
+            details.insert("target_type".to_owned(), grant.target_type.into());
+            details.insert("target".to_owned(), capped(&grant.target).into());
+            details.insert("policy".to_owned(), capped(&grant.policy).into());
+            finding
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_ses_actions_whose_wildcard_covers_sending_count() {
+        for yes in [
+            "ses:*",
+            "ses:Send*",
+            "ses:SendRawEmail",
+            "SES:sendemail",
+            "ses:Send?mail",
+        ] {
+            assert!(grants_sending(yes), "{yes}");
+        }
+        for no in [
+            "ses:Get*",
+            "s3:*",
+            "*",
+            "ses:SendBounce",
+            "ses",
+            "sesv2:*",
+            "",
+        ] {
+            assert!(!grants_sending(no), "{no}");
+        }
+    }
+
+    #[test]
+    fn the_managed_policy_is_recognised_in_any_partition_and_nothing_else() {
+        assert!(is_ses_full_access(
+            "arn:aws:iam::aws:policy/AmazonSESFullAccess"
+        ));
+        assert!(is_ses_full_access(
+            "arn:aws-us-gov:iam::aws:policy/AmazonSESFullAccess"
+        ));
+        assert!(!is_ses_full_access(
+            "arn:aws:iam::aws:policy/AmazonSESReadOnlyAccess"
+        ));
+        assert!(!is_ses_full_access(
+            "arn:aws:iam::111122223333:policy/AmazonSESFullAccess"
+        ));
+        assert!(!is_ses_full_access(
+            "arn:aws:iam::aws:policy/AmazonSESFullAccess2"
+        ));
+    }
+
+    #[test]
+    fn documents_are_read_as_objects_strings_and_url_encoded_strings() {
+        let doc = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["s3:GetObject","ses:SendRawEmail"],"Resource":"*"}]}"#;
+        let encoded: String =
+            percent_encoding::utf8_percent_encode(doc, percent_encoding::NON_ALPHANUMERIC)
+                .to_string();
+        assert!(allows_sending(doc));
+        assert!(allows_sending(
+            &serde_json::to_string(doc).unwrap_or_default()
+        ));
+        assert!(allows_sending(
+            &serde_json::to_string(&encoded).unwrap_or_default()
+        ));
+        let deny = doc.replace("Allow", "Deny");
+        assert!(!allows_sending(
+            &serde_json::to_string(&deny).unwrap_or_default()
+        ));
+        assert!(!allows_sending(r#""not a policy""#));
+        assert!(!allows_sending(
+            r#"{"Statement":{"Effect":"Allow","Action":"*"}}"#
+        ));
+        assert!(allows_sending(
+            r#"{"Statement":{"Effect":"Allow","Action":"ses:*"}}"#
+        ));
+    }
+}
