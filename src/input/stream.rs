@@ -76,7 +76,7 @@ enum Kind {
     Record,
 }
 
-/// Keys are kept up to this size: longer ones cannot spell `Records`, even with escapes.
+/// Keys are kept (and checked) up to this size; longer ones are not `Records`.
 const KEY_BYTES: usize = 256;
 /// Enough of a `Records` value that is not an array to tell `null` from the rest.
 const RECORDS_VALUE_BYTES: usize = 16;
@@ -696,7 +696,9 @@ impl Stream {
                 }
                 Some(bytes) => match check(bytes, &mut self.stack) {
                     Ok(key) => {
-                        self.key_is_records = is_records(key);
+                        // Written without escapes, as the whole-line reading requires too
+                        // (it looks for the text `"Records"` before reading a log file).
+                        self.key_is_records = key == "\"Records\"";
                         None
                     }
                     Err(invalid) => Some((invalid, bytes.to_vec())),
@@ -786,12 +788,4 @@ impl Stream {
         self.object.stop();
         i + 1
     }
-}
-
-/// Whether a key (checked JSON string, with its quotes) is `Records`, escapes read.
-fn is_records(key: &str) -> bool {
-    if !key.contains('\\') {
-        return key == "\"Records\"";
-    }
-    serde_json::from_str::<String>(key).is_ok_and(|key| key == "Records")
 }
