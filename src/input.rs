@@ -1066,11 +1066,16 @@ mod tests {
     #[derive(Default)]
     struct Seen {
         map: bool,
+        /// Lines longer than this are read piece by piece; records larger than `max` skipped.
+        stream_over: Option<usize>,
+        max: Option<usize>,
         items: Vec<String>,
     }
 
     impl Visitor for Seen {
         fn record(&mut self, json: &str, position: &Position) {
+            // A line read whole gives a bare record with its newline.
+            let json = json.trim_matches(|c| matches!(c, ' ' | '\t' | '\n' | '\r'));
             self.items.push(format!("{position} {json}"));
         }
         fn error(&mut self, error: InputError) {
@@ -1079,6 +1084,231 @@ mod tests {
         fn map_files(&self) -> bool {
             self.map
         }
+        fn max_record_bytes(&self) -> usize {
+            self.max.unwrap_or(DEFAULT_MAX_RECORD_BYTES)
+        }
+        fn stream_lines_over(&self) -> Option<usize> {
+            self.stream_over
+        }
+    }
+
+    /// Gives its bytes a few at a time, as a pipe may; the read sizes cycle through `sizes`.
+    struct Chunky<'a> {
+        bytes: &'a [u8],
+        sizes: &'a [usize],
+        next: usize,
+    }
+
+    impl Read for Chunky<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let size = self.sizes[self.next % self.sizes.len()];
+            self.next += 1;
+            let n = size.min(buf.len()).min(self.bytes.len());
+            buf[..n].copy_from_slice(&self.bytes[..n]);
+            self.bytes = &self.bytes[n..];
+            Ok(n)
+        }
+    }
+
+    /// What the reader finds in `text`: read whole when `stream_over` is `None`, else with
+    /// lines over that size read piece by piece, from reads of `sizes` bytes.
+    fn seen(
+        text: &[u8],
+        stream_over: Option<usize>,
+        sizes: &[usize],
+        max: Option<usize>,
+    ) -> Vec<String> {
+        let mut seen = Seen {
+            stream_over,
+            max,
+            ..Seen::default()
+        };
+        let name: Arc<str> = Arc::from("t.json");
+        match stream_over {
+            None => read_stream(&name, text, &mut seen),
+            Some(_) => read_stream(
+                &name,
+                Chunky {
+                    bytes: text,
+                    sizes,
+                    next: 0,
+                },
+                &mut seen,
+            ),
+        }
+        seen.items
+    }
+
+    /// Reads `text` whole, then piece by piece in pieces of many sizes: the same findings.
+    fn reads_alike(text: &str, max: Option<usize>) -> Vec<String> {
+        let whole = seen(text.as_bytes(), None, &[], max);
+        for stream_over in [0, 1, 10, 100] {
+            for sizes in [&[1][..], &[2], &[3], &[7, 1, 13], &[64], &[1 << 20]] {
+                let streamed = seen(text.as_bytes(), Some(stream_over), sizes, max);
+                assert_eq!(
+                    streamed, whole,
+                    "{text:?}: lines over {stream_over} bytes streamed, reads of {sizes:?}"
+                );
+            }
+        }
+        whole
+    }
+
+    fn record(id: &str) -> String {
+        format!(
+            r#"{{"eventSource":"ses.amazonaws.com","eventID":"{id}","s":"q\"uo]te}}\\","u":"é\u00e9","n":[1,-2.5e3,{{"a":[true,false,null]}}],"e":{{}},"l":[]}}"#
+        )
+    }
+
+    #[test]
+    fn lines_read_piece_by_piece_read_exactly_as_whole_ones() {
+        let (a, b, c) = (record("a"), record("b"), record("c"));
+        let envelope = format!(
+            r#"{{"version":"0","detail-type":"AWS API Call via CloudTrail","source":"aws.ses","detail":{a}}}"#
+        );
+        let destination = format!(
+            r#"{{"requestContext":{{"requestId":"r"}},"requestPayload":{envelope},"responsePayload":null}}"#
+        );
+        let pretty = |text: &str| {
+            let value: serde_json::Value = serde_json::from_str(text).expect("json");
+            serde_json::to_string_pretty(&value).expect("pretty")
+        };
+        let log_file = format!("{{\"Records\":[{a},{b},{c}]}}");
+        let many: Vec<&str> = vec!["{}"; MOST_SPANS + 3];
+        let cases = [
+            format!("{log_file}\n"),
+            log_file.clone(),
+            format!(
+                " {{ \"a\" : {{\"Records\":1}} , \"Records\" : [ {a} ,\t42 , \"s\" , [1] , {{}} ] , \"z\" : [ ] }} \r\n{log_file}\r\n"
+            ),
+            format!("\n\n{a}\n{envelope}\n\n{destination}\n42\n\"text\"\n{{}}\n[]\nnull\n{b}"),
+            format!("[{envelope}, {b} ,3,[{c}],\"x\"]\n[]\n"),
+            format!(
+                "{{\"Records\": null, \"eventSource\": \"ses.amazonaws.com\", \"x\": [{a}]}}\n"
+            ),
+            "{\"Records\":[]}\n{\"Records\" : [ ] }".to_owned(),
+            format!(
+                "{}\n{}\n",
+                pretty(&log_file),
+                pretty(&format!("[{envelope},{b}]"))
+            ),
+            format!("{{\"Records\": [{a},\n{b}],\n\"x\": 1}}\n{c}\n"),
+            "12345".to_owned(),
+            "  \n \t \n".to_owned(),
+            format!("{{\"Records\":[{}]}}\n", many.join(",")),
+        ];
+        for text in &cases {
+            reads_alike(text, None);
+        }
+        // A record over the limit is skipped and reported the same way, and so is a line.
+        let limited = reads_alike(&format!("{}\n{a}\n[{a},{b}]", cases[0]), Some(a.len() - 1));
+        assert!(
+            limited
+                .iter()
+                .any(|item| item.contains("line 1, record 2: record of")
+                    && item.contains("bytes is larger than --max-record-bytes")),
+            "{limited:#?}"
+        );
+        assert_eq!(limited.len(), 3 + 1 + 2, "{limited:#?}");
+    }
+
+    #[test]
+    fn a_broken_line_read_piece_by_piece_is_reported_where_it_breaks_and_the_next_is_read() {
+        let (a, b) = (record("a"), record("b"));
+        let read = |text: &str| seen(text.as_bytes(), Some(0), &[5], None);
+        // A broken record: the ones before it are read, the rest of the line is not.
+        let items = read(&format!("{{\"Records\":[{a},{{\"x\":tru}},{a}]}}\n{b}\n"));
+        assert_eq!(items.len(), 3, "{items:#?}");
+        assert!(
+            items[0].starts_with("t.json: line 1, record 1 {"),
+            "{items:#?}"
+        );
+        assert_eq!(
+            items[1],
+            format!(
+                "error t.json: line 1, column {}, record 2: expected ident; the rest of the line is skipped",
+                a.len() + 22
+            )
+        );
+        assert!(items[2].starts_with("t.json: line 2 {"), "{items:#?}");
+        // Broken structure, with its column.
+        let items = read(&format!("[{a} {b}]\n{b}"));
+        assert_eq!(
+            items[1],
+            format!(
+                "error t.json: line 1, column {}: expected `,` or `]`; the rest of the line is skipped",
+                a.len() + 3
+            ),
+            "{items:#?}"
+        );
+        assert_eq!(items.len(), 3, "{items:#?}");
+        // A line cut short, and one of unclosed brackets: the next line is read all the same.
+        for broken in ["{\"Records\":[{\"a\":1}".to_owned(), "[".repeat(100_000)] {
+            let items = read(&format!("{a}\n{broken}\n{b}\n"));
+            let problems: Vec<&String> = items.iter().filter(|i| i.starts_with("error")).collect();
+            assert_eq!(problems.len(), 1, "{items:#?}");
+            assert!(
+                problems[0].starts_with("error t.json: line 2: EOF while parsing"),
+                "{items:#?}"
+            );
+            assert!(
+                items
+                    .last()
+                    .is_some_and(|i| i.starts_with("t.json: line 3 {")),
+                "{items:#?}"
+            );
+        }
+        // Invalid UTF-8 in a record, by its byte in the line.
+        let mut bytes = format!("[{a},\"").into_bytes();
+        bytes.extend_from_slice(b"\xff\"]\n");
+        bytes.extend_from_slice(b.as_bytes());
+        let items = seen(&bytes, Some(0), &[3], None);
+        assert_eq!(
+            items[1],
+            format!(
+                "error t.json: line 1, column {}, record 2: invalid UTF-8 at byte {} of the line; the rest of the line is skipped",
+                a.len() + 4,
+                a.len() + 4
+            ),
+            "{items:#?}"
+        );
+        assert_eq!(items.len(), 3, "{items:#?}");
+    }
+
+    #[test]
+    fn pretty_printed_documents_are_read_record_by_record_with_their_lines() {
+        let (a, b) = (record("a"), record("b"));
+        let text = format!(
+            "{{\n  \"Records\": [\n    {a},\n    {b}\n  ]\n}}\n{{\n\"Records\": [{a}, 7]}}\n"
+        );
+        let items = seen(text.as_bytes(), None, &[], None);
+        assert!(
+            items[0].starts_with("t.json: line 3, record 1 {"),
+            "{items:#?}"
+        );
+        assert!(
+            items[1].starts_with("t.json: line 4, record 2 {"),
+            "{items:#?}"
+        );
+        assert!(
+            items[2].starts_with("t.json: line 8, value 2, record 1 {"),
+            "{items:#?}"
+        );
+        assert!(
+            items[3].starts_with(
+                "error t.json: line 8, value 2, record 2: expected a CloudTrail record"
+            ),
+            "{items:#?}"
+        );
+        assert_eq!(items.len(), 4);
+        // Cut short: an error at the end, with line and column; the records before it are read.
+        let cut = &text[..text.find(&b).map_or(0, |at| at + 10)];
+        let items = seen(cut.as_bytes(), None, &[], None);
+        assert_eq!(items.len(), 2, "{items:#?}");
+        assert_eq!(
+            items[1],
+            "error t.json: line 4, column 14: EOF while parsing a string"
+        );
     }
 
     fn read(path: &Path, map: bool) -> Vec<String> {
