@@ -61,8 +61,11 @@ pub fn records_at_most(bytes: &[u8], spans: &mut Vec<Range<usize>>, most: usize)
         &mut stack,
     )
     .is_some();
-    if !ok || many {
+    if many {
+        // Up to `most` spans: given back rather than kept for the next line.
         *spans = Vec::new();
+    } else if !ok {
+        spans.clear();
     }
     match (ok, many) {
         (false, _) => Split::No,
