@@ -8,10 +8,10 @@
 //! of a line or of a value. A line up to [`STREAM_LINES_OVER`] (or `--max-record-bytes`, if
 //! larger) is read whole and split in one pass ([`split`]), the fast path for CloudTrail's
 //! one-line log files. A longer line, and pretty-printed documents, are read piece by piece
-//! (`input/stream.rs`): record by record, each at most `--max-record-bytes`. A record larger than that
-//! is reported and skipped without being held. Nothing grows with the number of records: a line
-//! keeps the spans of at most 65,536 records, beyond which they are found again one by
-//! one, and arrays are read element by element.
+//! (`input/stream.rs`): record by record, each at most `--max-record-bytes`. A record larger
+//! than that is reported and skipped without being held. Nothing grows with the number of
+//! records: a line keeps the spans of at most 65,536 records, beyond which they are found again
+//! one by one, and arrays are read element by element.
 //!
 //! Malformed input is reported with its position and skipped; reading goes on wherever the
 //! format allows (the next line in JSON Lines, the next record in an array, the next file).
