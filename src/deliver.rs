@@ -60,6 +60,9 @@ pub trait Sink: Sync {
     fn emit(&self, signal: &Signal) -> impl Future<Output = Result<(), SinkError>> + Send;
     /// Input that was skipped (the CLI prints it as it happens).
     fn problem(&self, _error: &InputError) {}
+    /// `count` more problems in `file` than were reported with [`Sink::problem`] (the scan
+    /// reports the first few of each file; the counts have them all).
+    fn problems_not_shown(&self, _file: &str, _count: u64) {}
     /// Called now and then with the counts so far (for a progress display).
     fn progress(&self, _counts: &Counts) {}
 }
@@ -75,6 +78,8 @@ pub struct Collect {
 pub struct Collected {
     pub signals: Vec<Signal>,
     pub problems: Vec<InputError>,
+    /// Problems not reported one by one: (file, how many).
+    pub not_shown: Vec<(String, u64)>,
 }
 
 impl Collect {
@@ -100,6 +105,10 @@ impl Sink for Collect {
 
     fn problem(&self, error: &InputError) {
         self.keep(|kept| kept.problems.push(error.clone()));
+    }
+
+    fn problems_not_shown(&self, file: &str, count: u64) {
+        self.keep(|kept| kept.not_shown.push((file.to_owned(), count)));
     }
 }
 

@@ -4,10 +4,17 @@
 //! CloudTrail log file `{"Records":[...]}`, a JSON array of records or envelopes, JSON Lines of any
 //! of these, and any of them gzip-compressed (detected by magic bytes, not by name).
 //!
-//! Memory is bounded by the largest line (JSON Lines, and CloudTrail's one-line log files) or the
-//! largest top-level value (pretty-printed documents), never by the input's total size. Malformed
-//! input is reported with its position and skipped; reading goes on wherever the format allows
-//! (the next line in JSON Lines, the next record in an array).
+//! Memory is bounded by `--max-record-bytes` (16 MiB by default), never by the size of the input,
+//! of a line or of a value. A line up to [`STREAM_LINES_OVER`] (or `--max-record-bytes`, if
+//! larger) is read whole and split in one pass ([`split`]), the fast path for CloudTrail's
+//! one-line log files. A longer line, and pretty-printed documents, are read piece by piece
+//! (`input/stream.rs`): record by record, each at most `--max-record-bytes`. A record larger
+//! than that is reported and skipped without being held. Nothing grows with the number of
+//! records: a line keeps the spans of at most 65,536 records, beyond which they are found again
+//! one by one, and arrays are read element by element.
+//!
+//! Malformed input is reported with its position and skipped; reading goes on wherever the
+//! format allows (the next line in JSON Lines, the next record in an array, the next file).
 
 use std::fmt;
 use std::fs::File;
@@ -18,17 +25,30 @@ use std::sync::Arc;
 use flate2::bufread::MultiGzDecoder;
 use memchr::memmem;
 use serde::Deserialize;
-use serde::de::IgnoredAny;
+use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess};
 use serde_json::value::RawValue;
 
 use crate::record::Envelope;
-use crate::text::{describe, json_kind, truncate};
+use crate::text::{describe, json_kind, thousands, truncate};
 
 pub mod split;
+mod stream;
+
+use split::Split;
+use stream::{Mode, Stream};
 
 const BUFFER: usize = 256 * 1024;
 const BOM: &[u8] = b"\xEF\xBB\xBF";
 const GZIP_MAGIC: &[u8] = &[0x1f, 0x8b];
+/// The default of `--max-record-bytes`: CloudTrail records are a few kilobytes (EventBridge,
+/// which delivers them to the Lambda, caps an event at 256 KB), so anything this large is not one.
+pub const DEFAULT_MAX_RECORD_BYTES: usize = 16 << 20;
+/// Lines up to this size (or `--max-record-bytes`, if larger) are read whole; longer ones are
+/// read piece by piece. CloudTrail's log files are one line each, a few megabytes at most.
+pub const STREAM_LINES_OVER: usize = 16 << 20;
+/// A log file line's record spans are kept for up to this many records; beyond, its records
+/// are found again one by one (a second pass, for hostile lines only).
+const MOST_SPANS: usize = 1 << 16;
 /// File name endings read when a directory is scanned (explicit file arguments are always read).
 const SCANNED_SUFFIXES: &[&str] = &[".json", ".jsonl", ".ndjson", ".gz"];
 
@@ -129,6 +149,54 @@ pub trait Visitor {
     fn map_files(&self) -> bool {
         false
     }
+    /// Records (or array items) larger than this many bytes are reported and skipped, without
+    /// being held in memory (`sesguard scan --max-record-bytes`).
+    fn max_record_bytes(&self) -> usize {
+        DEFAULT_MAX_RECORD_BYTES
+    }
+    /// Whether the next problem would be reported in full. A visitor that shows only so many
+    /// (the CLI: the first few of each file) answers false after them, and readers then call
+    /// [`Visitor::error_not_shown`] instead of building the error: a hostile file can hold
+    /// millions.
+    fn shows_errors(&self) -> bool {
+        true
+    }
+    /// Malformed input found while [`Visitor::shows_errors`] is false: counted, not described.
+    fn error_not_shown(&mut self) {}
+    /// Lines longer than this are read piece by piece, as the longest ones are; `None` for the
+    /// default ([`STREAM_LINES_OVER`]). Only to read ordinary input both ways (tests).
+    #[cfg(any(test, feature = "testing"))]
+    fn stream_lines_over(&self) -> Option<usize> {
+        None
+    }
+}
+
+/// Reports malformed input at `position`; the message is built only when it is shown.
+fn malformed(visitor: &mut impl Visitor, position: &Position, message: impl FnOnce() -> String) {
+    if visitor.shows_errors() {
+        visitor.error(InputError::new(position.clone(), message()));
+    } else {
+        visitor.error_not_shown();
+    }
+}
+
+/// The problem with a record of `size` bytes over the limit.
+fn too_large(size: u64, max: usize) -> String {
+    format!(
+        "record of {} bytes is larger than --max-record-bytes ({}): skipped",
+        thousands(size),
+        thousands(max as u64)
+    )
+}
+
+/// Lines longer than this are read piece by piece: at least the largest record allowed, so a
+/// line read piece by piece holds no record that could be read.
+fn stream_lines_over(visitor: &impl Visitor) -> usize {
+    #[cfg(any(test, feature = "testing"))]
+    if let Some(bytes) = visitor.stream_lines_over() {
+        return bytes;
+    }
+    visitor.max_record_bytes().max(STREAM_LINES_OVER)
 }
 
 /// Whether `visitor` wants log files split in one pass (always, outside tests).
@@ -320,9 +388,15 @@ fn read_error(name: &Arc<str>, line: u64, err: io::Error) -> InputError {
 
 /// Reads text after its byte order mark, line by line (see [`read_text`]).
 fn read_lines<R: Read>(name: &Arc<str>, mut lines: Lines<'_, R>, visitor: &mut impl Visitor) {
+    let limit = stream_lines_over(visitor);
+    let max = visitor.max_record_bytes();
+    let mut spans = Vec::new();
     let mut line_no = 0u64;
-    let mut line = loop {
-        match lines.next() {
+    // The first non-blank line decides: JSON Lines when it is a whole JSON value (or is broken
+    // beyond repair), else (pretty-printed) documents from it on.
+    loop {
+        let line = match lines.next(limit) {
+            Ok(Some(line)) => line,
             Ok(None) => {
                 let message = if line_no == 0 {
                     "empty input: no JSON value"
@@ -332,57 +406,70 @@ fn read_lines<R: Read>(name: &Arc<str>, mut lines: Lines<'_, R>, visitor: &mut i
                 visitor.error(InputError::new(Position::file(name), message));
                 return;
             }
-            Ok(Some(line)) => {
-                line_no += 1;
-                if !is_blank(lines.get(&line)) {
-                    break line;
-                }
-            }
             Err(err) => {
                 visitor.error(read_error(name, line_no + 1, err));
                 return;
             }
-        }
-    };
-    // A CloudTrail log file line is split (and so validated) once, here; anything else is
-    // checked with serde_json.
-    let mut spans = Vec::new();
-    let mut split = splits(visitor) && split_log_file(lines.get(&line), &mut spans);
-    let incomplete = !split
-        && matches!(
-            serde_json::from_slice::<IgnoredAny>(lines.get(&line)),
-            Err(err) if err.is_eof()
-        );
-    if incomplete {
-        let (rest, reader) = lines.into_rest(line.start);
-        read_documents(name, line_no, Cursor::new(rest).chain(reader), visitor);
-        return;
-    }
-    loop {
-        let bytes = lines.get(&line);
-        if !is_blank(bytes) {
-            let mut position = Position::file(name);
-            position.line = Some(line_no);
-            match std::str::from_utf8(bytes) {
-                Ok(text) if split || (splits(visitor) && split_log_file(bytes, &mut spans)) => {
-                    read_records(text, &spans, &position, visitor);
+        };
+        line_no += 1;
+        match line {
+            Line::Whole(range) => {
+                let bytes = lines.get(&range);
+                if is_blank(bytes) {
+                    continue;
                 }
-                Ok(text) => read_unsplit_value(text, &position, visitor),
-                Err(err) => visitor.error(InputError::new(
-                    position,
-                    format!(
-                        "invalid UTF-8 at byte {} of the line",
-                        err.valid_up_to() + 1
-                    ),
-                )),
+                // A CloudTrail log file line is split (and so validated) once, here; anything
+                // else is checked with serde_json.
+                let split = split_log_file(bytes, &mut spans, visitor);
+                let incomplete = split == Split::No
+                    && matches!(
+                        serde_json::from_slice::<IgnoredAny>(bytes),
+                        Err(err) if err.is_eof()
+                    );
+                if incomplete {
+                    lines.unread(range.start);
+                    let stream = Stream::new(name, Mode::Documents, line_no, max);
+                    read_rest(&mut lines, stream, visitor);
+                    return;
+                }
+                read_line(name, line_no, bytes, split, &spans, visitor);
+            }
+            Line::Long => {
+                let mut stream = Stream::new(name, Mode::Line, line_no, max);
+                if !read_long_line(name, line_no, &mut lines, &mut stream, visitor) {
+                    return;
+                }
+                if stream.is_blank() {
+                    continue;
+                }
+                if stream.is_incomplete() {
+                    stream.continue_as_documents();
+                    read_rest(&mut lines, stream, visitor);
+                    return;
+                }
+                stream.finish(visitor);
             }
         }
-        split = false;
-        match lines.next() {
+        break;
+    }
+    loop {
+        match lines.next(limit) {
             Ok(None) => return,
-            Ok(Some(next)) => {
+            Ok(Some(Line::Whole(range))) => {
                 line_no += 1;
-                line = next;
+                let bytes = lines.get(&range);
+                if !is_blank(bytes) {
+                    let split = split_log_file(bytes, &mut spans, visitor);
+                    read_line(name, line_no, bytes, split, &spans, visitor);
+                }
+            }
+            Ok(Some(Line::Long)) => {
+                line_no += 1;
+                let mut stream = Stream::new(name, Mode::Line, line_no, max);
+                if !read_long_line(name, line_no, &mut lines, &mut stream, visitor) {
+                    return;
+                }
+                stream.finish(visitor);
             }
             Err(err) => {
                 visitor.error(read_error(name, line_no + 1, err));
@@ -392,18 +479,94 @@ fn read_lines<R: Read>(name: &Arc<str>, mut lines: Lines<'_, R>, visitor: &mut i
     }
 }
 
-/// Lines read straight into one buffer, which grows to the longest line: long lines (a
-/// CloudTrail log file is one) are read from the source (a file, or the inflater) with no copy
-/// through an intermediate buffer. Or lines of bytes already in memory (a mapped file), with no
-/// copy at all.
+/// One JSON Lines line held whole, `split` by [`split_log_file`] into `spans`.
+fn read_line(
+    name: &Arc<str>,
+    line_no: u64,
+    bytes: &[u8],
+    split: Split,
+    spans: &[std::ops::Range<usize>],
+    visitor: &mut impl Visitor,
+) {
+    let mut position = Position::file(name);
+    position.line = Some(line_no);
+    match std::str::from_utf8(bytes) {
+        Ok(text) => match split {
+            Split::Spans => read_records(text, spans, &position, visitor),
+            Split::Many => read_many_records(text, &position, visitor),
+            Split::No => read_unsplit_value(text, &position, visitor),
+        },
+        Err(err) => visitor.error(InputError::new(
+            position,
+            format!(
+                "invalid UTF-8 at byte {} of the line",
+                err.valid_up_to() + 1
+            ),
+        )),
+    }
+}
+
+/// Feeds the long line [`Lines::next`] announced to `stream`, to its end; false on a read error
+/// (reported).
+fn read_long_line<R: Read>(
+    name: &Arc<str>,
+    line_no: u64,
+    lines: &mut Lines<'_, R>,
+    stream: &mut Stream,
+    visitor: &mut impl Visitor,
+) -> bool {
+    loop {
+        match lines.piece(true) {
+            Ok(Some(piece)) => stream.feed(lines.get(&piece), visitor),
+            Ok(None) => return true,
+            Err(err) => {
+                visitor.error(read_error(name, line_no, err));
+                return false;
+            }
+        }
+    }
+}
+
+/// Pretty-printed documents: one or more top-level values, to the end of the input, read piece
+/// by piece. A syntax error ends the file, since no later value can be found reliably after it.
+fn read_rest<R: Read>(lines: &mut Lines<'_, R>, mut stream: Stream, visitor: &mut impl Visitor) {
+    while !stream.is_skipping() {
+        match lines.piece(false) {
+            Ok(Some(piece)) => stream.feed(lines.get(&piece), visitor),
+            Ok(None) => break,
+            Err(err) => {
+                visitor.error(stream.read_error(&err));
+                return;
+            }
+        }
+    }
+    stream.finish(visitor);
+}
+
+/// Lines read straight into one buffer, which grows to the longest line read whole: long lines
+/// (a CloudTrail log file is one) are read from the source (a file, or the inflater) with no
+/// copy through an intermediate buffer. Or lines of bytes already in memory (a mapped file),
+/// with no copy at all. A line longer than the limit given to [`Lines::next`] is given in
+/// pieces ([`Lines::piece`]), read into the same buffer.
 struct Lines<'a, R> {
     reader: R,
     buf: Bytes<'a>,
-    /// Where the next line starts, where the read bytes end, and how far `\n` was searched.
+    /// Where the next line (or piece) starts, where the read bytes end, and how far `\n` was
+    /// searched.
     start: usize,
     end: usize,
     searched: usize,
     eof: bool,
+    /// A long line is being given in pieces.
+    long: bool,
+}
+
+/// What [`Lines::next`] found.
+enum Line {
+    /// A line, with its `\n` (the last one may have none).
+    Whole(std::ops::Range<usize>),
+    /// A line longer than the limit: its pieces follow ([`Lines::piece`]).
+    Long,
 }
 
 /// Where [`Lines`] finds its bytes.
@@ -458,6 +621,7 @@ impl<'a> Lines<'a, io::Empty> {
             end: bytes.len(),
             searched: 0,
             eof: true,
+            long: false,
         }
     }
 }
@@ -471,6 +635,7 @@ impl<R: Read> Lines<'_, R> {
             end: 0,
             searched: 0,
             eof: false,
+            long: false,
         }
     }
 
@@ -478,17 +643,26 @@ impl<R: Read> Lines<'_, R> {
         &self.buf.get()[line.clone()]
     }
 
-    /// The next line, with its `\n` (the last one may have none); `None` at the end. The range
-    /// is valid until the next call.
-    fn next(&mut self) -> io::Result<Option<std::ops::Range<usize>>> {
+    /// The next line, or [`Line::Long`] when it is longer than `limit` bytes; `None` at the
+    /// end. A range is valid until the next call.
+    fn next(&mut self, limit: usize) -> io::Result<Option<Line>> {
+        // The pieces of a long line nobody read are skipped.
+        while self.piece(true)?.is_some() {}
         loop {
             if let Some(at) = memchr::memchr(b'\n', &self.buf.get()[self.searched..self.end]) {
-                let line = self.start..self.searched + at + 1;
-                self.start = line.end;
-                self.searched = line.end;
-                return Ok(Some(line));
+                let end = self.searched + at + 1;
+                if end - self.start > limit {
+                    return Ok(Some(self.long_line()));
+                }
+                let line = self.start..end;
+                self.start = end;
+                self.searched = end;
+                return Ok(Some(Line::Whole(line)));
             }
             self.searched = self.end;
+            if self.end - self.start > limit {
+                return Ok(Some(self.long_line()));
+            }
             // In-memory bytes are all there from the start (`eof` is set).
             let (false, Bytes::Read(buf)) = (self.eof, &mut self.buf) else {
                 if self.start == self.end {
@@ -496,7 +670,7 @@ impl<R: Read> Lines<'_, R> {
                 }
                 let line = self.start..self.end;
                 self.start = self.end;
-                return Ok(Some(line));
+                return Ok(Some(Line::Whole(line)));
             };
             let buf = &mut buf.0;
             if self.start > 0 {
@@ -518,84 +692,99 @@ impl<R: Read> Lines<'_, R> {
         }
     }
 
-    /// The bytes read from `from` on, and the reader for the rest.
-    fn into_rest(self, from: usize) -> (Vec<u8>, R) {
-        (self.buf.get()[from..self.end].to_vec(), self.reader)
+    fn long_line(&mut self) -> Line {
+        self.searched = self.start;
+        self.long = true;
+        Line::Long
     }
-}
 
-/// Pretty-printed documents: one or more top-level values. A syntax error ends the file, since
-/// no later value can be found reliably after it.
-fn read_documents(name: &Arc<str>, first_line: u64, reader: impl Read, visitor: &mut impl Visitor) {
-    let values = serde_json::Deserializer::from_reader(reader).into_iter::<Box<RawValue>>();
-    for (index, value) in values.enumerate() {
-        match value {
-            Ok(value) => {
-                let mut position = Position::file(name);
-                position.value = Some(index as u64 + 1);
-                read_value(value.get(), &position, visitor);
-            }
-            Err(err) => {
-                let mut position = Position::file(name);
-                if err.line() > 0 {
-                    position.line = Some(err.line() as u64 + first_line - 1);
-                    position.column = Some(err.column() as u64);
+    /// The next piece of input: with `to_newline`, of the long line [`Lines::next`] announced,
+    /// up to and with its `\n` (`None` after it); else of the rest of the input, lines or not
+    /// (`None` at the end). Pieces are read into the buffer as it is, which does not grow.
+    fn piece(&mut self, to_newline: bool) -> io::Result<Option<std::ops::Range<usize>>> {
+        if to_newline && !self.long {
+            return Ok(None);
+        }
+        loop {
+            if self.start < self.end {
+                let from = self.start;
+                let mut to = self.end;
+                if to_newline && let Some(at) = memchr::memchr(b'\n', &self.buf.get()[from..to]) {
+                    to = from + at + 1;
+                    self.long = false;
                 }
-                visitor.error(if err.is_io() {
-                    InputError::unreadable(position, format!("cannot read: {}", describe(&err)))
-                } else {
-                    InputError::new(
-                        position,
-                        format!("{}; the rest of this file is skipped", describe(&err)),
-                    )
-                });
-                return;
+                self.start = to;
+                self.searched = to;
+                return Ok(Some(from..to));
+            }
+            let (false, Bytes::Read(buf)) = (self.eof, &mut self.buf) else {
+                self.long = false;
+                return Ok(None);
+            };
+            // Everything read was given: read on from the start of the buffer.
+            let buf = &mut buf.0;
+            (self.start, self.end, self.searched) = (0, 0, 0);
+            if buf.len() < BUFFER {
+                buf.resize(BUFFER, 0);
+            }
+            match self.reader.read(buf) {
+                Ok(0) => self.eof = true,
+                Ok(n) => self.end = n,
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(err) => return Err(err),
             }
         }
+    }
+
+    /// Gives the bytes from `start` (where the last line returned starts) again.
+    fn unread(&mut self, start: usize) {
+        self.start = start;
+        self.searched = start;
     }
 }
 
 /// One top-level value: a `Records` file, an array, an envelope or a bare record.
 pub fn read_value(json: &str, position: &Position, visitor: &mut impl Visitor) {
     let mut spans = Vec::new();
-    if splits(visitor) && split_log_file(json.as_bytes(), &mut spans) {
-        read_records(json, &spans, position, visitor);
-        return;
+    match split_log_file(json.as_bytes(), &mut spans, visitor) {
+        Split::Spans => read_records(json, &spans, position, visitor),
+        Split::Many => read_many_records(json, position, visitor),
+        Split::No => read_unsplit_value(json, position, visitor),
     }
-    read_unsplit_value(json, position, visitor);
 }
 
-/// [`read_value`] for a value [`split_log_file`] declined.
+/// [`read_value`] for a value [`split_log_file`] declined. Arrays and log files are checked
+/// whole first (one problem and no records when broken, as serde_json reads them), then read
+/// element by element with nothing kept per element.
 fn read_unsplit_value(json: &str, position: &Position, visitor: &mut impl Visitor) {
     let trimmed = json.trim_start();
     if trimmed.starts_with('[') {
-        match serde_json::from_str::<Vec<&RawValue>>(json) {
-            Ok(items) => {
-                for (index, item) in items.iter().enumerate() {
-                    read_item(item.get(), &position.with_record(index), true, visitor);
-                }
-            }
-            Err(err) => visitor.error(InputError::new(position.clone(), describe(&err))),
+        if let Err(err) = each_element(json, None) {
+            visitor.error(InputError::new(position.clone(), describe(&err)));
+            return;
         }
+        let mut index = 0;
+        let mut each = |item: &str| {
+            read_item(item, &position.with_record(index), true, visitor);
+            index += 1;
+        };
+        // Checked above: it cannot fail now.
+        let _ = each_element(json, Some(&mut each));
         return;
     }
     if trimmed.starts_with('{') && memmem::find(json.as_bytes(), b"\"Records\"").is_some() {
         // Not split: something unusual (or malformed) that serde_json reads or reports.
-        #[derive(Deserialize)]
-        struct LogFile<'a> {
-            #[serde(rename = "Records", borrow)]
-            records: Option<Vec<&'a RawValue>>,
-        }
-        match serde_json::from_str::<LogFile>(json) {
-            Ok(LogFile {
-                records: Some(records),
-            }) => {
-                for (index, record) in records.iter().enumerate() {
-                    read_item(record.get(), &position.with_record(index), false, visitor);
-                }
+        match log_file_records(json, None) {
+            Ok(true) => {
+                let mut index = 0;
+                let mut each = |record: &str| {
+                    read_item(record, &position.with_record(index), false, visitor);
+                    index += 1;
+                };
+                let _ = log_file_records(json, Some(&mut each));
                 return;
             }
-            Ok(LogFile { records: None }) => {}
+            Ok(false) => {}
             Err(err) => {
                 visitor.error(InputError::new(position.clone(), describe(&err)));
                 return;
@@ -605,17 +794,133 @@ fn read_unsplit_value(json: &str, position: &Position, visitor: &mut impl Visito
     read_item(json, position, true, visitor);
 }
 
-/// Whether `json` looks like a CloudTrail log file and [`split::records`] splits it into
-/// `spans`. Such a document gives the same records as serde_json's reading of it (see
-/// [`read_value`]), in one pass instead of two.
-fn split_log_file(json: &[u8], spans: &mut Vec<std::ops::Range<usize>>) -> bool {
+/// Called with each element's JSON text, in order.
+type Each<'e, 'a> = Option<&'e mut dyn FnMut(&'a str)>;
+
+/// Reads the JSON array `json` as serde_json reads a `Vec<&RawValue>`, giving each element to
+/// `each` instead of keeping it (without `each`, only checks it).
+fn each_element<'a>(json: &'a str, each: Each<'_, 'a>) -> Result<(), serde_json::Error> {
+    let mut de = serde_json::Deserializer::from_str(json);
+    de::Deserializer::deserialize_seq(&mut de, List(each))?;
+    de.end()
+}
+
+/// Reads `json` as serde_json reads `struct { Records: Option<Vec<&RawValue>> }` (errors and
+/// all), giving each record to `each` instead of keeping it; true when `Records` is a list.
+fn log_file_records<'a>(json: &'a str, each: Each<'_, 'a>) -> Result<bool, serde_json::Error> {
+    let mut de = serde_json::Deserializer::from_str(json);
+    let found =
+        de::Deserializer::deserialize_struct(&mut de, "LogFile", &["Records"], LogFile(each))?;
+    de.end()?;
+    Ok(found)
+}
+
+/// The visitors behind [`each_element`] and [`log_file_records`].
+struct List<'e, 'a>(Each<'e, 'a>);
+struct LogFile<'e, 'a>(Each<'e, 'a>);
+struct RecordsField<'e, 'a>(Each<'e, 'a>);
+
+#[derive(Deserialize)]
+#[serde(field_identifier)]
+enum Field {
+    Records,
+    #[serde(other)]
+    Other,
+}
+
+impl<'a> de::Visitor<'a> for List<'_, 'a> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a sequence")
+    }
+
+    fn visit_seq<A: SeqAccess<'a>>(mut self, mut seq: A) -> Result<(), A::Error> {
+        while let Some(element) = seq.next_element::<&'a RawValue>()? {
+            if let Some(each) = self.0.as_deref_mut() {
+                each(element.get());
+            }
+        }
+        Ok(())
+    }
+}
+
+impl<'a> de::Visitor<'a> for LogFile<'_, 'a> {
+    type Value = bool;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("struct LogFile")
+    }
+
+    fn visit_map<A: MapAccess<'a>>(mut self, mut map: A) -> Result<bool, A::Error> {
+        let mut records = None;
+        while let Some(field) = map.next_key::<Field>()? {
+            match field {
+                Field::Records if records.is_some() => {
+                    return Err(de::Error::duplicate_field("Records"));
+                }
+                Field::Records => {
+                    records = Some(map.next_value_seed(RecordsField(self.0.take()))?);
+                }
+                Field::Other => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(records.unwrap_or(false))
+    }
+}
+
+impl<'a> DeserializeSeed<'a> for RecordsField<'_, 'a> {
+    type Value = bool;
+
+    fn deserialize<D: de::Deserializer<'a>>(self, deserializer: D) -> Result<bool, D::Error> {
+        deserializer.deserialize_option(self)
+    }
+}
+
+impl<'a> de::Visitor<'a> for RecordsField<'_, 'a> {
+    type Value = bool;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("option")
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<bool, E> {
+        Ok(false)
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<bool, E> {
+        Ok(false)
+    }
+
+    fn visit_some<D: de::Deserializer<'a>>(self, deserializer: D) -> Result<bool, D::Error> {
+        deserializer.deserialize_seq(List(self.0))?;
+        Ok(true)
+    }
+}
+
+/// Whether `json` looks like a CloudTrail log file and [`split::records_at_most`] splits it
+/// (into `spans`, or too many records for them). Such a document gives the same records as
+/// serde_json's reading of it (see [`read_unsplit_value`]), in one pass instead of two.
+fn split_log_file(
+    json: &[u8],
+    spans: &mut Vec<std::ops::Range<usize>>,
+    visitor: &impl Visitor,
+) -> Split {
     let start = json
         .iter()
         .position(|b| !b.is_ascii_whitespace())
         .unwrap_or(json.len());
-    json.get(start) == Some(&b'{')
+    if splits(visitor)
+        && json.get(start) == Some(&b'{')
         && memmem::find(json, b"\"Records\"").is_some()
-        && split::records(json, spans)
+    {
+        split::records_at_most(json, spans, MOST_SPANS)
+    } else {
+        spans.clear();
+        Split::No
+    }
 }
 
 /// The records of a log file split by [`split_log_file`].
@@ -635,10 +940,27 @@ fn read_records(
     }
 }
 
+/// The records of a log file with more than [`MOST_SPANS`], found again one by one.
+fn read_many_records(json: &str, position: &Position, visitor: &mut impl Visitor) {
+    let mut index = 0;
+    split::for_each_record(json.as_bytes(), |span| {
+        read_item(&json[span], &position.with_record(index), false, visitor);
+        index += 1;
+    });
+}
+
 /// One item: a record, or (where envelopes may appear) an EventBridge envelope around one, or a
 /// Lambda destination record around such an envelope (what the function's on-failure queue
-/// holds: replayed as it is, it gives the event it failed on).
+/// holds: replayed as it is, it gives the event it failed on). One larger than
+/// `--max-record-bytes` is reported and skipped.
 fn read_item(json: &str, position: &Position, may_be_envelope: bool, visitor: &mut impl Visitor) {
+    let size = json
+        .trim_matches(|c| matches!(c, ' ' | '\t' | '\n' | '\r'))
+        .len();
+    let max = visitor.max_record_bytes();
+    if size > max {
+        return malformed(visitor, position, || too_large(size as u64, max));
+    }
     if may_be_envelope && memmem::find(json.as_bytes(), b"\"requestPayload\"").is_some() {
         match destination_payload(json) {
             Ok(Some(payload)) => return read_event(payload, position, true, visitor),
@@ -672,14 +994,12 @@ fn destination_payload(json: &str) -> Result<Option<&str>, String> {
 /// A record, or (where envelopes may appear) an EventBridge envelope around one.
 fn read_event(json: &str, position: &Position, may_be_envelope: bool, visitor: &mut impl Visitor) {
     if !json.trim_start().starts_with('{') {
-        visitor.error(InputError::new(
-            position.clone(),
+        return malformed(visitor, position, || {
             format!(
                 "expected a CloudTrail record (a JSON object), found {}",
                 json_kind(json)
-            ),
-        ));
-        return;
+            )
+        });
     }
     let bytes = json.as_bytes();
     let envelope_like = may_be_envelope
@@ -747,11 +1067,16 @@ mod tests {
     #[derive(Default)]
     struct Seen {
         map: bool,
+        /// Lines longer than this are read piece by piece; records larger than `max` skipped.
+        stream_over: Option<usize>,
+        max: Option<usize>,
         items: Vec<String>,
     }
 
     impl Visitor for Seen {
         fn record(&mut self, json: &str, position: &Position) {
+            // A line read whole gives a bare record with its newline.
+            let json = json.trim_matches(|c| matches!(c, ' ' | '\t' | '\n' | '\r'));
             self.items.push(format!("{position} {json}"));
         }
         fn error(&mut self, error: InputError) {
@@ -760,6 +1085,231 @@ mod tests {
         fn map_files(&self) -> bool {
             self.map
         }
+        fn max_record_bytes(&self) -> usize {
+            self.max.unwrap_or(DEFAULT_MAX_RECORD_BYTES)
+        }
+        fn stream_lines_over(&self) -> Option<usize> {
+            self.stream_over
+        }
+    }
+
+    /// Gives its bytes a few at a time, as a pipe may; the read sizes cycle through `sizes`.
+    struct Chunky<'a> {
+        bytes: &'a [u8],
+        sizes: &'a [usize],
+        next: usize,
+    }
+
+    impl Read for Chunky<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let size = self.sizes[self.next % self.sizes.len()];
+            self.next += 1;
+            let n = size.min(buf.len()).min(self.bytes.len());
+            buf[..n].copy_from_slice(&self.bytes[..n]);
+            self.bytes = &self.bytes[n..];
+            Ok(n)
+        }
+    }
+
+    /// What the reader finds in `text`: read whole when `stream_over` is `None`, else with
+    /// lines over that size read piece by piece, from reads of `sizes` bytes.
+    fn seen(
+        text: &[u8],
+        stream_over: Option<usize>,
+        sizes: &[usize],
+        max: Option<usize>,
+    ) -> Vec<String> {
+        let mut seen = Seen {
+            stream_over,
+            max,
+            ..Seen::default()
+        };
+        let name: Arc<str> = Arc::from("t.json");
+        match stream_over {
+            None => read_stream(&name, text, &mut seen),
+            Some(_) => read_stream(
+                &name,
+                Chunky {
+                    bytes: text,
+                    sizes,
+                    next: 0,
+                },
+                &mut seen,
+            ),
+        }
+        seen.items
+    }
+
+    /// Reads `text` whole, then piece by piece in pieces of many sizes: the same findings.
+    fn reads_alike(text: &str, max: Option<usize>) -> Vec<String> {
+        let whole = seen(text.as_bytes(), None, &[], max);
+        for stream_over in [0, 1, 10, 100] {
+            for sizes in [&[1][..], &[2], &[3], &[7, 1, 13], &[64], &[1 << 20]] {
+                let streamed = seen(text.as_bytes(), Some(stream_over), sizes, max);
+                assert_eq!(
+                    streamed, whole,
+                    "{text:?}: lines over {stream_over} bytes streamed, reads of {sizes:?}"
+                );
+            }
+        }
+        whole
+    }
+
+    fn record(id: &str) -> String {
+        format!(
+            r#"{{"eventSource":"ses.amazonaws.com","eventID":"{id}","s":"q\"uo]te}}\\","u":"é\u00e9","n":[1,-2.5e3,{{"a":[true,false,null]}}],"e":{{}},"l":[]}}"#
+        )
+    }
+
+    #[test]
+    fn lines_read_piece_by_piece_read_exactly_as_whole_ones() {
+        let (a, b, c) = (record("a"), record("b"), record("c"));
+        let envelope = format!(
+            r#"{{"version":"0","detail-type":"AWS API Call via CloudTrail","source":"aws.ses","detail":{a}}}"#
+        );
+        let destination = format!(
+            r#"{{"requestContext":{{"requestId":"r"}},"requestPayload":{envelope},"responsePayload":null}}"#
+        );
+        let pretty = |text: &str| {
+            let value: serde_json::Value = serde_json::from_str(text).expect("json");
+            serde_json::to_string_pretty(&value).expect("pretty")
+        };
+        let log_file = format!("{{\"Records\":[{a},{b},{c}]}}");
+        let many: Vec<&str> = vec!["{}"; MOST_SPANS + 3];
+        let cases = [
+            format!("{log_file}\n"),
+            log_file.clone(),
+            format!(
+                " {{ \"a\" : {{\"Records\":1}} , \"Records\" : [ {a} ,\t42 , \"s\" , [1] , {{}} ] , \"z\" : [ ] }} \r\n{log_file}\r\n"
+            ),
+            format!("\n\n{a}\n{envelope}\n\n{destination}\n42\n\"text\"\n{{}}\n[]\nnull\n{b}"),
+            format!("[{envelope}, {b} ,3,[{c}],\"x\"]\n[]\n"),
+            format!(
+                "{{\"Records\": null, \"eventSource\": \"ses.amazonaws.com\", \"x\": [{a}]}}\n"
+            ),
+            "{\"Records\":[]}\n{\"Records\" : [ ] }".to_owned(),
+            format!(
+                "{}\n{}\n",
+                pretty(&log_file),
+                pretty(&format!("[{envelope},{b}]"))
+            ),
+            format!("{{\"Records\": [{a},\n{b}],\n\"x\": 1}}\n{c}\n"),
+            "12345".to_owned(),
+            "  \n \t \n".to_owned(),
+            format!("{{\"Records\":[{}]}}\n", many.join(",")),
+        ];
+        for text in &cases {
+            reads_alike(text, None);
+        }
+        // A record over the limit is skipped and reported the same way, and so is a line.
+        let limited = reads_alike(&format!("{}\n{a}\n[{a},{b}]", cases[0]), Some(a.len() - 1));
+        assert!(
+            limited
+                .iter()
+                .any(|item| item.contains("line 1, record 2: record of")
+                    && item.contains("bytes is larger than --max-record-bytes")),
+            "{limited:#?}"
+        );
+        assert_eq!(limited.len(), 3 + 1 + 2, "{limited:#?}");
+    }
+
+    #[test]
+    fn a_broken_line_read_piece_by_piece_is_reported_where_it_breaks_and_the_next_is_read() {
+        let (a, b) = (record("a"), record("b"));
+        let read = |text: &str| seen(text.as_bytes(), Some(0), &[5], None);
+        // A broken record: the ones before it are read, the rest of the line is not.
+        let items = read(&format!("{{\"Records\":[{a},{{\"x\":tru}},{a}]}}\n{b}\n"));
+        assert_eq!(items.len(), 3, "{items:#?}");
+        assert!(
+            items[0].starts_with("t.json: line 1, record 1 {"),
+            "{items:#?}"
+        );
+        assert_eq!(
+            items[1],
+            format!(
+                "error t.json: line 1, column {}, record 2: expected ident; the rest of the line is skipped",
+                a.len() + 22
+            )
+        );
+        assert!(items[2].starts_with("t.json: line 2 {"), "{items:#?}");
+        // Broken structure, with its column.
+        let items = read(&format!("[{a} {b}]\n{b}"));
+        assert_eq!(
+            items[1],
+            format!(
+                "error t.json: line 1, column {}: expected `,` or `]`; the rest of the line is skipped",
+                a.len() + 3
+            ),
+            "{items:#?}"
+        );
+        assert_eq!(items.len(), 3, "{items:#?}");
+        // A line cut short, and one of unclosed brackets: the next line is read all the same.
+        for broken in ["{\"Records\":[{\"a\":1}".to_owned(), "[".repeat(100_000)] {
+            let items = read(&format!("{a}\n{broken}\n{b}\n"));
+            let problems: Vec<&String> = items.iter().filter(|i| i.starts_with("error")).collect();
+            assert_eq!(problems.len(), 1, "{items:#?}");
+            assert!(
+                problems[0].starts_with("error t.json: line 2: EOF while parsing"),
+                "{items:#?}"
+            );
+            assert!(
+                items
+                    .last()
+                    .is_some_and(|i| i.starts_with("t.json: line 3 {")),
+                "{items:#?}"
+            );
+        }
+        // Invalid UTF-8 in a record, by its byte in the line.
+        let mut bytes = format!("[{a},\"").into_bytes();
+        bytes.extend_from_slice(b"\xff\"]\n");
+        bytes.extend_from_slice(b.as_bytes());
+        let items = seen(&bytes, Some(0), &[3], None);
+        assert_eq!(
+            items[1],
+            format!(
+                "error t.json: line 1, column {}, record 2: invalid UTF-8 at byte {} of the line; the rest of the line is skipped",
+                a.len() + 4,
+                a.len() + 4
+            ),
+            "{items:#?}"
+        );
+        assert_eq!(items.len(), 3, "{items:#?}");
+    }
+
+    #[test]
+    fn pretty_printed_documents_are_read_record_by_record_with_their_lines() {
+        let (a, b) = (record("a"), record("b"));
+        let text = format!(
+            "{{\n  \"Records\": [\n    {a},\n    {b}\n  ]\n}}\n{{\n\"Records\": [{a}, 7]}}\n"
+        );
+        let items = seen(text.as_bytes(), None, &[], None);
+        assert!(
+            items[0].starts_with("t.json: line 3, record 1 {"),
+            "{items:#?}"
+        );
+        assert!(
+            items[1].starts_with("t.json: line 4, record 2 {"),
+            "{items:#?}"
+        );
+        assert!(
+            items[2].starts_with("t.json: line 8, value 2, record 1 {"),
+            "{items:#?}"
+        );
+        assert!(
+            items[3].starts_with(
+                "error t.json: line 8, value 2, record 2: expected a CloudTrail record"
+            ),
+            "{items:#?}"
+        );
+        assert_eq!(items.len(), 4);
+        // Cut short: an error at the end, with line and column; the records before it are read.
+        let cut = &text[..text.find(&b).map_or(0, |at| at + 10)];
+        let items = seen(cut.as_bytes(), None, &[], None);
+        assert_eq!(items.len(), 2, "{items:#?}");
+        assert_eq!(
+            items[1],
+            "error t.json: line 4, column 14: EOF while parsing a string"
+        );
     }
 
     fn read(path: &Path, map: bool) -> Vec<String> {

@@ -22,11 +22,27 @@ pub struct Scanner<'e, K: Sink> {
     output_error: Option<SinkError>,
     last_progress: Instant,
     full_parse: bool,
-    map_files: bool,
+    reading: Reading,
     threads: usize,
+    /// Problems found in the file being scanned, and how many of them were not shown.
+    file_problems: u64,
+    not_shown: u64,
+}
+
+/// How files are read, the same on every reader thread.
+#[derive(Debug, Clone, Copy)]
+struct Reading {
+    map_files: bool,
+    max_record_bytes: usize,
+    #[cfg(any(test, feature = "testing"))]
+    stream_lines_over: Option<usize>,
 }
 
 const PROGRESS_EVERY: Duration = Duration::from_millis(250);
+
+/// Problems reported in full per file; the rest are counted, and reported as one number at the
+/// end of the file. A hostile file can hold millions (one per element of a huge array).
+pub const PROBLEMS_SHOWN_PER_FILE: u64 = 10;
 
 impl<'e, K: Sink> Scanner<'e, K> {
     pub fn new(engine: &'e Engine, sink: K) -> std::io::Result<Self> {
@@ -41,8 +57,15 @@ impl<'e, K: Sink> Scanner<'e, K> {
             output_error: None,
             last_progress: Instant::now(),
             full_parse: false,
-            map_files: false,
+            reading: Reading {
+                map_files: false,
+                max_record_bytes: input::DEFAULT_MAX_RECORD_BYTES,
+                #[cfg(any(test, feature = "testing"))]
+                stream_lines_over: None,
+            },
             threads: 1,
+            file_problems: 0,
+            not_shown: 0,
         })
     }
 
@@ -68,7 +91,22 @@ impl<'e, K: Sink> Scanner<'e, K> {
     /// way. Mapping saves copying each file (the CLI maps unless `--no-mmap`), but a file
     /// truncated while it is mapped ends the process with SIGBUS, so a library user opts in.
     pub fn map_files(mut self, map: bool) -> Self {
-        self.map_files = map;
+        self.reading.map_files = map;
+        self
+    }
+
+    /// Records larger than this many bytes are reported and skipped without being held
+    /// (`--max-record-bytes`; at least 1).
+    pub fn max_record_bytes(mut self, bytes: usize) -> Self {
+        self.reading.max_record_bytes = bytes.max(1);
+        self
+    }
+
+    /// Lines longer than this are read piece by piece, as the longest ones are: to check that
+    /// both ways read ordinary input alike.
+    #[cfg(any(test, feature = "testing"))]
+    pub fn stream_lines_over(mut self, bytes: usize) -> Self {
+        self.reading.stream_lines_over = Some(bytes);
         self
     }
 
@@ -80,6 +118,7 @@ impl<'e, K: Sink> Scanner<'e, K> {
         for source in sources {
             self.counts.files += 1;
             input::read_source(source, self);
+            self.end_file(source);
             if let Some(err) = self.output_error.take() {
                 return Err(err);
             }
@@ -87,9 +126,27 @@ impl<'e, K: Sink> Scanner<'e, K> {
         Ok(())
     }
 
-    /// Counts input errors found before scanning (e.g. unreadable directories).
+    /// Reports how many problems of the file just scanned were not shown.
+    fn end_file(&mut self, source: &Source) {
+        if self.not_shown > 0 {
+            self.sink.problems_not_shown(&source.name(), self.not_shown);
+        }
+        self.file_problems = 0;
+        self.not_shown = 0;
+    }
+
+    /// Problems counted but not shown (found on a reader thread).
+    fn problems_not_shown(&mut self, malformed: u64, unreadable: u64) {
+        self.counts.malformed += malformed;
+        self.counts.unreadable += unreadable;
+        self.file_problems += malformed + unreadable;
+        self.not_shown += malformed + unreadable;
+    }
+
+    /// Counts and reports input errors found before scanning (e.g. unreadable directories).
     pub fn report(&mut self, error: InputError) {
-        self.error(error);
+        self.counts.problem(&error);
+        self.sink.problem(&error);
     }
 
     pub fn counts(&self) -> &Counts {
@@ -104,10 +161,10 @@ impl<'e, K: Sink> Scanner<'e, K> {
     /// bounded channels; this thread replays it in order. At most `2 × threads` files are in
     /// flight, and batches hold only the records the prefilter lets through, so memory stays
     /// bounded by a few lines per thread whatever the input size.
-    fn scan_parallel(&mut self, sources: &[Source]) -> Result<(), SinkError> {
+    fn scan_parallel<'s>(&mut self, sources: &'s [Source]) -> Result<(), SinkError> {
         type Job<'s> = (&'s Source, SyncSender<Batch>);
         let filter = !self.full_parse;
-        let map = self.map_files;
+        let reading = self.reading;
         let stop = AtomicBool::new(false);
         let (job_tx, job_rx) = mpsc::channel::<Job<'_>>();
         let job_rx = Mutex::new(job_rx);
@@ -120,27 +177,27 @@ impl<'e, K: Sink> Scanner<'e, K> {
                         if stop.load(Ordering::Relaxed) {
                             return;
                         }
-                        let mut batcher = Batcher::new(tx, filter, map);
+                        let mut batcher = Batcher::new(tx, filter, reading);
                         input::read_source(source, &mut batcher);
                         batcher.flush();
                     }
                 });
             }
-            let mut pending: VecDeque<Receiver<Batch>> = VecDeque::new();
+            let mut pending: VecDeque<(&'s Source, Receiver<Batch>)> = VecDeque::new();
             let mut next = sources.iter();
-            let mut dispatch = move |pending: &mut VecDeque<Receiver<Batch>>| {
+            let mut dispatch = move |pending: &mut VecDeque<(&'s Source, Receiver<Batch>)>| {
                 if let Some(source) = next.next() {
                     let (tx, rx) = mpsc::sync_channel(BATCHES_PER_FILE);
                     // The workers hold the receiving end until this scope ends.
                     let _ = job_tx.send((source, tx));
-                    pending.push_back(rx);
+                    pending.push_back((source, rx));
                 }
             };
             for _ in 0..2 * self.threads {
                 dispatch(&mut pending);
             }
             let mut result = Ok(());
-            while let Some(batches) = pending.pop_front() {
+            while let Some((source, batches)) = pending.pop_front() {
                 self.counts.files += 1;
                 for batch in batches.iter() {
                     self.replay(batch);
@@ -148,6 +205,7 @@ impl<'e, K: Sink> Scanner<'e, K> {
                         break;
                     }
                 }
+                self.end_file(source);
                 if let Some(err) = self.output_error.take() {
                     result = Err(err);
                     break;
@@ -174,6 +232,10 @@ impl<'e, K: Sink> Scanner<'e, K> {
                 }
                 Item::Skipped(records) => self.count_records(records),
                 Item::Error(error) => self.error(error),
+                Item::NotShown {
+                    malformed,
+                    unreadable,
+                } => self.problems_not_shown(malformed, unreadable),
             }
         }
     }
@@ -226,12 +288,34 @@ impl<K: Sink> Visitor for Scanner<'_, K> {
     }
 
     fn map_files(&self) -> bool {
-        self.map_files
+        self.reading.map_files
+    }
+
+    fn max_record_bytes(&self) -> usize {
+        self.reading.max_record_bytes
+    }
+
+    #[cfg(any(test, feature = "testing"))]
+    fn stream_lines_over(&self) -> Option<usize> {
+        self.reading.stream_lines_over
     }
 
     fn error(&mut self, error: InputError) {
         self.counts.problem(&error);
-        self.sink.problem(&error);
+        self.file_problems += 1;
+        if self.file_problems <= PROBLEMS_SHOWN_PER_FILE {
+            self.sink.problem(&error);
+        } else {
+            self.not_shown += 1;
+        }
+    }
+
+    fn shows_errors(&self) -> bool {
+        self.file_problems < PROBLEMS_SHOWN_PER_FILE
+    }
+
+    fn error_not_shown(&mut self) {
+        self.problems_not_shown(1, 0);
     }
 }
 
@@ -251,9 +335,17 @@ struct Batch {
 }
 
 enum Item {
-    Record { end: usize, position: Position },
+    Record {
+        end: usize,
+        position: Position,
+    },
     Skipped(u64),
     Error(InputError),
+    /// Problems past the first [`PROBLEMS_SHOWN_PER_FILE`] of the file: counted only.
+    NotShown {
+        malformed: u64,
+        unreadable: u64,
+    },
 }
 
 /// The visitor on a reader thread: applies the prefilter (as [`Scanner`] would) and sends
@@ -262,19 +354,44 @@ struct Batcher {
     tx: SyncSender<Batch>,
     batch: Batch,
     filter: bool,
-    map: bool,
+    reading: Reading,
     /// The scanning thread stopped listening (its output failed): read on, keep nothing.
     closed: bool,
+    /// Problems found in the file: those past the first few are sent as counts, since the
+    /// scanning thread would not show them (it shows the first few of the file, and these are
+    /// among them: it adds only problems found in evaluating records).
+    errors: u64,
 }
 
 impl Batcher {
-    fn new(tx: SyncSender<Batch>, filter: bool, map: bool) -> Self {
+    fn new(tx: SyncSender<Batch>, filter: bool, reading: Reading) -> Self {
         Batcher {
             tx,
             batch: Batch::default(),
             filter,
-            map,
+            reading,
             closed: false,
+            errors: 0,
+        }
+    }
+
+    fn not_shown(&mut self, unreadable: bool) {
+        if self.closed {
+            return;
+        }
+        let (m, u) = (u64::from(!unreadable), u64::from(unreadable));
+        if let Some(Item::NotShown {
+            malformed,
+            unreadable,
+        }) = self.batch.items.last_mut()
+        {
+            *malformed += m;
+            *unreadable += u;
+        } else {
+            self.push(Item::NotShown {
+                malformed: m,
+                unreadable: u,
+            });
         }
     }
 
@@ -327,13 +444,34 @@ impl Visitor for Batcher {
     }
 
     fn map_files(&self) -> bool {
-        self.map
+        self.reading.map_files
+    }
+
+    fn max_record_bytes(&self) -> usize {
+        self.reading.max_record_bytes
+    }
+
+    #[cfg(any(test, feature = "testing"))]
+    fn stream_lines_over(&self) -> Option<usize> {
+        self.reading.stream_lines_over
     }
 
     fn error(&mut self, error: InputError) {
-        if !self.closed {
+        self.errors += 1;
+        if self.errors > PROBLEMS_SHOWN_PER_FILE {
+            self.not_shown(error.unreadable);
+        } else if !self.closed {
             self.push(Item::Error(error));
         }
+    }
+
+    fn shows_errors(&self) -> bool {
+        self.errors < PROBLEMS_SHOWN_PER_FILE
+    }
+
+    fn error_not_shown(&mut self) {
+        self.errors += 1;
+        self.not_shown(false);
     }
 }
 
@@ -373,13 +511,18 @@ fn scan_text_parsing(
                 Collected {
                     signals: Vec::new(),
                     problems: vec![problem],
+                    not_shown: Vec::new(),
                 },
                 counts,
             );
         }
     };
     scanner.counts.files = 1;
-    input::read_stream(&name.into(), text, &mut scanner);
+    let name: std::sync::Arc<str> = name.into();
+    input::read_stream(&name, text, &mut scanner);
+    if scanner.not_shown > 0 {
+        scanner.sink.problems_not_shown(&name, scanner.not_shown);
+    }
     let (sink, counts) = scanner.into_parts();
     (sink.into_inner(), counts)
 }

@@ -53,3 +53,32 @@ pub fn json_kind(json: &str) -> &'static str {
         None => "nothing",
     }
 }
+
+/// `n` with thousands separators (`39,999,990`), for counts and sizes in messages.
+pub fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, digit) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn thousands_are_separated() {
+        for (n, text) in [
+            (0, "0"),
+            (999, "999"),
+            (1_000, "1,000"),
+            (16_777_216, "16,777,216"),
+            (3_221_225_472, "3,221,225,472"),
+        ] {
+            assert_eq!(super::thousands(n), text);
+        }
+    }
+}

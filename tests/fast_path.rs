@@ -151,6 +151,44 @@ fn the_fast_path_gives_the_signals_problems_and_counts_of_the_plain_path() {
 }
 
 #[test]
+fn lines_read_piece_by_piece_give_the_signals_problems_and_counts_of_whole_lines() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let raw = corpus(dir.path(), "raw");
+    let gz = dir.path().join("gz");
+    sesguard_corpus::generate(
+        dir.path(),
+        &sesguard_corpus::Options {
+            size: 2 << 20,
+            seed: 7,
+            ses_per_mille: 40,
+            form: sesguard_corpus::Form::Gz,
+            ..sesguard_corpus::Options::default()
+        },
+    )
+    .expect("generate the corpus");
+    let engine = engine("");
+    let paths = vec![raw, gz];
+    let (whole, whole_stats) = scan(&engine, &paths, 1, false);
+    assert!(whole_stats.records > 1_000, "{whole_stats}");
+    assert!(whole.signals.len() > 10, "{whole_stats}");
+    for threads in [1, 2] {
+        let (sources, _) = input::expand(&paths);
+        let mut scanner = Scanner::new(&engine, Collect::default())
+            .expect("scanner")
+            .threads(threads)
+            .map_files(true)
+            // Every log file line is longer: all of them are read piece by piece.
+            .stream_lines_over(1_000);
+        scanner.scan(&sources).expect("scan");
+        let (sink, stats) = scanner.into_parts();
+        let streamed = sink.into_inner();
+        assert_eq!(streamed.signals, whole.signals, "threads {threads}");
+        assert_eq!(streamed.problems, whole.problems, "threads {threads}");
+        assert_eq!(stats, whole_stats, "threads {threads}");
+    }
+}
+
+#[test]
 fn compressed_and_raw_corpora_give_the_same_signals() {
     let dir = tempfile::tempdir().expect("tempdir");
     let engine = engine("");
@@ -502,6 +540,128 @@ proptest! {
         text.push_str(&after);
         text.push_str("]}");
         prop_assert!(check(text.as_bytes())?, "declined {}", text);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The reader of lines piece by piece against the reader of whole lines
+
+/// Every record and problem a reader reports, in order.
+#[derive(Default)]
+struct Found {
+    stream_over: Option<usize>,
+    max: Option<usize>,
+    items: Vec<String>,
+}
+
+impl input::Visitor for Found {
+    fn record(&mut self, json: &str, position: &input::Position) {
+        // A line read whole gives a bare record with its newline.
+        let json = json.trim_matches(|c| matches!(c, ' ' | '\t' | '\n' | '\r'));
+        self.items.push(format!("{position} {json}"));
+    }
+    fn error(&mut self, error: input::InputError) {
+        self.items.push(format!("error {error}"));
+    }
+    fn max_record_bytes(&self) -> usize {
+        self.max.unwrap_or(input::DEFAULT_MAX_RECORD_BYTES)
+    }
+    fn stream_lines_over(&self) -> Option<usize> {
+        self.stream_over
+    }
+}
+
+/// Gives its bytes `size` at a time.
+struct Trickle<'a>(&'a [u8], usize);
+
+impl std::io::Read for Trickle<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.1.min(buf.len()).min(self.0.len());
+        buf[..n].copy_from_slice(&self.0[..n]);
+        self.0 = &self.0[n..];
+        Ok(n)
+    }
+}
+
+/// What the reader finds in `text`, read whole (`stream_over` `None`) or with lines over
+/// `stream_over` bytes read piece by piece from reads of `read_size` bytes.
+fn found(
+    text: &[u8],
+    stream_over: Option<usize>,
+    read_size: usize,
+    max: Option<usize>,
+) -> Vec<String> {
+    let mut found = Found {
+        stream_over,
+        max,
+        ..Found::default()
+    };
+    let name = std::sync::Arc::from("t.json");
+    match stream_over {
+        None => input::read_stream(&name, text, &mut found),
+        Some(_) => input::read_stream(&name, Trickle(text, read_size), &mut found),
+    }
+    found.items
+}
+
+fn rendered(value: &Json) -> String {
+    let mut text = String::new();
+    render(&mut text, value);
+    text
+}
+
+/// A value as the input may hold one: a log file, an array, or any value.
+fn top_value() -> impl Strategy<Value = String> {
+    prop_oneof![
+        2 => log_file(),
+        1 => prop::collection::vec((ws(), json(), ws()), 0..6).prop_map(|items| {
+            rendered(&Json::Array(items))
+        }),
+        1 => json().prop_map(|value| rendered(&value)),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    #[test]
+    fn valid_json_lines_read_piece_by_piece_read_as_whole_lines(
+        lines in prop::collection::vec(top_value(), 1..5),
+        stream_over in 0usize..200,
+        read_size in 1usize..50,
+        max in prop::option::of(1usize..300),
+    ) {
+        // One value a line: whitespace in them (the only raw newlines) made spaces.
+        let text: String = lines
+            .iter()
+            .map(|line| format!("{}\n", line.replace(['\n', '\r'], " ")))
+            .collect();
+        let whole = found(text.as_bytes(), None, 0, max);
+        prop_assert!(!whole.iter().any(|i| i.starts_with("error") && !i.contains("expected a CloudTrail record") && !i.contains("--max-record-bytes")), "{:#?}", whole);
+        let streamed = found(text.as_bytes(), Some(stream_over), read_size, max);
+        prop_assert_eq!(streamed, whole, "{}", text);
+    }
+
+    #[test]
+    fn a_valid_document_read_piece_by_piece_reads_as_it_does_whole(
+        value in top_value(),
+        stream_over in 0usize..200,
+        read_size in 1usize..50,
+        max in prop::option::of(1usize..300),
+    ) {
+        let whole = found(value.as_bytes(), None, 0, max);
+        let streamed = found(value.as_bytes(), Some(stream_over), read_size, max);
+        prop_assert_eq!(streamed, whole, "{}", value);
+    }
+
+    #[test]
+    fn any_bytes_read_piece_by_piece_never_panic(
+        bytes in prop::collection::vec(prop::sample::select(INTERESTING.to_vec()), 0..400),
+        stream_over in 0usize..50,
+        read_size in 1usize..20,
+    ) {
+        let items = found(&bytes, Some(stream_over), read_size, Some(40));
+        prop_assert!(items.len() <= bytes.len() + 1);
     }
 }
 

@@ -430,3 +430,192 @@ fn a_signal_whose_publish_failed_every_retry_is_published_once_by_the_redrive() 
         ]
     );
 }
+
+// ---------------------------------------------------------------- size
+
+fn sesguard_scan(args: &[&str], paths: &[&std::path::Path]) -> (i32, String, String) {
+    let output = Command::cargo_bin("sesguard")
+        .expect("binary")
+        .args(["scan", "--format", "jsonl"])
+        .args(args)
+        .args(paths)
+        .timeout(std::time::Duration::from_secs(300))
+        .output()
+        .expect("run");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+fn signalled(stdout: &str, id: &str) -> bool {
+    stdout.contains(&format!("\"event_id\":\"{id}\""))
+}
+
+#[test]
+fn a_record_over_the_limit_in_a_line_too_long_to_hold_is_skipped_and_the_rest_is_read() {
+    // One line of 17 MiB and more (longer than the 16 MiB read whole), whose second record is
+    // over the default --max-record-bytes (16 MiB); then a line, and another file.
+    let dir = tempfile::tempdir().expect("dir");
+    let mut huge = good("huge", "huge");
+    huge["pad"] = json!("a\\\"b".repeat(17 << 18));
+    let huge = huge.to_string();
+    let text = format!(
+        "{{\"Records\":[{},{huge},{}]}}\n{}\n",
+        good("first", "first"),
+        good("third", "third"),
+        good("after", "after")
+    );
+    let big = dir.path().join("big.json.gz");
+    std::fs::write(&big, gzip(text.as_bytes())).expect("write");
+    let next = dir.path().join("next.json");
+    std::fs::write(
+        &next,
+        json!({"Records": [good("next", "next")]}).to_string(),
+    )
+    .expect("write");
+    let expected = format!(
+        "big.json.gz: line 1, record 2: record of {} bytes is larger than --max-record-bytes (16,777,216): skipped",
+        sesguard::text::thousands(huge.len() as u64)
+    );
+    for threads in ["1", "2"] {
+        let (code, stdout, stderr) = sesguard_scan(&["--threads", threads], &[&big, &next]);
+        assert_eq!(code, 1, "{stderr}");
+        for id in ["first", "third", "after", "next"] {
+            assert!(signalled(&stdout, id), "{id} not signalled; {stderr}");
+        }
+        assert!(!signalled(&stdout, "huge"));
+        let problems: Vec<&str> = stderr
+            .lines()
+            .filter(|l| !l.contains("records read"))
+            .collect();
+        assert_eq!(problems.len(), 1, "{stderr}");
+        assert!(problems[0].ends_with(&expected), "{stderr}");
+        assert!(stderr.contains(" 4 records read, 1 malformed"), "{stderr}");
+    }
+}
+
+#[test]
+fn max_record_bytes_skips_larger_records_in_lines_read_whole_too() {
+    let dir = tempfile::tempdir().expect("dir");
+    let mut padded = good("padded", "padded");
+    padded["pad"] = json!("x".repeat(3_000));
+    let log_file = json!({"Records": [good("a", "a"), padded, good("b", "b")]}).to_string();
+    let mut bare = good("bare", "bare");
+    bare["pad"] = json!("y".repeat(3_000));
+    let file = dir.path().join("events.json");
+    std::fs::write(&file, format!("{log_file}\n{bare}\n{}\n", good("c", "c"))).expect("write");
+    let (code, stdout, stderr) = sesguard_scan(&["--max-record-bytes", "2000"], &[&file]);
+    assert_eq!(code, 1, "{stderr}");
+    for id in ["a", "b", "c"] {
+        assert!(signalled(&stdout, id), "{id}; {stderr}");
+    }
+    assert!(!signalled(&stdout, "padded") && !signalled(&stdout, "bare"));
+    assert!(
+        stderr.contains("events.json: line 1, record 2: record of 3,"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("events.json: line 2: record of 3,"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("larger than --max-record-bytes (2,000): skipped"),
+        "{stderr}"
+    );
+    assert!(stderr.contains(" 2 malformed"), "{stderr}");
+    // The default reads them all.
+    let (code, stdout, stderr) = sesguard_scan(&[], &[&file]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(signalled(&stdout, "padded") && signalled(&stdout, "bare"));
+    // Zero is no limit anyone means.
+    let (code, _, stderr) = sesguard_scan(&["--max-record-bytes", "0"], &[&file]);
+    assert_eq!(code, 2, "{stderr}");
+}
+
+#[test]
+fn a_million_problems_in_a_file_print_ten_lines_and_a_count_and_the_next_file_is_read() {
+    let dir = tempfile::tempdir().expect("dir");
+    let n = 1_000_000;
+    let numbers = format!("[{}0]", "0,".repeat(n - 1));
+    let path = dir.path().join("numbers.json.gz");
+    std::fs::write(&path, gzip(numbers.as_bytes())).expect("write");
+    let next = dir.path().join("next.json");
+    std::fs::write(&next, good("next", "next").to_string()).expect("write");
+    for threads in ["1", "2"] {
+        let (code, stdout, stderr) = sesguard_scan(&["--threads", threads], &[&path, &next]);
+        assert_eq!(code, 1, "{stderr}");
+        assert!(signalled(&stdout, "next"), "{stderr}");
+        let lines: Vec<&str> = stderr.lines().collect();
+        assert_eq!(lines.len(), 12, "{stderr}");
+        for (i, line) in lines[..10].iter().enumerate() {
+            assert!(
+                line.ends_with(&format!(
+                    "numbers.json.gz: line 1, record {}: expected a CloudTrail record (a JSON object), found a number",
+                    i + 1
+                )),
+                "{line}"
+            );
+        }
+        assert!(
+            lines[10].ends_with("numbers.json.gz: 999,990 more problems in this file not shown (only the first 10 of a file are; the summary counts them all)"),
+            "{stderr}"
+        );
+        assert!(
+            lines[11].contains(" 1 records read, 1000000 malformed, "),
+            "{stderr}"
+        );
+    }
+}
+
+#[test]
+fn problems_past_the_first_ten_of_each_file_are_counted_not_listed_on_every_read_path() {
+    use sesguard::scan::Scanner;
+    let dir = tempfile::tempdir().expect("dir");
+    let first = dir.path().join("a.json");
+    std::fs::write(&first, format!("[{}0]\n", "1,".repeat(99_999))).expect("write");
+    let second = dir.path().join("b.jsonl");
+    let mut lines: String = (0..15).map(|i| format!("{i}\n")).collect();
+    lines.push_str(&format!("{}\n", good("kept", "kept")));
+    std::fs::write(&second, lines).expect("write");
+    let (sources, _) = sesguard::input::expand(&[first.clone(), second.clone()]);
+    let engine = Engine::default();
+    for threads in [1, 2] {
+        for stream_over in [None, Some(100)] {
+            let mut scanner = Scanner::new(&engine, Collect::default())
+                .expect("scanner")
+                .threads(threads);
+            if let Some(bytes) = stream_over {
+                scanner = scanner.stream_lines_over(bytes);
+            }
+            scanner.scan(&sources).expect("scan");
+            let (sink, counts) = scanner.into_parts();
+            let collected = sink.into_inner();
+            let case = format!("threads {threads}, lines streamed over {stream_over:?}");
+            assert_eq!(counts.malformed, 100_000 + 15, "{case}");
+            assert_eq!(collected.problems.len(), 20, "{case}");
+            assert!(
+                collected.problems[9]
+                    .to_string()
+                    .contains("a.json: line 1, record 10: "),
+                "{case}"
+            );
+            assert!(
+                collected.problems[19]
+                    .to_string()
+                    .contains("b.jsonl: line 10: "),
+                "{case}"
+            );
+            assert_eq!(
+                collected.not_shown,
+                [
+                    (first.display().to_string(), 99_990),
+                    (second.display().to_string(), 5)
+                ],
+                "{case}"
+            );
+            assert_eq!(collected.signals.len(), 2, "{case}");
+        }
+    }
+}

@@ -11,8 +11,9 @@ use sesguard::config::{Config, Overrides};
 use sesguard::deliver::{Counts, Sink, SinkError};
 use sesguard::input::{self, InputError};
 use sesguard::rules;
-use sesguard::scan::Scanner;
+use sesguard::scan::{PROBLEMS_SHOWN_PER_FILE, Scanner};
 use sesguard::signal::{self, Signal};
+use sesguard::text;
 
 #[derive(Parser)]
 #[command(
@@ -88,6 +89,16 @@ struct ScanArgs {
     /// mapping ends the process with SIGBUS). The output is the same.
     #[arg(long)]
     no_mmap: bool,
+    /// Skip (and report) any single record larger than this many bytes, without holding it in
+    /// memory; the records around it are still read. CloudTrail records are a few kilobytes.
+    /// Memory use grows with it: a few times this limit per reading thread, at most.
+    #[arg(
+        long,
+        value_name = "BYTES",
+        default_value_t = input::DEFAULT_MAX_RECORD_BYTES as u64,
+        value_parser = clap::value_parser!(u64).range(1..=(usize::MAX as u64))
+    )]
+    max_record_bytes: u64,
     /// No summary or progress on stderr (problems are still reported).
     #[arg(long, short)]
     quiet: bool,
@@ -162,7 +173,10 @@ fn scan(args: ScanArgs) -> ExitCode {
         usize::from,
     );
     let mut scanner = match Scanner::new(&engine, sink) {
-        Ok(scanner) => scanner.threads(threads).map_files(!args.no_mmap),
+        Ok(scanner) => scanner
+            .threads(threads)
+            .map_files(!args.no_mmap)
+            .max_record_bytes(usize::try_from(args.max_record_bytes).unwrap_or(usize::MAX)),
         Err(err) => {
             eprintln!("sesguard: error: cannot start: {err}");
             return ExitCode::from(2);
@@ -244,6 +258,16 @@ impl<W: Write + Send> Sink for Terminal<W> {
     fn problem(&self, error: &InputError) {
         self.screen().clear_progress();
         eprintln!("sesguard: {error}");
+    }
+
+    fn problems_not_shown(&self, file: &str, count: u64) {
+        self.screen().clear_progress();
+        eprintln!(
+            "sesguard: {file}: {} more problems in this file not shown (only the first {} of a \
+             file are; the summary counts them all)",
+            text::thousands(count),
+            PROBLEMS_SHOWN_PER_FILE
+        );
     }
 
     fn progress(&self, counts: &Counts) {

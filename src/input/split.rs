@@ -28,16 +28,66 @@ fn ws(b: &[u8], mut i: usize) -> usize {
 /// when `bytes` is a CloudTrail log file document as described in the module documentation;
 /// otherwise returns false (and leaves `spans` empty).
 pub fn records(bytes: &[u8], spans: &mut Vec<Range<usize>>) -> bool {
-    spans.clear();
-    let mut stack = Vec::new();
-    let ok = log_file(bytes, spans, &mut stack).is_some();
-    if !ok {
-        spans.clear();
-    }
-    ok
+    records_at_most(bytes, spans, usize::MAX) == Split::Spans
 }
 
-fn log_file(b: &[u8], spans: &mut Vec<Range<usize>>, stack: &mut Vec<u8>) -> Option<()> {
+/// What [`records_at_most`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Split {
+    /// Not a log file this splitter reads (see the module documentation).
+    No,
+    /// A log file: `spans` holds all its records.
+    Spans,
+    /// A log file with more records than the spans asked for: `spans` is left empty, and
+    /// [`for_each_record`] gives them one at a time.
+    Many,
+}
+
+/// [`records`], keeping at most `most` spans: a line of a few megabytes can hold millions of
+/// tiny "records" (`{"Records":[0,0,…]}`), whose spans would take many times its size.
+pub fn records_at_most(bytes: &[u8], spans: &mut Vec<Range<usize>>, most: usize) -> Split {
+    spans.clear();
+    let mut stack = Vec::new();
+    let mut many = false;
+    let ok = log_file(
+        bytes,
+        &mut |span| {
+            if spans.len() < most {
+                spans.push(span);
+            } else {
+                many = true;
+            }
+        },
+        &mut stack,
+    )
+    .is_some();
+    if many {
+        // Up to `most` spans: given back rather than kept for the next line.
+        *spans = Vec::new();
+    } else if !ok {
+        spans.clear();
+    }
+    match (ok, many) {
+        (false, _) => Split::No,
+        (true, false) => Split::Spans,
+        (true, true) => Split::Many,
+    }
+}
+
+/// Calls `each` with the span of every record, in order, and returns true when `bytes` is a log
+/// file. The document is checked as it goes: on a false answer, `each` may already have been
+/// called (callers check the document first, with [`records_at_most`]).
+pub fn for_each_record(bytes: &[u8], mut each: impl FnMut(Range<usize>)) -> bool {
+    log_file(bytes, &mut each, &mut Vec::new()).is_some()
+}
+
+/// Whether `bytes` is exactly one JSON value (no whitespace around it) as serde_json reads it.
+/// `stack` is scratch space for the nesting.
+pub fn is_value(bytes: &[u8], stack: &mut Vec<u8>) -> bool {
+    !bytes.is_empty() && value(bytes, 0, stack) == Some(bytes.len())
+}
+
+fn log_file(b: &[u8], spans: &mut impl FnMut(Range<usize>), stack: &mut Vec<u8>) -> Option<()> {
     let mut i = ws(b, 0);
     if *b.get(i)? != b'{' {
         return None;
@@ -77,7 +127,7 @@ fn log_file(b: &[u8], spans: &mut Vec<Range<usize>>, stack: &mut Vec<u8>) -> Opt
                 loop {
                     let start = i;
                     i = value(b, i, stack)?;
-                    spans.push(start..i);
+                    spans(start..i);
                     let more;
                     (i, more) = separator(b, i, b']')?;
                     if !more {
