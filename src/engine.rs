@@ -2,7 +2,8 @@
 //! whether it runs in the Lambda or the CLI, and never names a rule: every rule runs through
 //! the same stages.
 //!
-//! triggered (the rule reads the call) → applies (the rule takes part) → suppressed (judged on
+//! triggered (the rule reads the call, and considers its parameters: a test before the event
+//! is built) → applies (the rule takes part) → suppressed (judged on
 //! the event, unless the rule's findings describe another event) → ask (the state steps the
 //! rules need, shared keys answered in one step) → decide (pure) → suppressed (judged on each
 //! finding) → claim (each signal once, across retries and duplicate deliveries).
@@ -13,7 +14,7 @@ use crate::config::Config;
 pub use crate::model::Settings;
 use crate::model::{DAY, Seconds, Subject};
 use crate::record::{Params, Record, RecordError};
-use crate::rules::{self, Answer, Ask, Context, Event, Finding, Op, RuleMeta, SuppressOn};
+use crate::rules::{self, Answer, Ask, Call, Context, Event, Finding, Op, RuleMeta, SuppressOn};
 use crate::signal::Signal;
 use crate::state::{Claim, Mark, PairStep, State, StateError};
 
@@ -170,9 +171,13 @@ fn triggered(
             .str("serviceCode")
             .map(|code| code.map(Cow::into_owned))
     };
+    let call = Call {
+        name: record.name(),
+        params,
+    };
     let mut triggered = Vec::new();
     for rule in rules::ALL {
-        if rule.triggered_by(record, service_code)? {
+        if rule.triggered_by(record, service_code)? && rule.detection.considers(&call) {
             triggered.push(rule);
         }
     }

@@ -17,7 +17,9 @@
 //! order; then no second signal for the same (account, principal) within the chain window.
 
 use super::span::{self, InSpan};
-use super::{Answer, Ask, Context, Decision, Detection, Event, Finding, Op, RuleMeta, SuppressOn};
+use super::{
+    Answer, Ask, Call, Context, Decision, Detection, Event, Finding, Op, RuleMeta, SuppressOn,
+};
 use super::{Gate, Severity, Trigger};
 use super::{feedback_tampering, full_access_granted, sending_enabled, smtp_user_created};
 use crate::model::Settings;
@@ -118,10 +120,10 @@ const RECON: [&str; 14] = [
     "ListAWSDefaultServiceQuotas",
 ];
 
-/// The stage an event reaches, if any (the service-code condition of the Service Quotas calls is
+/// The stage a call reaches, if any (the service-code condition of the Service Quotas calls is
 /// checked by the triggers).
-pub fn stage(event: &Event) -> Option<&'static str> {
-    let name = event.subject.event_name.as_str();
+pub fn stage(call: &Call) -> Option<&'static str> {
+    let name = call.name;
     let stage = match name {
         "PutAccountDetails" => "sandbox-exit",
         "VerifyEmailIdentity"
@@ -129,13 +131,13 @@ pub fn stage(event: &Event) -> Option<&'static str> {
         | "VerifyDomainIdentity"
         | "CreateEmailIdentity" => "identity",
         "DeleteIdentity" | "DeleteEmailIdentity" | "DeleteVerifiedEmailAddress" => "evasion",
-        _ if sending_enabled::enables(event) => "sending",
-        _ if full_access_granted::grant(event).is_some()
-            || smtp_user_created::smtp_user(event).is_some() =>
+        _ if sending_enabled::enables(call) => "sending",
+        _ if full_access_granted::grant(call).is_some()
+            || smtp_user_created::smtp_user(call).is_some() =>
         {
             "privilege"
         }
-        _ if feedback_tampering::tampers(event) => "evasion",
+        _ if feedback_tampering::tampers(call) => "evasion",
         _ if RECON.contains(&name) => "recon",
         _ => return None,
     };
@@ -149,8 +151,12 @@ fn key(event: &Event, kind: &str) -> String {
 }
 
 impl Detection for AbuseChain {
+    fn considers(&self, call: &Call) -> bool {
+        stage(call).is_some()
+    }
+
     fn applies(&self, event: &Event) -> bool {
-        event.counts_as_principal && event.principal.is_some() && stage(event).is_some()
+        event.counts_as_principal && event.principal.is_some()
     }
 
     fn ask(&self, event: &Event, settings: &Settings) -> Option<Ask> {
@@ -158,7 +164,7 @@ impl Detection for AbuseChain {
             key: key(event, "chain"),
             shared: None,
             op: Op::Distinct {
-                value: stage(event)?.to_owned(),
+                value: stage(&event.call())?.to_owned(),
                 window: settings.chain_window,
                 max: STAGES.len(),
             },
@@ -166,7 +172,7 @@ impl Detection for AbuseChain {
     }
 
     fn decide(&self, event: &Event, answer: Answer, context: &Context) -> Decision {
-        let (Answer::Distinct(answer), Some(own)) = (answer, stage(event)) else {
+        let (Answer::Distinct(answer), Some(own)) = (answer, stage(&event.call())) else {
             return Decision::default();
         };
         let window = context.settings.chain_window;

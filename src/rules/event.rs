@@ -93,6 +93,23 @@ impl<'r> Event<'r> {
     }
 }
 
+/// A call and its request parameters: what a rule can test before the event is built
+/// ([`super::Detection::considers`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Call<'a> {
+    pub name: &'a str,
+    pub params: &'a Params<'a>,
+}
+
+impl<'r> Event<'r> {
+    pub fn call(&self) -> Call<'_> {
+        Call {
+            name: &self.subject.event_name,
+            params: &self.params,
+        }
+    }
+}
+
 fn non_empty<'a>(field: &'a Option<Cow<'_, str>>) -> Option<&'a str> {
     field.as_deref().filter(|s| !s.is_empty())
 }

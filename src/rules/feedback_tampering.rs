@@ -8,7 +8,9 @@
 //! One signal per (account, region, principal, eventName, identity) per dedup window, where
 //! the identity is the identity or configuration set named.
 
-use super::{Answer, Ask, Context, Decision, Detection, Event, Finding, Op, RuleMeta, SuppressOn};
+use super::{
+    Answer, Ask, Call, Context, Decision, Detection, Event, Finding, Op, RuleMeta, SuppressOn,
+};
 use super::{Severity, Trigger};
 use crate::model::Settings;
 use crate::text::capped;
@@ -39,13 +41,13 @@ pub const RULE: RuleMeta = RuleMeta {
     detection: &FeedbackTampering,
 };
 
-/// Whether the event turns feedback off (also `ses-abuse-chain`'s `evasion` stage).
-pub fn tampers(event: &Event) -> bool {
-    let off = |flag: &str| event.params.bool(flag).ok().flatten() == Some(false);
-    match event.subject.event_name.as_str() {
+/// Whether the call turns feedback off (also `ses-abuse-chain`'s `evasion` stage).
+pub fn tampers(call: &Call) -> bool {
+    let off = |flag: &str| call.params.bool(flag).ok().flatten() == Some(false);
+    match call.name {
         "SetIdentityFeedbackForwardingEnabled" => off("forwardingEnabled"),
         "PutEmailIdentityFeedbackAttributes" => off("emailForwardingEnabled"),
-        "SetIdentityNotificationTopic" => event
+        "SetIdentityNotificationTopic" => call
             .params
             .str("snsTopic")
             .ok()
@@ -72,8 +74,12 @@ fn named(event: &Event) -> Option<String> {
 struct FeedbackTampering;
 
 impl Detection for FeedbackTampering {
+    fn considers(&self, call: &Call) -> bool {
+        tampers(call)
+    }
+
     fn applies(&self, event: &Event) -> bool {
-        event.counts_as_principal && tampers(event)
+        event.counts_as_principal
     }
 
     fn ask(&self, event: &Event, settings: &Settings) -> Option<Ask> {

@@ -13,7 +13,9 @@ use std::borrow::Cow;
 use serde_json::Value;
 use wildmatch::WildMatch;
 
-use super::{Answer, Ask, Context, Decision, Detection, Event, Finding, Op, RuleMeta, SuppressOn};
+use super::{
+    Answer, Ask, Call, Context, Decision, Detection, Event, Finding, Op, RuleMeta, SuppressOn,
+};
 use super::{Severity, Trigger};
 use crate::model::Settings;
 use crate::text::capped;
@@ -56,10 +58,10 @@ pub struct Grant {
     pub policy: String,
 }
 
-/// The grant of SES sending rights the event makes, if it makes one (also `ses-abuse-chain`'s
+/// The grant of SES sending rights the call makes, if it makes one (also `ses-abuse-chain`'s
 /// `privilege` stage).
-pub fn grant(event: &Event) -> Option<Grant> {
-    let name = event.subject.event_name.as_str();
+pub fn grant(call: &Call) -> Option<Grant> {
+    let name = call.name;
     let (attach, target_type) = match name {
         "AttachUserPolicy" => (true, "user"),
         "AttachRolePolicy" => (true, "role"),
@@ -69,12 +71,12 @@ pub fn grant(event: &Event) -> Option<Grant> {
         "PutGroupPolicy" => (false, "group"),
         _ => return None,
     };
-    let param = |name: &str| event.params.str(name).ok().flatten();
+    let param = |name: &str| call.params.str(name).ok().flatten();
     let policy = if attach {
         let arn = param("policyArn")?;
         is_ses_full_access(&arn).then(|| arn.into_owned())?
     } else {
-        let document = event.params.raw("policyDocument").ok().flatten()?;
+        let document = call.params.raw("policyDocument").ok().flatten()?;
         if !allows_sending(document.get()) {
             return None;
         }
@@ -113,6 +115,15 @@ const SENDING: [&str; 2] = ["ses:SendEmail", "ses:SendRawEmail"];
 /// Whether a policy document (JSON, given as an object or as a string, possibly URL-encoded)
 /// has an `Allow` statement with an SES action matching a sending action.
 pub fn allows_sending(raw: &str) -> bool {
+    // Most inline policies name no SES action: skip parsing those (`ses` in any case, also
+    // inside a URL-encoded `ses%3A`).
+    if !raw
+        .as_bytes()
+        .windows(3)
+        .any(|w| w.eq_ignore_ascii_case(b"ses"))
+    {
+        return false;
+    }
     let Ok(value) = serde_json::from_str::<Value>(raw) else {
         return false;
     };
@@ -173,12 +184,16 @@ fn grants_sending(action: &str) -> bool {
 struct FullAccessGranted;
 
 impl Detection for FullAccessGranted {
+    fn considers(&self, call: &Call) -> bool {
+        grant(call).is_some()
+    }
+
     fn applies(&self, event: &Event) -> bool {
-        event.counts_as_principal && grant(event).is_some()
+        event.counts_as_principal
     }
 
     fn ask(&self, event: &Event, settings: &Settings) -> Option<Ask> {
-        let grant = grant(event)?;
+        let grant = grant(&event.call())?;
         Some(Ask {
             key: format!(
                 "fa|{}|{}|{}|{}",
@@ -196,7 +211,7 @@ impl Detection for FullAccessGranted {
 
     fn decide(&self, event: &Event, answer: Answer, _: &Context) -> Decision {
         let opened = matches!(answer, Answer::Window(true));
-        let Some(grant) = grant(event) else {
+        let Some(grant) = grant(&event.call()) else {
             return Decision::default();
         };
         Decision::fire_or_duplicate(opened, || {

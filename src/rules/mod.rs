@@ -20,7 +20,7 @@ pub mod span;
 pub mod verify_then_delete;
 
 pub use crate::model::Severity;
-pub use event::Event;
+pub use event::{Call, Event};
 pub use rule::{
     Answer, Ask, Context, Decision, Detection, Finding, Gate, Op, RuleMeta, SuppressOn, Trigger,
 };

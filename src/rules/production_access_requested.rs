@@ -5,7 +5,9 @@
 //! minutes after they find a key (Wiz, May 2025; Permiso). Any outcome fires. One signal per
 //! (account, principal) per dedup window, so a request sent to many regions gives one.
 
-use super::{Answer, Ask, Context, Decision, Detection, Event, Finding, Op, RuleMeta, SuppressOn};
+use super::{
+    Answer, Ask, Call, Context, Decision, Detection, Event, Finding, Op, RuleMeta, SuppressOn,
+};
 use super::{Severity, Trigger};
 use crate::model::Settings;
 use crate::text::capped;
@@ -44,9 +46,12 @@ const MAX_CONTACTS: usize = 10;
 struct ProductionAccessRequested;
 
 impl Detection for ProductionAccessRequested {
+    fn considers(&self, call: &Call) -> bool {
+        call.params.bool("productionAccessEnabled").ok().flatten() == Some(true)
+    }
+
     fn applies(&self, event: &Event) -> bool {
         event.counts_as_principal
-            && event.params.bool("productionAccessEnabled").ok().flatten() == Some(true)
     }
 
     fn ask(&self, event: &Event, settings: &Settings) -> Option<Ask> {

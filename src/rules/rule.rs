@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-use super::event::Event;
+use super::event::{Call, Event};
 use crate::model::{Seconds, Settings, Severity, Subject};
 use crate::record::Record;
 use crate::state::{DistinctAnswer, Mark, Side, Sighting};
@@ -113,6 +113,13 @@ impl RuleMeta {
 /// The logic of one rule. Pure: the state it needs is asked for with [`Detection::ask`], the
 /// engine answers, and [`Detection::decide`] turns the answer into findings.
 pub trait Detection: Sync {
+    /// Whether the call can concern the rule, judged on its name and request parameters before
+    /// the event is built: a cheap test that spares building events for the many calls of a
+    /// busy trigger that never concern the rule (IAM's policy writes for the SES grant rule).
+    fn considers(&self, _call: &Call) -> bool {
+        true
+    }
+
     /// Whether the rule takes part for this event at all (after its triggers matched).
     fn applies(&self, _event: &Event) -> bool {
         true

@@ -5,7 +5,9 @@
 //! user agents are not exempted (a peer does; attackers set their user agent): suppressions are
 //! for that. One signal per (account, region, principal) per dedup window.
 
-use super::{Answer, Ask, Context, Decision, Detection, Event, Finding, Op, RuleMeta, SuppressOn};
+use super::{
+    Answer, Ask, Call, Context, Decision, Detection, Event, Finding, Op, RuleMeta, SuppressOn,
+};
 use super::{Severity, Trigger};
 use crate::model::Settings;
 
@@ -33,21 +35,25 @@ pub const RULE: RuleMeta = RuleMeta {
     detection: &SendingEnabled,
 };
 
-/// Whether the event turns sending on (also `ses-abuse-chain`'s `sending` stage).
-pub fn enables(event: &Event) -> bool {
-    let flag = match event.subject.event_name.as_str() {
+/// Whether the call turns sending on (also `ses-abuse-chain`'s `sending` stage).
+pub fn enables(call: &Call) -> bool {
+    let flag = match call.name {
         "UpdateAccountSendingEnabled" => "enabled",
         "PutAccountSendingAttributes" => "sendingEnabled",
         _ => return false,
     };
-    event.params.bool(flag).ok().flatten() == Some(true)
+    call.params.bool(flag).ok().flatten() == Some(true)
 }
 
 struct SendingEnabled;
 
 impl Detection for SendingEnabled {
+    fn considers(&self, call: &Call) -> bool {
+        enables(call)
+    }
+
     fn applies(&self, event: &Event) -> bool {
-        event.counts_as_principal && enables(event)
+        event.counts_as_principal
     }
 
     fn ask(&self, event: &Event, settings: &Settings) -> Option<Ask> {

@@ -5,7 +5,9 @@
 //! they stole. `CreateUser` or `CreateAccessKey` whose `userName` starts with `ses-smtp-user`
 //! (any case); any outcome fires. One signal per (account, eventName, user) per dedup window.
 
-use super::{Answer, Ask, Context, Decision, Detection, Event, Finding, Op, RuleMeta, SuppressOn};
+use super::{
+    Answer, Ask, Call, Context, Decision, Detection, Event, Finding, Op, RuleMeta, SuppressOn,
+};
 use super::{Severity, Trigger};
 use crate::model::Settings;
 use crate::text::capped;
@@ -34,16 +36,13 @@ pub const RULE: RuleMeta = RuleMeta {
 /// The prefix of the users the SES console creates for SMTP credentials.
 const SMTP_USER_PREFIX: &str = "ses-smtp-user";
 
-/// The SMTP user the event creates (or creates a key for), if it is one (also
+/// The SMTP user the call creates (or creates a key for), if it is one (also
 /// `ses-abuse-chain`'s `privilege` stage).
-pub fn smtp_user(event: &Event) -> Option<String> {
-    if !matches!(
-        event.subject.event_name.as_str(),
-        "CreateUser" | "CreateAccessKey"
-    ) {
+pub fn smtp_user(call: &Call) -> Option<String> {
+    if !matches!(call.name, "CreateUser" | "CreateAccessKey") {
         return None;
     }
-    let name = event.params.str("userName").ok().flatten()?;
+    let name = call.params.str("userName").ok().flatten()?;
     let prefix = name.get(..SMTP_USER_PREFIX.len())?;
     prefix
         .eq_ignore_ascii_case(SMTP_USER_PREFIX)
@@ -53,8 +52,12 @@ pub fn smtp_user(event: &Event) -> Option<String> {
 struct SmtpUserCreated;
 
 impl Detection for SmtpUserCreated {
+    fn considers(&self, call: &Call) -> bool {
+        smtp_user(call).is_some()
+    }
+
     fn applies(&self, event: &Event) -> bool {
-        event.counts_as_principal && smtp_user(event).is_some()
+        event.counts_as_principal
     }
 
     fn ask(&self, event: &Event, settings: &Settings) -> Option<Ask> {
@@ -63,7 +66,7 @@ impl Detection for SmtpUserCreated {
                 "smtp|{}|{}|{}",
                 event.account,
                 event.subject.event_name,
-                smtp_user(event).unwrap_or_default()
+                smtp_user(&event.call()).unwrap_or_default()
             ),
             shared: None,
             op: Op::Window {
@@ -76,7 +79,7 @@ impl Detection for SmtpUserCreated {
         let opened = matches!(answer, Answer::Window(true));
         Decision::fire_or_duplicate(opened, || {
             let mut finding = Finding::of(&RULE, event);
-            if let Some(user) = smtp_user(event) {
+            if let Some(user) = smtp_user(&event.call()) {
                 finding
                     .details()
                     .insert("target".to_owned(), capped(&user).into());
