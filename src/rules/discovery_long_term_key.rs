@@ -3,7 +3,7 @@
 //! `GetAccount` or `GetAccountSendingEnabled` on `ses.amazonaws.com` by an `AKIA…` key; failed
 //! calls count (an attempt). One signal per (account, principal, access key) per dedup window.
 
-use super::{Answer, Ask, Context, Decision, Detection, Event, Finding, Op, RuleMeta, SuppressOn};
+use super::{Answer, Ask, Context, Decision, Detection, Event, Finding, RuleMeta, SuppressOn};
 use super::{Severity, Trigger};
 use crate::model::Settings;
 
@@ -41,22 +41,19 @@ impl Detection for DiscoveryLongTermKey {
     }
 
     fn ask(&self, event: &Event, settings: &Settings) -> Option<Ask> {
-        Some(Ask {
-            key: format!(
+        Some(Ask::dedup(
+            format!(
                 "r1|{}|{}|{}",
                 event.account,
                 event.principal.unwrap_or(""),
                 event.access_key_id.unwrap_or("")
             ),
-            shared: None,
-            op: Op::Window {
-                length: settings.dedup,
-            },
-        })
+            settings,
+        ))
     }
 
     fn decide(&self, event: &Event, answer: Answer, _: &Context) -> Decision {
-        let opened = matches!(answer, Answer::Window(true));
+        let opened = answer.opened();
         Decision::fire_or_duplicate(opened, || Finding::of(&RULE, event))
     }
 }

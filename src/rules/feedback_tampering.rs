@@ -9,7 +9,7 @@
 //! the identity is the identity or configuration set named.
 
 use super::{
-    Answer, Ask, Call, Context, Decision, Detection, Event, Finding, Op, RuleMeta, SuppressOn,
+    Answer, Ask, Call, Context, Decision, Detection, Event, Finding, RuleMeta, SuppressOn,
 };
 use super::{Severity, Trigger};
 use crate::model::Settings;
@@ -83,8 +83,8 @@ impl Detection for FeedbackTampering {
     }
 
     fn ask(&self, event: &Event, settings: &Settings) -> Option<Ask> {
-        Some(Ask {
-            key: format!(
+        Some(Ask::dedup(
+            format!(
                 "fb|{}|{}|{}|{}|{}",
                 event.account,
                 event.region,
@@ -92,15 +92,12 @@ impl Detection for FeedbackTampering {
                 event.subject.event_name,
                 named(event).unwrap_or_default()
             ),
-            shared: None,
-            op: Op::Window {
-                length: settings.dedup,
-            },
-        })
+            settings,
+        ))
     }
 
     fn decide(&self, event: &Event, answer: Answer, _: &Context) -> Decision {
-        let opened = matches!(answer, Answer::Window(true));
+        let opened = answer.opened();
         Decision::fire_or_duplicate(opened, || {
             let mut finding = Finding::of(&RULE, event);
             finding.subject.identity = named(event);

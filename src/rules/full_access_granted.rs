@@ -14,7 +14,7 @@ use serde_json::Value;
 use wildmatch::WildMatch;
 
 use super::{
-    Answer, Ask, Call, Context, Decision, Detection, Event, Finding, Op, RuleMeta, SuppressOn,
+    Answer, Ask, Call, Context, Decision, Detection, Event, Finding, RuleMeta, SuppressOn,
 };
 use super::{Severity, Trigger};
 use crate::model::Settings;
@@ -194,23 +194,20 @@ impl Detection for FullAccessGranted {
 
     fn ask(&self, event: &Event, settings: &Settings) -> Option<Ask> {
         let grant = grant(&event.call())?;
-        Some(Ask {
-            key: format!(
+        Some(Ask::dedup(
+            format!(
                 "fa|{}|{}|{}|{}",
                 event.account,
                 event.principal.unwrap_or(""),
                 grant.target,
                 grant.policy
             ),
-            shared: None,
-            op: Op::Window {
-                length: settings.dedup,
-            },
-        })
+            settings,
+        ))
     }
 
     fn decide(&self, event: &Event, answer: Answer, _: &Context) -> Decision {
-        let opened = matches!(answer, Answer::Window(true));
+        let opened = answer.opened();
         let Some(grant) = grant(&event.call()) else {
             return Decision::default();
         };

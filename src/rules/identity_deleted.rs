@@ -47,7 +47,7 @@ impl Detection for IdentityDeleted {
     }
 
     fn decide(&self, event: &Event, answer: Answer, _: &Context) -> Decision {
-        let opened = matches!(answer, Answer::Window(true));
+        let opened = answer.opened();
         Decision::fire_or_duplicate(opened, || Finding::of(&RULE, event))
     }
 }

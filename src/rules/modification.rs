@@ -6,7 +6,7 @@
 //! (an attempt). Severity low, high when the source IP is a Tor exit. One signal per
 //! (account, region, principal, eventName, identity) per dedup window.
 
-use super::{Answer, Ask, Context, Decision, Detection, Event, Finding, Op, RuleMeta, SuppressOn};
+use super::{Answer, Ask, Context, Decision, Detection, Event, Finding, RuleMeta, SuppressOn};
 use super::{Severity, Trigger};
 use crate::model::Settings;
 
@@ -47,8 +47,8 @@ struct Modification;
 
 impl Detection for Modification {
     fn ask(&self, event: &Event, settings: &Settings) -> Option<Ask> {
-        Some(Ask {
-            key: format!(
+        Some(Ask::dedup(
+            format!(
                 "r3|{}|{}|{}|{}|{}",
                 event.account,
                 event.region,
@@ -56,15 +56,12 @@ impl Detection for Modification {
                 event.subject.event_name,
                 event.identity.as_deref().unwrap_or("")
             ),
-            shared: None,
-            op: Op::Window {
-                length: settings.dedup,
-            },
-        })
+            settings,
+        ))
     }
 
     fn decide(&self, event: &Event, answer: Answer, _: &Context) -> Decision {
-        let opened = matches!(answer, Answer::Window(true));
+        let opened = answer.opened();
         Decision::fire_or_duplicate(opened, || {
             let mut finding = Finding::of(&RULE, event);
             if event.subject.tor {

@@ -6,7 +6,7 @@
 //! (account, principal) per dedup window, so a request sent to many regions gives one.
 
 use super::{
-    Answer, Ask, Call, Context, Decision, Detection, Event, Finding, Op, RuleMeta, SuppressOn,
+    Answer, Ask, Call, Context, Decision, Detection, Event, Finding, RuleMeta, SuppressOn,
 };
 use super::{Severity, Trigger};
 use crate::model::Settings;
@@ -55,17 +55,14 @@ impl Detection for ProductionAccessRequested {
     }
 
     fn ask(&self, event: &Event, settings: &Settings) -> Option<Ask> {
-        Some(Ask {
-            key: format!("pa|{}|{}", event.account, event.principal.unwrap_or("")),
-            shared: None,
-            op: Op::Window {
-                length: settings.dedup,
-            },
-        })
+        Some(Ask::dedup(
+            format!("pa|{}|{}", event.account, event.principal.unwrap_or("")),
+            settings,
+        ))
     }
 
     fn decide(&self, event: &Event, answer: Answer, _: &Context) -> Decision {
-        let opened = matches!(answer, Answer::Window(true));
+        let opened = answer.opened();
         Decision::fire_or_duplicate(opened, || {
             let mut finding = Finding::of(&RULE, event);
             finding.details();

@@ -145,6 +145,19 @@ pub struct Ask {
     pub op: Op,
 }
 
+impl Ask {
+    /// The rule's dedup window on its own `key`: a signal, then none for `settings.dedup`.
+    pub fn dedup(key: String, settings: &Settings) -> Self {
+        Ask {
+            key,
+            shared: None,
+            op: Op::Window {
+                length: settings.dedup,
+            },
+        }
+    }
+}
+
 /// The operations of the [`State`](crate::state::State) port a rule can ask for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Op {
@@ -183,6 +196,13 @@ pub enum Answer {
     Distinct(DistinctAnswer),
     /// Events counted within the window (at most the `max` asked).
     Count(u64),
+}
+
+impl Answer {
+    /// Whether the event opened the dedup window it asked for.
+    pub fn opened(&self) -> bool {
+        matches!(self, Answer::Window(true))
+    }
 }
 
 /// What every rule may read besides the event.

@@ -6,7 +6,7 @@
 //! for that. One signal per (account, region, principal) per dedup window.
 
 use super::{
-    Answer, Ask, Call, Context, Decision, Detection, Event, Finding, Op, RuleMeta, SuppressOn,
+    Answer, Ask, Call, Context, Decision, Detection, Event, Finding, RuleMeta, SuppressOn,
 };
 use super::{Severity, Trigger};
 use crate::model::Settings;
@@ -57,22 +57,19 @@ impl Detection for SendingEnabled {
     }
 
     fn ask(&self, event: &Event, settings: &Settings) -> Option<Ask> {
-        Some(Ask {
-            key: format!(
+        Some(Ask::dedup(
+            format!(
                 "se|{}|{}|{}",
                 event.account,
                 event.region,
                 event.principal.unwrap_or("")
             ),
-            shared: None,
-            op: Op::Window {
-                length: settings.dedup,
-            },
-        })
+            settings,
+        ))
     }
 
     fn decide(&self, event: &Event, answer: Answer, _: &Context) -> Decision {
-        let opened = matches!(answer, Answer::Window(true));
+        let opened = answer.opened();
         Decision::fire_or_duplicate(opened, || {
             let mut finding = Finding::of(&RULE, event);
             // No facts beyond the event's fields; an object all the same, like every new rule.

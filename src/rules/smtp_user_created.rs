@@ -6,7 +6,7 @@
 //! (any case); any outcome fires. One signal per (account, eventName, user) per dedup window.
 
 use super::{
-    Answer, Ask, Call, Context, Decision, Detection, Event, Finding, Op, RuleMeta, SuppressOn,
+    Answer, Ask, Call, Context, Decision, Detection, Event, Finding, RuleMeta, SuppressOn,
 };
 use super::{Severity, Trigger};
 use crate::model::Settings;
@@ -61,22 +61,19 @@ impl Detection for SmtpUserCreated {
     }
 
     fn ask(&self, event: &Event, settings: &Settings) -> Option<Ask> {
-        Some(Ask {
-            key: format!(
+        Some(Ask::dedup(
+            format!(
                 "smtp|{}|{}|{}",
                 event.account,
                 event.subject.event_name,
                 smtp_user(&event.call()).unwrap_or_default()
             ),
-            shared: None,
-            op: Op::Window {
-                length: settings.dedup,
-            },
-        })
+            settings,
+        ))
     }
 
     fn decide(&self, event: &Event, answer: Answer, _: &Context) -> Decision {
-        let opened = matches!(answer, Answer::Window(true));
+        let opened = answer.opened();
         Decision::fire_or_duplicate(opened, || {
             let mut finding = Finding::of(&RULE, event);
             if let Some(user) = smtp_user(&event.call()) {
