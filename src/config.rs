@@ -14,8 +14,10 @@
 //! [[suppressions]]
 //! rule = "ses-discovery-long-term-key"   # optional: all rules when absent
 //! principal = "arn:aws:iam::111122223333:user/ci-*"   # optional glob on the principal
+//! user_arn = "arn:aws:sts::111122223333:assumed-role/ci/*"   # optional glob on the caller's ARN
 //! source_ip = "203.0.113.0/24"           # optional CIDR (or one address)
-//! user_agent = "*Terraform*"             # optional glob; only with principal or source_ip
+//! user_agent = "*Terraform*"             # optional glob; only with principal, user_arn or source_ip
+//! allow_broad = false                    # true lets a glob or CIDR match anything (with a reason)
 //! expires = "2027-01-01"                 # optional; compared with event time
 //! reason = "deploy pipeline health check"
 //! ```
@@ -31,6 +33,7 @@ use serde::Deserialize;
 pub use crate::model::Settings;
 use crate::model::{DAY, HOUR, MINUTE, Seconds, Subject};
 use crate::rules;
+use crate::text::truncate;
 use crate::time::parse_date_or_time;
 
 /// A configuration that cannot be used, with what to fix.
@@ -100,6 +103,9 @@ struct ConfigFile {
 struct SuppressionFile {
     rule: Option<String>,
     principal: Option<String>,
+    user_arn: Option<String>,
+    #[serde(default)]
+    allow_broad: bool,
     source_ip: Option<String>,
     user_agent: Option<String>,
     expires: Option<toml::Value>,
@@ -219,11 +225,49 @@ impl Config {
     }
 }
 
+/// Principals of different kinds and accounts: a glob that matches them all matches anyone.
+const BROAD_PRINCIPAL_PROBES: &[&str] = &[
+    "arn:aws:iam::111111111111:user/probe",
+    "arn:aws:iam::222222222222:role/path/probe",
+    "arn:aws:iam::333333333333:root",
+    "arn:aws:sts::444444444444:assumed-role/probe/session",
+];
+/// User agents of different tools: a glob that matches them all matches any agent.
+const BROAD_AGENT_PROBES: &[&str] = &[
+    "aws-cli/2.15.30 Python/3.11.8 Linux/6.1 exe/x86_64",
+    "Boto3/1.34.0 md/Botocore#1.34.0",
+    "console.amazonaws.com",
+    "Mozilla/5.0",
+    "x",
+];
+
+/// The role of a role-session ARN (`arn:<partition>:sts::<account>:assumed-role/<role>/<session>`)
+/// as the principal CloudTrail's records give for it (`arn:<partition>:iam::<account>:role/<role>`;
+/// a role path is not in the session ARN).
+fn session_role(arn: &str) -> Option<String> {
+    let mut parts = arn.splitn(6, ':');
+    let (Some("arn"), Some(partition), Some("sts"), Some(""), Some(account), Some(resource)) = (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) else {
+        return None;
+    };
+    let role = resource.strip_prefix("assumed-role/")?.split('/').next()?;
+    Some(format!("arn:{partition}:iam::{account}:role/{role}"))
+}
+
 /// One `[[suppressions]]` entry: every field given must match.
 #[derive(Debug)]
 pub struct Suppression {
     pub rule: Option<&'static str>,
     pub principal: Option<GlobMatcher>,
+    /// The caller's ARN as CloudTrail names it (`userIdentity.arn`: for a role session, the
+    /// `assumed-role` ARN with its session name).
+    pub user_arn: Option<GlobMatcher>,
     pub source_ip: Option<IpNet>,
     pub user_agent: Option<GlobMatcher>,
     /// Event time from which the entry no longer applies.
@@ -276,9 +320,21 @@ impl Suppression {
                 ));
             }
         };
+        if let Some(principal) = &spec.principal
+            && let Some(role) = session_role(principal)
+        {
+            return Err(format!(
+                "principal {:?} names a role session, which is never a principal (a role's \
+                 sessions are one principal, the role): use principal = {role:?}, or \
+                 user_arn = {:?} to match the session as CloudTrail names the caller",
+                truncate(principal, 200),
+                truncate(principal, 200)
+            ));
+        }
         let suppression = Suppression {
             rule,
             principal: glob("principal", &spec.principal)?,
+            user_arn: glob("user_arn", &spec.user_arn)?,
             source_ip,
             user_agent: glob("user_agent", &spec.user_agent)?,
             expires,
@@ -286,23 +342,66 @@ impl Suppression {
         };
         if suppression.rule.is_none()
             && suppression.principal.is_none()
+            && suppression.user_arn.is_none()
             && suppression.source_ip.is_none()
             && suppression.user_agent.is_none()
         {
-            return Err("matches every signal of every rule; give at least one of rule, principal, source_ip, user_agent".to_owned());
+            return Err("matches every signal of every rule; give at least one of rule, principal, user_arn, source_ip, user_agent".to_owned());
         }
         if suppression.user_agent.is_some()
             && suppression.principal.is_none()
+            && suppression.user_arn.is_none()
             && suppression.source_ip.is_none()
         {
             // The caller writes its own user agent: alone, it would let an attacker holding a
             // key silence the rule by sending the agent the entry names.
             return Err(
-                "user_agent is chosen by the caller: give principal or source_ip with it"
+                "user_agent is chosen by the caller: give principal, user_arn or source_ip with it"
                     .to_owned(),
             );
         }
+        let broad = suppression.broad_fields();
+        if !broad.is_empty() {
+            if !spec.allow_broad {
+                return Err(format!(
+                    "{} would match any value, which silences the rule for everyone; narrow it, \
+                     or set allow_broad = true with a reason",
+                    broad.join(" and ")
+                ));
+            }
+            if spec.reason.as_deref().is_none_or(|r| r.trim().is_empty()) {
+                return Err("allow_broad = true needs a reason".to_owned());
+            }
+        }
         Ok(suppression)
+    }
+
+    /// The fields that would match any value: a principal or caller glob matching every probe
+    /// principal (users, roles and the root, across accounts), a user-agent glob matching every
+    /// probe agent, a CIDR block wider than a /8 (IPv4) or a /16 (IPv6).
+    fn broad_fields(&self) -> Vec<&'static str> {
+        let matches_all = |glob: &Option<GlobMatcher>, probes: &[&str]| {
+            glob.as_ref()
+                .is_some_and(|g| probes.iter().all(|p| g.is_match(p)))
+        };
+        let mut broad = Vec::new();
+        if matches_all(&self.principal, BROAD_PRINCIPAL_PROBES) {
+            broad.push("principal");
+        }
+        if matches_all(&self.user_arn, BROAD_PRINCIPAL_PROBES) {
+            broad.push("user_arn");
+        }
+        if matches_all(&self.user_agent, BROAD_AGENT_PROBES) {
+            broad.push("user_agent");
+        }
+        let wide = |net: &IpNet| match net {
+            IpNet::V4(v4) => v4.prefix_len() < 8,
+            IpNet::V6(v6) => v6.prefix_len() < 16,
+        };
+        if self.source_ip.as_ref().is_some_and(wide) {
+            broad.push("source_ip");
+        }
+        broad
     }
 
     /// Whether this entry suppresses `rule_id` for the event `subject` at event time `now`.
@@ -314,6 +413,12 @@ impl Suppression {
                     .principal
                     .as_deref()
                     .is_some_and(|p| glob.is_match(p))
+            })
+            && self.user_arn.as_ref().is_none_or(|glob| {
+                subject
+                    .user_arn
+                    .as_deref()
+                    .is_some_and(|arn| glob.is_match(arn))
             })
             && self.source_ip.is_none_or(|net| {
                 subject

@@ -2,19 +2,29 @@
 //! seconds since the Unix epoch, never in wall-clock time.
 
 use time::format_description::well_known::Rfc3339;
-use time::{Date, OffsetDateTime, macros::format_description};
+use time::{Date, OffsetDateTime, PrimitiveDateTime, macros::format_description};
 
 pub use crate::model::{DAY, MINUTE, Seconds};
 
-/// Parses a CloudTrail `eventTime` (RFC 3339, e.g. `2026-03-02T09:00:00Z`).
+/// Parses a CloudTrail `eventTime`: RFC 3339 (`2026-03-02T09:00:00Z`, as CloudTrail writes it),
+/// or `YYYY-MM-DD HH:MM:SS[.fff]` in UTC (as Athena, CloudTrail Lake and Panther export it).
 pub fn parse_event_time(text: &str) -> Result<Seconds, String> {
     OffsetDateTime::parse(text, &Rfc3339)
         .map(|t| t.unix_timestamp())
-        .map_err(|err| {
-            format!(
-                "eventTime {:?} is not an RFC 3339 time: {err}",
-                crate::text::truncate(text, 40)
-            )
+        .or_else(|err| {
+            let plain = format_description!(
+                version = 2,
+                "[year]-[month]-[day] [hour]:[minute]:[second][optional [.[subsecond]]]"
+            );
+            PrimitiveDateTime::parse(text, plain)
+                .map(|t| t.assume_utc().unix_timestamp())
+                .map_err(|_| {
+                    format!(
+                        "eventTime {:?} is neither an RFC 3339 time nor YYYY-MM-DD HH:MM:SS \
+                         (UTC): {err}",
+                        crate::text::truncate(text, 40)
+                    )
+                })
         })
 }
 
@@ -47,7 +57,14 @@ mod tests {
             parse_event_time("2026-03-02T09:00:00.123Z"),
             Ok(1_772_442_000)
         );
-        assert!(parse_event_time("2026-03-02 09:00:00").is_err());
+        // Athena / CloudTrail Lake / Panther: UTC, a space, optional fraction.
+        assert_eq!(parse_event_time("2026-03-02 09:00:00"), Ok(1_772_442_000));
+        assert_eq!(
+            parse_event_time("2015-02-04 01:05:33.000"),
+            parse_event_time("2015-02-04T01:05:33Z")
+        );
+        assert!(parse_event_time("2026-03-02 09:00").is_err());
+        assert!(parse_event_time("2026-03-02 09:00:00 junk").is_err());
         assert!(parse_event_time("+999999-01-01T00:00:00Z").is_err());
         assert_eq!(parse_date_or_time("1970-01-02"), Ok(DAY));
         assert_eq!(parse_date_or_time("1970-01-02T00:00:00Z"), Ok(DAY));

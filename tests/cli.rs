@@ -969,7 +969,7 @@ fn a_suppression_on_the_user_agent_alone_is_a_config_error() {
         &[
             "sesguard: error: ",
             "suppression 1",
-            "give principal or source_ip",
+            "give principal, user_arn or source_ip",
         ],
     );
     let dir =
@@ -985,6 +985,77 @@ fn a_suppression_on_the_user_agent_alone_is_a_config_error() {
         ])
         .assert()
         .success();
+}
+
+#[test]
+fn a_suppression_that_would_match_anyone_is_a_config_error_unless_allowed_with_a_reason() {
+    for (entry, field) in [
+        ("principal = \"*\"", "principal"),
+        ("principal = \"arn:*\"", "principal"),
+        ("principal = \"arn:aws:*\"", "principal"),
+        ("source_ip = \"0.0.0.0/0\"", "source_ip"),
+        ("source_ip = \"::/0\"", "source_ip"),
+        (
+            "principal = \"*:user/ci-*\"\nuser_agent = \"*\"",
+            "user_agent",
+        ),
+    ] {
+        // The broad entry is the second one: the message names it.
+        let dir = config_dir(&format!(
+            "[[suppressions]]\nrule = \"ses-modification\"\nprincipal = \"*:user/ci-*\"\n\n[[suppressions]]\n{entry}\n"
+        ));
+        assert_usage_error(
+            dir.path(),
+            &["scan", "--config", "sesguard.toml", "events.json"],
+            &[
+                "sesguard: error: ",
+                "suppression 2",
+                &format!("{field} would match any value"),
+                "allow_broad = true",
+            ],
+        );
+    }
+    let dir = config_dir("[[suppressions]]\nsource_ip = \"0.0.0.0/0\"\nallow_broad = true\n");
+    assert_usage_error(
+        dir.path(),
+        &["scan", "--config", "sesguard.toml", "events.json"],
+        &["suppression 1", "allow_broad = true needs a reason"],
+    );
+    // Allowed on purpose, with a reason: it silences everything, as asked.
+    let dir = config_dir(
+        "[[suppressions]]\nsource_ip = \"0.0.0.0/0\"\nallow_broad = true\nreason = \"lab account\"\n",
+    );
+    sesguard()
+        .current_dir(dir.path())
+        .args([
+            "scan",
+            "--config",
+            "sesguard.toml",
+            "--format",
+            "jsonl",
+            "--quiet",
+            "events.json",
+        ])
+        .assert()
+        .success()
+        .stdout("");
+}
+
+#[test]
+fn a_suppression_naming_a_role_session_as_principal_is_a_config_error_with_a_hint() {
+    let dir = config_dir(
+        "[[suppressions]]\nprincipal = \"arn:aws:sts::111122223333:assumed-role/ops/alice\"\n",
+    );
+    assert_usage_error(
+        dir.path(),
+        &["scan", "--config", "sesguard.toml", "events.json"],
+        &[
+            "suppression 1",
+            "names a role session",
+            "arn:aws:iam::111122223333:role/ops",
+            "user_arn",
+        ],
+    );
 }
 
 #[test]

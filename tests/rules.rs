@@ -1131,3 +1131,22 @@ fn triage_fills_the_seed_placeholders_and_cannot_be_broken_out_of() {
         "a newline would start a heading: {triage}"
     );
 }
+
+#[test]
+fn a_user_arn_suppression_silences_one_role_session_not_the_role() {
+    let engine = engine(
+        "[[suppressions]]\nrule = \"ses-modification\"\nuser_arn = \"arn:aws:sts::111122223333:assumed-role/ops/alice\"\nreason = \"alice's clean-up runs\"\n",
+    );
+    let signals = run_with(
+        &engine,
+        &[
+            verify("a@example.com").session("ops", "alice").id("alice"),
+            verify("b@example.com").session("ops", "bob").id("bob"),
+        ],
+    );
+    let r3: Vec<&str> = of_rule(&signals, R3)
+        .iter()
+        .map(|s| s.subject.event_id.as_str())
+        .collect();
+    assert_eq!(r3, ["bob"]);
+}
