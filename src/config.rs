@@ -33,7 +33,7 @@ use serde::Deserialize;
 pub use crate::model::Settings;
 use crate::model::{DAY, HOUR, MINUTE, Seconds, Subject};
 use crate::rules;
-use crate::text::truncate;
+use crate::text::{Arn, truncate};
 use crate::time::parse_date_or_time;
 
 /// A configuration that cannot be used, with what to fix.
@@ -245,19 +245,19 @@ const BROAD_AGENT_PROBES: &[&str] = &[
 /// as the principal CloudTrail's records give for it (`arn:<partition>:iam::<account>:role/<role>`;
 /// a role path is not in the session ARN).
 fn session_role(arn: &str) -> Option<String> {
-    let mut parts = arn.splitn(6, ':');
-    let (Some("arn"), Some(partition), Some("sts"), Some(""), Some(account), Some(resource)) = (
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-    ) else {
+    let arn = Arn::parse(arn)?;
+    if arn.service != "sts" {
         return None;
-    };
-    let role = resource.strip_prefix("assumed-role/")?.split('/').next()?;
-    Some(format!("arn:{partition}:iam::{account}:role/{role}"))
+    }
+    let role = arn
+        .resource
+        .strip_prefix("assumed-role/")?
+        .split('/')
+        .next()?;
+    Some(format!(
+        "arn:{}:iam::{}:role/{role}",
+        arn.partition, arn.account
+    ))
 }
 
 /// One `[[suppressions]]` entry: every field given must match.

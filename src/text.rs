@@ -41,6 +41,37 @@ pub fn describe(err: &serde_json::Error) -> String {
     }
 }
 
+/// An Amazon Resource Name split into its parts, structurally: a user name or path an attacker
+/// chose may hold any text (`:role/aws-service-role/` included), so ARNs are never matched as
+/// substrings. `arn:<partition>:<service>:<region>:<account>:<resource>`; the resource keeps any
+/// further `:`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Arn<'a> {
+    pub partition: &'a str,
+    pub service: &'a str,
+    pub region: &'a str,
+    pub account: &'a str,
+    pub resource: &'a str,
+}
+
+impl<'a> Arn<'a> {
+    /// The parts of `text`, if it is an ARN with a partition.
+    pub fn parse(text: &'a str) -> Option<Self> {
+        let mut parts = text.splitn(6, ':');
+        if parts.next()? != "arn" {
+            return None;
+        }
+        let arn = Arn {
+            partition: parts.next()?,
+            service: parts.next()?,
+            region: parts.next()?,
+            account: parts.next()?,
+            resource: parts.next()?,
+        };
+        (!arn.partition.is_empty()).then_some(arn)
+    }
+}
+
 /// A short name for the kind of JSON value `json` holds, for error messages.
 pub fn json_kind(json: &str) -> &'static str {
     match json.trim_start().as_bytes().first() {
@@ -80,5 +111,17 @@ mod tests {
         ] {
             assert_eq!(super::thousands(n), text);
         }
+    }
+
+    #[test]
+    fn arns_are_split_structurally() {
+        let arn = super::Arn::parse("arn:aws:iam::111122223333:user/x:role/aws-service-role/y");
+        assert_eq!(
+            arn.map(|a| (a.service, a.account, a.resource)),
+            Some(("iam", "111122223333", "user/x:role/aws-service-role/y"))
+        );
+        assert!(super::Arn::parse("arn::iam::1:role/x").is_none());
+        assert!(super::Arn::parse("AIDAEXAMPLE").is_none());
+        assert!(super::Arn::parse("arn:aws:iam").is_none());
     }
 }

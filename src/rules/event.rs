@@ -5,7 +5,7 @@ use std::borrow::Cow;
 
 use crate::model::{Seconds, Subject};
 use crate::record::{Params, Record, RecordError, UserIdentity};
-use crate::text::capped;
+use crate::text::{Arn, capped};
 use crate::time::parse_event_time;
 
 /// A record a rule reads, with what the rules key on worked out once.
@@ -170,18 +170,13 @@ impl RoleArn<'_> {
 /// `arn:<partition>:iam::<account>:role/<path><name>` or
 /// `arn:<partition>:sts::<account>:assumed-role/<name>/<session>`; anything else is not a role.
 fn role_arn(arn: &str) -> Option<RoleArn<'_>> {
-    let mut parts = arn.splitn(6, ':');
-    let (Some("arn"), Some(partition), Some(service), Some(_region), Some(account), Some(resource)) = (
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-    ) else {
-        return None;
-    };
-    if partition.is_empty() || account.is_empty() {
+    let Arn {
+        service,
+        account,
+        resource,
+        ..
+    } = Arn::parse(arn)?;
+    if account.is_empty() {
         return None;
     }
     match service {

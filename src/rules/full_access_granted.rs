@@ -18,7 +18,7 @@ use super::{
 };
 use super::{Severity, Trigger};
 use crate::model::Settings;
-use crate::text::capped;
+use crate::text::{Arn, capped};
 
 pub const RULE: RuleMeta = RuleMeta {
     id: "ses-full-access-granted",
@@ -94,19 +94,10 @@ pub fn grant(call: &Call) -> Option<Grant> {
 
 /// `arn:<partition>:iam::aws:policy/AmazonSESFullAccess`, in any partition.
 fn is_ses_full_access(arn: &str) -> bool {
-    let mut parts = arn.splitn(6, ':');
-    matches!(
-        (
-            parts.next(),
-            parts.next(),
-            parts.next(),
-            parts.next(),
-            parts.next(),
-            parts.next()
-        ),
-        (Some("arn"), Some(partition), Some("iam"), Some(""), Some("aws"), Some("policy/AmazonSESFullAccess"))
-            if !partition.is_empty()
-    )
+    Arn::parse(arn).is_some_and(|arn| {
+        (arn.service, arn.region, arn.account, arn.resource)
+            == ("iam", "", "aws", "policy/AmazonSESFullAccess")
+    })
 }
 
 /// The actions an SES sending grant must allow (one of them).
