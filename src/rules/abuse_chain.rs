@@ -21,7 +21,10 @@ use super::{
     Answer, Ask, Call, Context, Decision, Detection, Event, Finding, Op, RuleMeta, SuppressOn,
 };
 use super::{Gate, Severity, Trigger};
-use super::{feedback_tampering, full_access_granted, sending_enabled, smtp_user_created};
+use super::{
+    enumeration_unseen_user, feedback_tampering, full_access_granted, sending_enabled,
+    smtp_user_created, verify_then_delete,
+};
 use crate::model::Settings;
 use crate::state::Occurrence;
 
@@ -102,35 +105,18 @@ const DECISIVE: [&str; 3] = ["sandbox-exit", "sending", "privilege"];
 /// The fewest stages of a chain.
 const CHAIN_STAGES: usize = 3;
 
-/// The `recon` calls (as the triggers list them).
-const RECON: [&str; 14] = [
-    "GetAccount",
-    "GetAccountSendingEnabled",
-    "ListIdentities",
-    "ListEmailIdentities",
-    "GetSendQuota",
-    "GetIdentityVerificationAttributes",
-    "ListVerifiedEmailAddresses",
-    "GetEmailIdentity",
-    "GetSendStatistics",
-    "ListReceiptRuleSets",
-    "DescribeActiveReceiptRuleSet",
-    "ListServiceQuotas",
-    "GetServiceQuota",
-    "ListAWSDefaultServiceQuotas",
-];
+/// The `recon` calls besides those `ses-enumeration-unseen-user` reads.
+const MORE_RECON: [&str; 2] = ["ListReceiptRuleSets", "DescribeActiveReceiptRuleSet"];
 
 /// The stage a call reaches, if any (the service-code condition of the Service Quotas calls is
-/// checked by the triggers).
+/// checked by the triggers). The calls and conditions are those of the rules named in the
+/// module documentation, read from them.
 pub fn stage(call: &Call) -> Option<&'static str> {
     let name = call.name;
     let stage = match name {
         "PutAccountDetails" => "sandbox-exit",
-        "VerifyEmailIdentity"
-        | "VerifyEmailAddress"
-        | "VerifyDomainIdentity"
-        | "CreateEmailIdentity" => "identity",
-        "DeleteIdentity" | "DeleteEmailIdentity" | "DeleteVerifiedEmailAddress" => "evasion",
+        _ if verify_then_delete::ADDS.contains(&name) => "identity",
+        _ if verify_then_delete::DELETES.contains(&name) => "evasion",
         _ if sending_enabled::enables(call) => "sending",
         _ if full_access_granted::grant(call).is_some()
             || smtp_user_created::smtp_user(call).is_some() =>
@@ -138,7 +124,14 @@ pub fn stage(call: &Call) -> Option<&'static str> {
             "privilege"
         }
         _ if feedback_tampering::tampers(call) => "evasion",
-        _ if RECON.contains(&name) => "recon",
+        _ if MORE_RECON.contains(&name)
+            || enumeration_unseen_user::RULE
+                .triggers
+                .iter()
+                .any(|t| t.event_name == name) =>
+        {
+            "recon"
+        }
         _ => return None,
     };
     Some(stage)
@@ -198,5 +191,38 @@ impl Detection for AbuseChain {
             length: window,
         };
         Decision::once_per(gate, &answer, event, finding)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Trigger, verify_then_delete};
+    use super::super::{enumeration_unseen_user, sandbox_exit_burst, sending_enabled};
+    use super::super::{feedback_tampering, full_access_granted, smtp_user_created};
+    use super::{MORE_RECON, RULE};
+
+    /// The chain's triggers are written out (a const list); they must hold every call of the
+    /// rules whose conditions give its stages, and nothing else.
+    #[test]
+    fn the_triggers_are_the_calls_of_the_stages() {
+        let mut wanted: Vec<Trigger> = Vec::new();
+        for rule in [
+            &enumeration_unseen_user::RULE,
+            &sandbox_exit_burst::RULE,
+            &sending_enabled::RULE,
+            &verify_then_delete::RULE,
+            &full_access_granted::RULE,
+            &smtp_user_created::RULE,
+            &feedback_tampering::RULE,
+        ] {
+            wanted.extend(rule.triggers.iter().copied());
+        }
+        wanted.extend(MORE_RECON.map(Trigger::ses));
+        for trigger in &wanted {
+            assert!(RULE.triggers.contains(trigger), "{trigger:?} missing");
+        }
+        for trigger in RULE.triggers {
+            assert!(wanted.contains(trigger), "{trigger:?} is no stage's call");
+        }
     }
 }

@@ -489,8 +489,8 @@ impl DynamoState {
         // Earlier generations are copied with a stand-in where there is none (an item's first
         // opening); `openings` stops at the first missing or stand-in generation.
         let mut update = String::from(
-            "SET #at2 = if_not_exists(#at1, :none), #by2 = if_not_exists(#by1, :nobody), \
-             #at1 = if_not_exists(#at0, :none), #by1 = if_not_exists(#by0, :nobody), \
+            "SET #at2 = if_not_exists(#at1, :none), #by2 = if_not_exists(#by1, :none), \
+             #at1 = if_not_exists(#at0, :none), #by1 = if_not_exists(#by0, :none), \
              #at0 = :now, #by0 = :eid",
         );
         let mut names = vec![
@@ -506,7 +506,6 @@ impl DynamoState {
             (":eid", s(&opener.event_id)),
             (":lo", n(now.saturating_sub(window))),
             (":none", s("")),
-            (":nobody", s("")),
         ];
         if let Some(expires) = expires {
             update.push_str(", #ttl = :exp");
