@@ -127,6 +127,9 @@ pub struct Counts {
     pub signals: BTreeMap<&'static str, u64>,
     pub suppressed: u64,
     pub deduplicated: u64,
+    /// Records that came more than the reorder window behind the newest, evaluated as they
+    /// came (`sesguard scan` without `--input-order`).
+    pub late: u64,
     /// Signals another invocation was publishing (the Lambda retries the event later).
     pub in_flight: u64,
     pub state_errors: u64,
@@ -177,7 +180,11 @@ impl fmt::Display for Counts {
             f,
             ", {} suppressed, {} deduplicated",
             self.suppressed, self.deduplicated
-        )
+        )?;
+        if self.late > 0 {
+            write!(f, ", {} late", self.late)?;
+        }
+        Ok(())
     }
 }
 

@@ -9,10 +9,12 @@
 pub mod config;
 pub mod deliver;
 pub mod engine;
+pub mod file_order;
 pub mod input;
 pub mod lambda;
 pub mod model;
 pub mod record;
+pub mod reorder;
 pub mod rules;
 pub mod scan;
 pub mod signal;

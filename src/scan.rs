@@ -1,7 +1,7 @@
 //! `sesguard scan`: the engine over files with an in-memory state.
 
-use std::collections::VecDeque;
-use std::sync::Mutex;
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::time::{Duration, Instant};
@@ -9,10 +9,13 @@ use std::time::{Duration, Instant};
 use crate::deliver::{Collect, Collected, Counts, DeliverError, Delivery, Sink, SinkError};
 use crate::engine::Engine;
 use crate::input::{self, InputError, Position, Source, Visitor};
+use crate::model::Seconds;
+use crate::reorder::{Peak, Reorder, Stamp};
 use crate::rules;
 use crate::state::MemoryState;
 
-/// Runs the engine over sources, in order, with one in-memory state.
+/// Runs the engine over sources, in order (or in event-time order, see
+/// [`Scanner::reorder_window`]), with one in-memory state.
 pub struct Scanner<'e, K: Sink> {
     engine: &'e Engine,
     state: MemoryState,
@@ -27,6 +30,17 @@ pub struct Scanner<'e, K: Sink> {
     /// Problems found in the file being scanned, and how many of them were not shown.
     file_problems: u64,
     not_shown: u64,
+    /// Records waiting for their turn in event time; `None` evaluates them as read.
+    reorder: Option<Reorder<Held>>,
+    /// Problems found in evaluating records released from the buffer (by then their file may
+    /// be done): per file, how many were shown and how many were not.
+    released_problems: BTreeMap<Arc<str>, (u64, u64)>,
+}
+
+/// A record held in the reorder buffer.
+struct Held {
+    json: String,
+    position: Position,
 }
 
 /// How files are read, the same on every reader thread.
@@ -66,7 +80,24 @@ impl<'e, K: Sink> Scanner<'e, K> {
             threads: 1,
             file_problems: 0,
             not_shown: 0,
+            reorder: None,
+            released_problems: BTreeMap::new(),
         })
+    }
+
+    /// Evaluates records in event-time order, through a buffer holding `window` seconds of
+    /// event time behind the newest record seen (`None`, the default: in input order). Only
+    /// records the prefilter lets through are held. A record more than the window behind the
+    /// newest, or without a parseable `eventTime`, is evaluated when it arrives; the late ones
+    /// are counted ([`Counts::late`]).
+    pub fn reorder_window(mut self, window: Option<Seconds>) -> Self {
+        self.reorder = window.map(Reorder::new);
+        self
+    }
+
+    /// The most records (and bytes) the reorder buffer held at once.
+    pub fn reorder_peak(&self) -> Option<Peak> {
+        self.reorder.as_ref().map(Reorder::peak)
     }
 
     /// Reads up to `threads` files at once, each on its own thread, while records are evaluated
@@ -113,8 +144,18 @@ impl<'e, K: Sink> Scanner<'e, K> {
     /// Scans `sources` in order; stops early only if the output fails.
     pub fn scan(&mut self, sources: &[Source]) -> Result<(), SinkError> {
         if self.threads > 1 && sources.len() > 1 {
-            return self.scan_parallel(sources);
+            self.scan_parallel(sources)?;
+        } else {
+            self.scan_serial(sources)?;
         }
+        self.release_all();
+        match self.output_error.take() {
+            Some(err) => Err(err),
+            None => Ok(()),
+        }
+    }
+
+    fn scan_serial(&mut self, sources: &[Source]) -> Result<(), SinkError> {
         for source in sources {
             self.counts.files += 1;
             input::read_source(source, self);
@@ -251,8 +292,72 @@ impl<'e, K: Sink> Scanner<'e, K> {
         }
     }
 
-    /// One record through the delivery loop, with the in-memory state.
-    fn deliver(&mut self, json: &str, position: &Position) {
+    /// A record the prefilter let through: evaluated now, or held for its turn in event time.
+    fn arrive(&mut self, json: &str, position: &Position) {
+        let Some(reorder) = &mut self.reorder else {
+            return self.deliver_now(json, position);
+        };
+        let Some(stamp) = Stamp::of(json) else {
+            return self.deliver_now(json, position);
+        };
+        let held = Held {
+            json: json.to_owned(),
+            position: position.clone(),
+        };
+        if let Err(late) = reorder.push(stamp, json.len(), held) {
+            self.counts.late += 1;
+            return self.deliver_now(&late.json, &late.position);
+        }
+        while self.output_error.is_none()
+            && let Some(held) = self.reorder.as_mut().and_then(Reorder::ready)
+        {
+            self.deliver_released(held);
+        }
+    }
+
+    /// Evaluates what the reorder buffer still holds (at the end of the input), and reports
+    /// how many problems found in it were not shown.
+    fn release_all(&mut self) {
+        while self.output_error.is_none()
+            && let Some(held) = self.reorder.as_mut().and_then(Reorder::pop)
+        {
+            self.deliver_released(held);
+        }
+        for (file, (_, hidden)) in std::mem::take(&mut self.released_problems) {
+            if hidden > 0 {
+                self.sink.problems_not_shown(&file, hidden);
+            }
+        }
+    }
+
+    fn deliver_now(&mut self, json: &str, position: &Position) {
+        if let Err(error) = self.deliver(json, position) {
+            self.error(error);
+        }
+    }
+
+    /// A record from the reorder buffer: its problems are counted against its own file,
+    /// which may be done by now (the first few of a file are shown, as when reading).
+    fn deliver_released(&mut self, held: Held) {
+        let Err(error) = self.deliver(&held.json, &held.position) else {
+            return;
+        };
+        self.counts.problem(&error);
+        let (shown, hidden) = self
+            .released_problems
+            .entry(error.position.file.clone())
+            .or_default();
+        if *shown < PROBLEMS_SHOWN_PER_FILE {
+            *shown += 1;
+            self.sink.problem(&error);
+        } else {
+            *hidden += 1;
+        }
+    }
+
+    /// One record through the delivery loop, with the in-memory state; a problem is returned
+    /// for the caller to report, an output error kept to end the scan.
+    fn deliver(&mut self, json: &str, position: &Position) -> Result<(), InputError> {
         let delivery = Delivery {
             engine: self.engine,
             state: &self.state,
@@ -262,13 +367,16 @@ impl<'e, K: Sink> Scanner<'e, K> {
             .runtime
             .block_on(delivery.record(json, position, &mut self.counts));
         match result {
-            Ok(()) => {}
-            Err(DeliverError::Malformed(error)) => self.error(error),
+            Ok(()) => Ok(()),
+            Err(DeliverError::Malformed(error)) => Err(error),
             // The in-memory state fails only on a poisoned lock: reported, and the scan goes on.
             Err(DeliverError::State(err)) => {
-                self.error(InputError::new(position.clone(), err.to_string()));
+                Err(InputError::new(position.clone(), err.to_string()))
             }
-            Err(DeliverError::Sink(err)) => self.output_error = Some(err),
+            Err(DeliverError::Sink(err)) => {
+                self.output_error = Some(err);
+                Ok(())
+            }
         }
     }
 }
@@ -279,7 +387,7 @@ impl<K: Sink> Visitor for Scanner<'_, K> {
         if self.output_error.is_some() || (!self.full_parse && !rules::may_match(json)) {
             return;
         }
-        self.deliver(json, position);
+        self.arrive(json, position);
     }
 
     #[cfg(any(test, feature = "testing"))]
@@ -523,6 +631,7 @@ fn scan_text_parsing(
     if scanner.not_shown > 0 {
         scanner.sink.problems_not_shown(&name, scanner.not_shown);
     }
+    scanner.release_all();
     let (sink, counts) = scanner.into_parts();
     (sink.into_inner(), counts)
 }

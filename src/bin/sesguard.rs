@@ -8,8 +8,10 @@ use std::sync::Mutex;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use sesguard::Engine;
 use sesguard::config::{Config, Overrides};
+use sesguard::file_order;
 use sesguard::deliver::{Counts, Sink, SinkError};
 use sesguard::input::{self, InputError};
+use sesguard::model::{MINUTE, Seconds};
 use sesguard::rules;
 use sesguard::scan::{PROBLEMS_SHOWN_PER_FILE, Scanner};
 use sesguard::signal::{self, Signal};
@@ -80,10 +82,24 @@ struct ScanArgs {
     /// Tor exit list (one address per line, # comments): R3 is high severity from these.
     #[arg(long, value_name = "FILE")]
     tor_exit_list: Option<PathBuf>,
-    /// Files read at once, each on its own thread; records are still evaluated in input
+    /// Files read at once, each on its own thread; records are still evaluated in the same
     /// order, so the output does not depend on it [default: the number of CPUs].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     threads: Option<u16>,
+    /// Records are evaluated in event-time order, across files, through a buffer holding this
+    /// many minutes of event time behind the newest record read. A record further behind is
+    /// evaluated when it arrives and counted as late in the summary; one without a readable
+    /// eventTime is evaluated when it arrives.
+    #[arg(
+        long,
+        value_name = "MINUTES",
+        default_value_t = 15,
+        conflicts_with = "input_order"
+    )]
+    reorder_window: u32,
+    /// Evaluate records as they are read (files in name order) instead of in event-time order.
+    #[arg(long)]
+    input_order: bool,
     /// Read files instead of mapping them into memory. Mapping saves copying each file; use
     /// this for files that may be truncated while they are scanned (reading the lost part of a
     /// mapping ends the process with SIGBUS). The output is the same.
@@ -167,7 +183,10 @@ fn scan(args: ScanArgs) -> ExitCode {
         progress,
         progress_shown: false,
     }));
-    let (sources, expand_errors) = input::expand(&args.paths);
+    let (mut sources, expand_errors) = input::expand(&args.paths);
+    if !args.input_order {
+        file_order::by_first_event(&mut sources);
+    }
     let threads = args.threads.map_or_else(
         || std::thread::available_parallelism().map_or(1, |n| n.get()),
         usize::from,
@@ -176,7 +195,10 @@ fn scan(args: ScanArgs) -> ExitCode {
         Ok(scanner) => scanner
             .threads(threads)
             .map_files(!args.no_mmap)
-            .max_record_bytes(usize::try_from(args.max_record_bytes).unwrap_or(usize::MAX)),
+            .max_record_bytes(usize::try_from(args.max_record_bytes).unwrap_or(usize::MAX))
+            .reorder_window(
+                (!args.input_order).then(|| Seconds::from(args.reorder_window) * MINUTE),
+            ),
         Err(err) => {
             eprintln!("sesguard: error: cannot start: {err}");
             return ExitCode::from(2);
@@ -186,6 +208,13 @@ fn scan(args: ScanArgs) -> ExitCode {
         scanner.report(error);
     }
     let result = scanner.scan(&sources);
+    if let Some(peak) = scanner.reorder_peak() {
+        tracing::info!(
+            records = peak.records,
+            bytes = peak.bytes,
+            "reorder buffer peak"
+        );
+    }
     let (sink, stats) = scanner.into_parts();
     let flushed = sink.screen().finish().map_err(SinkError::from);
     if let Err(err) = result.and(flushed)

@@ -1,0 +1,112 @@
+//! Files in the order of their first event: `sesguard scan` reads files by the `eventTime` of
+//! their first record, so the reorder buffer ([`crate::reorder`]) needs to span only how far
+//! records stray within and between neighbouring files, not how far apart name order puts them
+//! (the samples in `events/` are named by call; a trail's folders are per region, each a whole
+//! archive of time).
+
+use std::fs::File;
+use std::io::Read;
+
+use flate2::read::MultiGzDecoder;
+
+use crate::input::Source;
+use crate::model::Seconds;
+use crate::time::parse_event_time;
+
+/// How much of a file (decompressed) is searched for its first `eventTime`: a CloudTrail record
+/// is a few kilobytes.
+const HEAD: u64 = 64 * 1024;
+
+/// Sorts `sources` by the event time of their first record, keeping the given order between
+/// equal times. Sources whose first time cannot be read (standard input, a file that cannot be
+/// opened or holds no `eventTime` near its start) come first, in their order.
+pub fn by_first_event(sources: &mut [Source]) {
+    sources.sort_by_cached_key(|source| match source {
+        Source::Stdin => None,
+        Source::File(path) => first_event_time(path),
+    });
+}
+
+/// The `eventTime` of the first record of a file, gzip-compressed or not.
+fn first_event_time(path: &std::path::Path) -> Option<Seconds> {
+    let mut file = File::open(path).ok()?;
+    let mut magic = [0u8; 2];
+    let read = file.read(&mut magic).ok()?;
+    let mut head = Vec::new();
+    if magic[..read] == [0x1f, 0x8b] {
+        let file = File::open(path).ok()?;
+        MultiGzDecoder::new(file)
+            .take(HEAD)
+            .read_to_end(&mut head)
+            .ok()?;
+    } else {
+        head.extend_from_slice(&magic[..read]);
+        file.take(HEAD).read_to_end(&mut head).ok()?;
+    }
+    event_time_in(&head)
+}
+
+/// The first `"eventTime": "…"` in `text` (JSON text need not be complete).
+fn event_time_in(text: &[u8]) -> Option<Seconds> {
+    const KEY: &[u8] = b"\"eventTime\"";
+    let at = memchr::memmem::find(text, KEY)? + KEY.len();
+    let rest = trim_start(&text[at..]).strip_prefix(b":")?;
+    let rest = trim_start(rest).strip_prefix(b"\"")?;
+    let end = memchr::memchr(b'"', rest)?;
+    parse_event_time(std::str::from_utf8(&rest[..end]).ok()?).ok()
+}
+
+fn trim_start(bytes: &[u8]) -> &[u8] {
+    let start = bytes
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(bytes.len());
+    &bytes[start..]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn the_first_event_time_is_found_in_compact_pretty_and_athena_text() {
+        let compact = br#"{"Records":[{"eventTime":"2026-03-02T09:00:00Z","eventName":"x"}"#;
+        assert_eq!(event_time_in(compact), Some(1_772_442_000));
+        let pretty = b"{\n  \"detail\": {\n    \"eventTime\" :\n  \"2026-03-02 09:00:00.000\"";
+        assert_eq!(event_time_in(pretty), Some(1_772_442_000));
+        assert_eq!(event_time_in(br#"{"eventTime":"soon"}"#), None);
+        assert_eq!(event_time_in(br#"{"eventTime":"2026-03-02T09:0"#), None);
+        assert_eq!(event_time_in(b"no time here"), None);
+    }
+
+    #[test]
+    fn files_sort_by_their_first_event_and_unknown_ones_come_first() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let write = |name: &str, bytes: &[u8]| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, bytes).expect("write");
+            Source::File(path)
+        };
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(br#"{"eventTime":"2026-03-02T09:05:00Z"}"#)
+            .expect("gzip");
+        let later = write("a.json.gz", &gz.finish().expect("gzip"));
+        let earlier = write("b.json", br#"{"eventTime":"2026-03-02T09:00:00Z"}"#);
+        let unknown = write("c.json", b"{}");
+        let missing = Source::File(dir.path().join("missing.json"));
+        let mut sources = vec![
+            later.clone(),
+            earlier.clone(),
+            unknown.clone(),
+            Source::Stdin,
+            missing.clone(),
+        ];
+        by_first_event(&mut sources);
+        assert_eq!(
+            sources,
+            [unknown, Source::Stdin, missing, earlier, later],
+            "unknown times first, in their order; then by time"
+        );
+    }
+}

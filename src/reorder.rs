@@ -1,0 +1,239 @@
+//! Event-time order for `sesguard scan`: records are held until the newest record seen is more
+//! than a window of event time ahead of them, then released oldest first. So the event a
+//! first-sighting or dedup signal names is the one that happened first, whatever the file
+//! names. Memory is bounded by the records of one window (only those the prefilter let
+//! through are held); a record more than the window behind the newest is `late`: it is handed
+//! back at once, to be evaluated as it came.
+
+use std::borrow::Cow;
+use std::cmp::{Ordering, Reverse};
+use std::collections::BinaryHeap;
+
+use serde::Deserialize;
+
+use crate::model::Seconds;
+use crate::time::parse_event_time;
+
+/// Where a record sorts: its event time, then its event id (records of the same second sort the
+/// same way whatever order they came in), then arrival.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Stamp {
+    pub time: Seconds,
+    pub event_id: String,
+}
+
+impl Stamp {
+    /// The stamp of a record's JSON text; `None` when it has no parseable `eventTime` (such a
+    /// record is evaluated when it arrives).
+    pub fn of(json: &str) -> Option<Stamp> {
+        #[derive(Deserialize)]
+        struct Fields<'a> {
+            #[serde(rename = "eventTime", borrow)]
+            event_time: Option<Cow<'a, str>>,
+            #[serde(rename = "eventID", borrow)]
+            event_id: Option<Cow<'a, str>>,
+        }
+        let fields: Fields = serde_json::from_str(json).ok()?;
+        let time = parse_event_time(fields.event_time.as_deref()?).ok()?;
+        Some(Stamp {
+            time,
+            event_id: fields.event_id.map(Cow::into_owned).unwrap_or_default(),
+        })
+    }
+}
+
+/// The largest the buffer grew.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Peak {
+    pub records: usize,
+    /// The bytes held for them: what the caller said each item weighs, plus the buffer's own
+    /// entry and the event id.
+    pub bytes: usize,
+}
+
+/// Items in event-time order, within a window.
+pub struct Reorder<T> {
+    window: Seconds,
+    newest: Option<Seconds>,
+    heap: BinaryHeap<Reverse<Entry<T>>>,
+    arrivals: u64,
+    bytes: usize,
+    peak: Peak,
+}
+
+struct Entry<T> {
+    stamp: Stamp,
+    arrival: u64,
+    bytes: usize,
+    item: T,
+}
+
+impl<T> Entry<T> {
+    fn key(&self) -> (&Stamp, u64) {
+        (&self.stamp, self.arrival)
+    }
+}
+
+impl<T> PartialEq for Entry<T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.key() == other.key()
+    }
+}
+
+impl<T> Eq for Entry<T> {}
+
+impl<T> PartialOrd for Entry<T> {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl<T> Ord for Entry<T> {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.key().cmp(&other.key())
+    }
+}
+
+impl<T> Reorder<T> {
+    /// A buffer holding `window` seconds of event time (0 orders only records of one second).
+    pub fn new(window: Seconds) -> Self {
+        Reorder {
+            window: window.max(0),
+            newest: None,
+            heap: BinaryHeap::new(),
+            arrivals: 0,
+            bytes: 0,
+            peak: Peak::default(),
+        }
+    }
+
+    /// Holds `item` (weighing `bytes`), or hands it back when it is late: more than the window
+    /// behind the newest record seen.
+    pub fn push(&mut self, stamp: Stamp, bytes: usize, item: T) -> Result<(), T> {
+        if self.is_late(stamp.time) {
+            return Err(item);
+        }
+        self.newest = Some(self.newest.map_or(stamp.time, |n| n.max(stamp.time)));
+        let bytes = bytes + std::mem::size_of::<Entry<T>>() + stamp.event_id.len();
+        self.arrivals += 1;
+        self.heap.push(Reverse(Entry {
+            stamp,
+            arrival: self.arrivals,
+            bytes,
+            item,
+        }));
+        self.bytes += bytes;
+        self.peak.records = self.peak.records.max(self.heap.len());
+        self.peak.bytes = self.peak.bytes.max(self.bytes);
+        Ok(())
+    }
+
+    /// The oldest item held, once the window has passed it (no record still to come can sort
+    /// before it without being late).
+    pub fn ready(&mut self) -> Option<T> {
+        let oldest = self.heap.peek()?.0.stamp.time;
+        if self.is_late(oldest) {
+            self.pop()
+        } else {
+            None
+        }
+    }
+
+    /// The oldest item held, window or not (at the end of the input).
+    pub fn pop(&mut self) -> Option<T> {
+        let Reverse(entry) = self.heap.pop()?;
+        self.bytes -= entry.bytes;
+        Some(entry.item)
+    }
+
+    pub fn peak(&self) -> Peak {
+        self.peak
+    }
+
+    fn is_late(&self, time: Seconds) -> bool {
+        self.newest
+            .is_some_and(|newest| time < newest.saturating_sub(self.window))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stamp(time: Seconds, id: &str) -> Stamp {
+        Stamp {
+            time,
+            event_id: id.to_owned(),
+        }
+    }
+
+    fn drain(buffer: &mut Reorder<&'static str>) -> Vec<&'static str> {
+        std::iter::from_fn(|| buffer.pop()).collect()
+    }
+
+    #[test]
+    fn items_come_out_by_time_then_event_id_then_arrival() {
+        let mut buffer = Reorder::new(100);
+        for (time, id, item) in [
+            (50, "b", "50b"),
+            (10, "z", "10z"),
+            (50, "a", "50a-first"),
+            (50, "a", "50a-second"),
+            (30, "", "30"),
+        ] {
+            assert!(buffer.push(stamp(time, id), 1, item).is_ok());
+        }
+        assert_eq!(buffer.ready(), None, "all within the window of the newest");
+        assert_eq!(
+            drain(&mut buffer),
+            ["10z", "30", "50a-first", "50a-second", "50b"]
+        );
+    }
+
+    #[test]
+    fn an_item_is_released_once_the_newest_is_more_than_the_window_ahead() {
+        let mut buffer = Reorder::new(60);
+        assert!(buffer.push(stamp(100, "a"), 1, "100").is_ok());
+        assert!(buffer.push(stamp(160, "b"), 1, "160").is_ok());
+        assert_eq!(buffer.ready(), None, "exactly the window ahead: still held");
+        assert!(buffer.push(stamp(161, "c"), 1, "161").is_ok());
+        assert_eq!(buffer.ready(), Some("100"));
+        assert_eq!(buffer.ready(), None);
+        assert_eq!(drain(&mut buffer), ["160", "161"]);
+    }
+
+    #[test]
+    fn an_item_more_than_the_window_behind_the_newest_is_late_and_handed_back() {
+        let mut buffer = Reorder::new(60);
+        assert!(buffer.push(stamp(1000, "a"), 1, "new").is_ok());
+        assert_eq!(buffer.push(stamp(939, "b"), 1, "late"), Err("late"));
+        assert!(buffer.push(stamp(940, "c"), 1, "in time").is_ok());
+        assert_eq!(drain(&mut buffer), ["in time", "new"]);
+    }
+
+    #[test]
+    fn the_peak_counts_records_and_bytes_and_falls_back_when_released() {
+        let mut buffer = Reorder::new(0);
+        assert!(buffer.push(stamp(1, "a"), 100, "1").is_ok());
+        assert!(buffer.push(stamp(1, "b"), 100, "1b").is_ok());
+        let two = buffer.peak();
+        assert_eq!(two.records, 2);
+        assert!(two.bytes >= 200, "{two:?}");
+        assert!(buffer.push(stamp(2, "c"), 100, "2").is_ok());
+        assert_eq!(buffer.ready(), Some("1"));
+        assert_eq!(buffer.ready(), Some("1b"));
+        assert!(buffer.push(stamp(3, "d"), 100, "3").is_ok());
+        assert_eq!(buffer.peak().records, 3, "{:?}", buffer.peak());
+    }
+
+    #[test]
+    fn stamps_are_read_from_cloudtrail_and_athena_times_and_absent_otherwise() {
+        let ct = r#"{"eventVersion":"1.08","eventTime":"2026-03-02T09:00:00Z","eventID":"e1"}"#;
+        assert_eq!(Stamp::of(ct), Some(stamp(1_772_442_000, "e1")));
+        let athena = r#"{"eventTime":"2026-03-02 09:00:00.000"}"#;
+        assert_eq!(Stamp::of(athena), Some(stamp(1_772_442_000, "")));
+        assert_eq!(Stamp::of(r#"{"eventTime":"yesterday"}"#), None);
+        assert_eq!(Stamp::of(r#"{"eventName":"GetAccount"}"#), None);
+        assert_eq!(Stamp::of(r#"{"eventTime":"#), None);
+    }
+}
