@@ -1,9 +1,9 @@
 //! `sesguard scan`: the engine over files with an in-memory state.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::deliver::{Collect, Collected, Counts, DeliverError, Delivery, Sink, SinkError};

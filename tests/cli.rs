@@ -1223,8 +1223,8 @@ const SMTP_USER: &str = "ses-smtp-user-created";
 const FEEDBACK: &str = "ses-feedback-tampering";
 const CHAIN: &str = "ses-abuse-chain";
 
-/// What `scan events/` gives, file by file (files read in name order; every file not listed
-/// gives nothing). events/README.md tells the story behind each row.
+/// What `scan --input-order events/` gives, file by file (files read in name order; every file
+/// not listed gives nothing). events/README.md tells the story behind each row.
 const SAMPLE_SIGNALS: &[(&str, &[&str])] = &[
     (
         "iam-AttachUserPolicy-AmazonSESFullAccess.json",
@@ -1368,7 +1368,7 @@ fn the_sample_events_fire_every_rule_and_nothing_for_the_filtered_or_quiet_ones(
 
 #[test]
 fn each_sample_gives_exactly_its_pinned_signals() {
-    let run = scan(&["events/"]);
+    let run = scan(&["--input-order", "events/"]);
     run.assert_code(0);
     assert!(run.problems().is_empty(), "{}", run.stderr);
     let expected: std::collections::BTreeMap<String, Vec<String>> = SAMPLE_SIGNALS
@@ -1390,7 +1390,7 @@ fn each_sample_gives_exactly_its_pinned_signals() {
 
 #[test]
 fn the_samples_give_one_abuse_chain_signal_naming_the_first_event_of_each_other_stage() {
-    let run = scan(&["events/"]);
+    let run = scan(&["--input-order", "events/"]);
     run.assert_code(0);
     let chain = only(&run, CHAIN);
     assert_eq!(chain["severity"], "critical");
