@@ -13,6 +13,7 @@ pub mod file_order;
 pub mod input;
 pub mod lambda;
 pub mod model;
+pub mod output;
 pub mod record;
 pub mod reorder;
 pub mod rules;

@@ -1,7 +1,6 @@
 //! The Signal record and its renderings: JSON (one line per signal, the same text the Lambda
-//! publishes to SNS), a terminal table, and the triage text with the seed's placeholders filled.
-
-use std::fmt::Write as _;
+//! publishes to SNS) and the triage text with the seed's placeholders filled (the terminal
+//! table is [`crate::output::table`]).
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -144,70 +143,6 @@ fn code_span_text(value: &str) -> String {
         .map(|c| if c == '`' || c.is_control() { ' ' } else { c })
         .collect();
     truncate(&clean, 200)
-}
-
-/// Columns of the terminal table: header and width.
-const COLUMNS: [(&str, usize); 7] = [
-    ("TIME", 20),
-    ("SEVERITY", 8),
-    ("RULE", 27),
-    ("ACCOUNT/REGION", 24),
-    ("PRINCIPAL", 44),
-    ("EVENT", 26),
-    ("IDENTITY / IP", 40),
-];
-
-/// The header line of the terminal table.
-pub fn table_header() -> String {
-    let header: Vec<String> = COLUMNS.iter().map(|(name, _)| (*name).to_owned()).collect();
-    table_line(&header)
-}
-
-/// One signal as a line of the terminal table.
-pub fn table_row(signal: &Signal) -> String {
-    let s = &signal.subject;
-    let target = match (&s.identity, &s.source_ip) {
-        (Some(identity), Some(ip)) => format!("{identity} / {ip}"),
-        (Some(identity), None) => identity.clone(),
-        (None, Some(ip)) => ip.clone(),
-        (None, None) => String::new(),
-    };
-    let event = match &s.error_code {
-        Some(code) => format!("{} ({code})", s.event_name),
-        None => s.event_name.clone(),
-    };
-    let severity = if s.tor {
-        format!("{} tor", signal.severity.as_str())
-    } else {
-        signal.severity.as_str().to_owned()
-    };
-    table_line(&[
-        s.event_time.clone(),
-        severity,
-        signal.rule_id.clone(),
-        format!("{}/{}", s.account_id, s.region),
-        s.principal.clone().unwrap_or_default(),
-        event,
-        target,
-    ])
-}
-
-fn table_line(cells: &[String]) -> String {
-    let mut line = String::new();
-    for (cell, (_, width)) in cells.iter().zip(COLUMNS) {
-        let clean: String = cell
-            .chars()
-            .map(|c| if c.is_control() { ' ' } else { c })
-            .collect();
-        let text = if clean.chars().count() > width {
-            truncate(&clean, width - 1)
-        } else {
-            clean
-        };
-        let _ = write!(line, "{text:<width$}  ");
-    }
-    line.truncate(line.trim_end().len());
-    line
 }
 
 #[cfg(test)]

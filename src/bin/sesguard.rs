@@ -12,9 +12,10 @@ use sesguard::deliver::{Counts, Sink, SinkError};
 use sesguard::file_order;
 use sesguard::input::{self, InputError};
 use sesguard::model::{MINUTE, Seconds};
+use sesguard::output::table::Table;
 use sesguard::rules;
 use sesguard::scan::{PROBLEMS_SHOWN_PER_FILE, Scanner};
-use sesguard::signal::{self, Signal};
+use sesguard::signal::Signal;
 use sesguard::text;
 
 #[derive(Parser)]
@@ -58,6 +59,14 @@ struct ScanArgs {
     /// Output format [default: table on a terminal, else jsonl].
     #[arg(long, value_enum)]
     format: Option<Format>,
+    /// Write the signals to FILE instead of standard output, in the chosen format (jsonl
+    /// unless --format table).
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    output: Option<PathBuf>,
+    /// Colour the table by severity: auto (when the output is a terminal and NO_COLOR is not
+    /// set), always or never. The table fits the terminal's width (or $COLUMNS).
+    #[arg(long, value_enum, value_name = "WHEN", default_value_t = ColorWhen::Auto)]
+    color: ColorWhen,
     /// R2: no signal for events less than this many days after the first event seen [default: 0].
     #[arg(long, value_name = "DAYS")]
     learning_days: Option<u32>,
@@ -129,6 +138,13 @@ enum Format {
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ColorWhen {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum RulesFormat {
     Table,
     Json,
@@ -170,16 +186,30 @@ fn scan(args: ScanArgs) -> ExitCode {
         }
     };
     let engine = Engine::new(config);
-    let format = args.format.unwrap_or(if io::stdout().is_terminal() {
+    let destination = match Destination::open(args.output.as_deref()) {
+        Ok(destination) => destination,
+        Err(err) => {
+            eprintln!("sesguard: error: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    let format = args.format.unwrap_or(if destination.is_terminal() {
         Format::Table
     } else {
         Format::Jsonl
     });
+    let table = (format == Format::Table).then(|| {
+        let color = match args.color {
+            ColorWhen::Always => true,
+            ColorWhen::Never => false,
+            ColorWhen::Auto => destination.color_wanted(),
+        };
+        Table::new(destination.width(), color)
+    });
     let progress = !args.quiet && io::stderr().is_terminal();
     let sink = Terminal(Mutex::new(Screen {
-        out: BufWriter::with_capacity(64 * 1024, io::stdout()),
-        format,
-        header_written: false,
+        out: BufWriter::with_capacity(64 * 1024, destination.into_writer()),
+        table,
         progress,
         progress_shown: false,
     }));
@@ -233,13 +263,71 @@ fn scan(args: ScanArgs) -> ExitCode {
     }
 }
 
-/// Signals to stdout, problems and progress to stderr.
+/// Where the signals go: standard output or the file of `-o`.
+enum Destination {
+    Stdout,
+    File(std::fs::File),
+}
+
+/// Width of the table when the output is no terminal and `COLUMNS` is not set.
+const UNKNOWN_WIDTH: usize = 160;
+
+impl Destination {
+    fn open(path: Option<&std::path::Path>) -> Result<Self, String> {
+        match path {
+            None => Ok(Destination::Stdout),
+            Some(path) => std::fs::File::create(path)
+                .map(Destination::File)
+                .map_err(|err| format!("cannot create {}: {err}", path.display())),
+        }
+    }
+
+    fn is_terminal(&self) -> bool {
+        match self {
+            Destination::Stdout => io::stdout().is_terminal(),
+            Destination::File(file) => file.is_terminal(),
+        }
+    }
+
+    /// Whether colour suits it: a terminal, NO_COLOR unset (anstream reads the conventions).
+    fn color_wanted(&self) -> bool {
+        let choice = match self {
+            Destination::Stdout => anstream::AutoStream::choice(&io::stdout()),
+            Destination::File(file) => anstream::AutoStream::choice(file),
+        };
+        choice != anstream::ColorChoice::Never
+    }
+
+    /// `COLUMNS` if set, else the terminal's width, else [`UNKNOWN_WIDTH`].
+    fn width(&self) -> usize {
+        let columns = std::env::var("COLUMNS")
+            .ok()
+            .and_then(|c| c.trim().parse().ok());
+        let terminal = match self {
+            Destination::Stdout => terminal_size::terminal_size_of(io::stdout()),
+            Destination::File(file) => terminal_size::terminal_size_of(file),
+        };
+        columns
+            .or(terminal.map(|(width, _)| usize::from(width.0)))
+            .filter(|w| *w > 0)
+            .unwrap_or(UNKNOWN_WIDTH)
+    }
+
+    fn into_writer(self) -> Box<dyn Write + Send> {
+        match self {
+            Destination::Stdout => Box::new(io::stdout()),
+            Destination::File(file) => Box::new(file),
+        }
+    }
+}
+
+/// Signals to stdout (or `-o FILE`), problems and progress to stderr.
 struct Terminal<W: Write>(Mutex<Screen<W>>);
 
 struct Screen<W: Write> {
     out: W,
-    format: Format,
-    header_written: bool,
+    /// The table's layout and colours; `None` prints JSON Lines.
+    table: Option<Table>,
     progress: bool,
     progress_shown: bool,
 }
@@ -266,15 +354,9 @@ impl<W: Write> Screen<W> {
     }
 
     fn signal(&mut self, signal: &Signal) -> io::Result<()> {
-        match self.format {
-            Format::Jsonl => writeln!(self.out, "{}", signal.to_json()),
-            Format::Table => {
-                if !self.header_written {
-                    self.header_written = true;
-                    writeln!(self.out, "{}", signal::table_header())?;
-                }
-                writeln!(self.out, "{}", signal::table_row(signal))
-            }
+        match &mut self.table {
+            None => writeln!(self.out, "{}", signal.to_json()),
+            Some(table) => self.out.write_all(table.signal(signal).as_bytes()),
         }
     }
 }

@@ -1,0 +1,3 @@
+//! What `sesguard scan` shows people: the signal table that fits the terminal.
+
+pub mod table;
