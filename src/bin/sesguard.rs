@@ -269,8 +269,9 @@ enum Destination {
     File(std::fs::File),
 }
 
-/// Width of the table when the output is no terminal and `COLUMNS` is not set.
-const UNKNOWN_WIDTH: usize = 160;
+/// Width of the table when the output is no terminal and `COLUMNS` is not set: wide, as a
+/// file or pipe has no edge to fit (the columns layout, rows rarely wrapped).
+const UNKNOWN_WIDTH: usize = 250;
 
 impl Destination {
     fn open(path: Option<&std::path::Path>) -> Result<Self, String> {
