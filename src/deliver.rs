@@ -23,7 +23,7 @@ use std::fmt;
 use std::future::Future;
 use std::sync::Mutex;
 
-use crate::engine::{Engine, EngineError};
+use crate::engine::{Engine, EngineError, Evaluation};
 use crate::input::{InputError, Position};
 use crate::model::FailureKind;
 use crate::record::Record;
@@ -65,6 +65,9 @@ pub trait Sink: Sync {
     fn problems_not_shown(&self, _file: &str, _count: u64) {}
     /// Called now and then with the counts so far (for a progress display).
     fn progress(&self, _counts: &Counts) {}
+    /// A record that some rule matched, after its signals were emitted: which dedup keys they
+    /// hold and why the other matches gave none (`sesguard scan --explain`).
+    fn evaluated(&self, _record: &Record<'_>, _evaluation: &Evaluation) {}
 }
 
 /// A sink that keeps everything (for tests and embedding).
@@ -268,6 +271,9 @@ impl<S: State, K: Sink> Delivery<'_, S, K> {
                 region = %signal.subject.region,
                 "signal published"
             );
+        }
+        if evaluation.matched {
+            self.sink.evaluated(&record, &evaluation);
         }
         Ok(())
     }

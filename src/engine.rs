@@ -47,6 +47,29 @@ pub struct Evaluation {
     /// Signals another invocation is publishing right now (a concurrent duplicate delivery):
     /// the caller must fail after emitting the rest, so the event is retried after the lease.
     pub in_flight: usize,
+    /// Why each suppressed or deduplicated match gave no signal (`sesguard scan --explain`).
+    pub hidden: Vec<Hidden>,
+    /// For each of `signals`, the dedup window or gate key its rule holds it under, so a later
+    /// match deduplicated on that key can name it.
+    pub opened: Vec<Option<String>>,
+}
+
+/// A rule match that gave no signal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hidden {
+    pub rule_id: &'static str,
+    pub why: Why,
+}
+
+/// Why a match gave no signal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Why {
+    /// The suppression entry at this index of [`Config::suppressions`] matched.
+    Suppressed { entry: usize },
+    /// An earlier signal of the rule holds its dedup window or gate on `key`.
+    Deduplicated { key: String },
+    /// This very signal was published already (the same event, evaluated before).
+    Published { signal_id: String },
 }
 
 /// The configured engine.
@@ -93,33 +116,49 @@ impl Engine {
                 continue;
             }
             if rule.suppress_on == SuppressOn::Event
-                && self.suppressed(rule.id, &event.subject, event.time)
+                && let Some(entry) = self.suppression(rule.id, &event.subject, event.time)
             {
                 out.suppressed += 1;
+                out.hide(rule.id, Why::Suppressed { entry });
                 continue;
             }
             taking.push((rule, rule.detection.ask(&event, settings)));
         }
         let asks: Vec<Option<&Ask>> = taking.iter().map(|(_, ask)| ask.as_ref()).collect();
         let answers = answer(&asks, &event, state).await?;
-        for ((rule, _), answer) in taking.iter().zip(answers) {
+        for ((rule, ask), answer) in taking.iter().zip(answers) {
             let mut decision = rule.detection.decide(&event, answer, &context);
+            let ask_key = ask.as_ref().map(|ask| ask.key.as_str());
             out.deduplicated += decision.deduplicated;
-            if let Some(gate) = decision.once_per.take()
+            for _ in 0..decision.deduplicated {
+                let key = ask_key.unwrap_or_default().to_owned();
+                out.hide(rule.id, Why::Deduplicated { key });
+            }
+            let gate = decision.once_per.take();
+            if let Some(gate) = &gate
                 && !decision.findings.is_empty()
                 && !state
                     .open_gate(&gate.key, event.event_id, event.time, gate.length)
                     .await?
             {
                 out.deduplicated += decision.findings.len();
+                for _ in 0..decision.findings.len() {
+                    let key = gate.key.clone();
+                    out.hide(rule.id, Why::Deduplicated { key });
+                }
                 continue;
             }
+            let key = gate.map(|g| g.key).or(ask_key.map(str::to_owned));
             for finding in decision.findings {
-                if self.suppressed(finding.rule.id, &finding.subject, finding.time) {
+                if let Some(entry) =
+                    self.suppression(finding.rule.id, &finding.subject, finding.time)
+                {
                     out.suppressed += 1;
+                    out.hide(finding.rule.id, Why::Suppressed { entry });
                     continue;
                 }
-                self.claim(finding, &event, state, &mut out).await?;
+                self.claim(finding, key.clone(), &event, state, &mut out)
+                    .await?;
             }
         }
         Ok(out)
@@ -130,6 +169,7 @@ impl Engine {
     async fn claim<S: State>(
         &self,
         finding: Finding,
+        key: Option<String>,
         event: &Event<'_>,
         state: &S,
         out: &mut Evaluation,
@@ -140,8 +180,20 @@ impl Engine {
             .claim_signal(&signal.signal_id, event.time, expires)
             .await?
         {
-            Claim::Fresh | Claim::Unfinished => out.signals.push(signal),
-            Claim::Done => out.deduplicated += 1,
+            Claim::Fresh | Claim::Unfinished => {
+                out.signals.push(signal);
+                out.opened.push(key);
+            }
+            Claim::Done => {
+                out.deduplicated += 1;
+                let rule_id = finding_rule(&signal);
+                out.hide(
+                    rule_id,
+                    Why::Published {
+                        signal_id: signal.signal_id,
+                    },
+                );
+            }
             Claim::InFlight => out.in_flight += 1,
         }
         Ok(())
@@ -152,12 +204,24 @@ impl Engine {
         state.mark_published(&signal.signal_id).await
     }
 
-    fn suppressed(&self, rule_id: &str, subject: &Subject, now: Seconds) -> bool {
+    /// The index of the first suppression entry that matches, if any.
+    fn suppression(&self, rule_id: &str, subject: &Subject, now: Seconds) -> Option<usize> {
         self.config
             .suppressions
             .iter()
-            .any(|s| s.matches(rule_id, subject, now))
+            .position(|s| s.matches(rule_id, subject, now))
     }
+}
+
+impl Evaluation {
+    fn hide(&mut self, rule_id: &'static str, why: Why) {
+        self.hidden.push(Hidden { rule_id, why });
+    }
+}
+
+/// The registry's id of a signal's rule (signals are made from findings of registered rules).
+fn finding_rule(signal: &Signal) -> &'static str {
+    rules::by_id(&signal.rule_id).map_or("unknown", |rule| rule.id)
 }
 
 /// The rules that read this record's call (`requestParameters.serviceCode` is read only when a

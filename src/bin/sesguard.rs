@@ -1,5 +1,6 @@
 //! The `sesguard` command line: scan CloudTrail files with the engine and an in-memory state.
 
+use std::collections::HashMap;
 use std::io::{self, BufWriter, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -9,10 +10,12 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use sesguard::Engine;
 use sesguard::config::{Config, Overrides};
 use sesguard::deliver::{Counts, Sink, SinkError};
+use sesguard::engine::{Evaluation, Why};
 use sesguard::file_order;
 use sesguard::input::{self, InputError};
 use sesguard::model::{MINUTE, Seconds};
-use sesguard::output::table::Table;
+use sesguard::output::table::{Table, escape};
+use sesguard::record::Record;
 use sesguard::rules;
 use sesguard::scan::{PROBLEMS_SHOWN_PER_FILE, Scanner};
 use sesguard::signal::Signal;
@@ -124,6 +127,10 @@ struct ScanArgs {
         value_parser = clap::value_parser!(u64).range(1..=(usize::MAX as u64))
     )]
     max_record_bytes: u64,
+    /// Print on stderr, for each rule match that gave no signal, why: the suppression entry
+    /// (its number in the config and its reason) or the earlier signal holding the dedup window.
+    #[arg(long)]
+    explain: bool,
     /// No summary or progress on stderr (problems are still reported).
     #[arg(long, short)]
     quiet: bool,
@@ -185,6 +192,18 @@ fn scan(args: ScanArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let explain = args.explain.then(|| Explain {
+        config: args
+            .config
+            .as_ref()
+            .map_or_else(String::new, |path| path.display().to_string()),
+        reasons: config
+            .suppressions
+            .iter()
+            .map(|s| s.reason.clone())
+            .collect(),
+        holders: HashMap::new(),
+    });
     let engine = Engine::new(config);
     let destination = match Destination::open(args.output.as_deref()) {
         Ok(destination) => destination,
@@ -210,6 +229,7 @@ fn scan(args: ScanArgs) -> ExitCode {
     let sink = Terminal(Mutex::new(Screen {
         out: BufWriter::with_capacity(64 * 1024, destination.into_writer()),
         table,
+        explain,
         progress,
         progress_shown: false,
     }));
@@ -329,8 +349,88 @@ struct Screen<W: Write> {
     out: W,
     /// The table's layout and colours; `None` prints JSON Lines.
     table: Option<Table>,
+    explain: Option<Explain>,
     progress: bool,
     progress_shown: bool,
+}
+
+/// `--explain`: why matches gave no signal.
+struct Explain {
+    /// The config file, as given.
+    config: String,
+    /// Each suppression entry's reason, in the file's order.
+    reasons: Vec<Option<String>>,
+    /// The latest signal of each rule per dedup key: what a later duplicate names.
+    holders: HashMap<(&'static str, String), Earlier>,
+}
+
+/// A signal, as a duplicate names it.
+struct Earlier {
+    signal_id: String,
+    event: String,
+}
+
+impl Explain {
+    /// Lines for one evaluated record (its text escaped: it comes from the record).
+    fn lines(&mut self, record: &Record<'_>, evaluation: &Evaluation) -> Vec<String> {
+        let event = describe_event(record);
+        for (signal, key) in evaluation.signals.iter().zip(&evaluation.opened) {
+            if let (Some(rule), Some(key)) = (rules::by_id(&signal.rule_id), key) {
+                let earlier = Earlier {
+                    signal_id: signal.signal_id.clone(),
+                    event: event.clone(),
+                };
+                self.holders.insert((rule.id, key.clone()), earlier);
+            }
+        }
+        evaluation
+            .hidden
+            .iter()
+            .map(|hidden| {
+                let why = match &hidden.why {
+                    Why::Suppressed { entry } => {
+                        let reason = match self.reasons.get(*entry).cloned().flatten() {
+                            Some(reason) => format!("reason: {:?}", escape(&reason)),
+                            None => "no reason given".to_owned(),
+                        };
+                        format!(
+                            "suppressed by [[suppressions]] entry {} of {} ({reason})",
+                            entry + 1,
+                            self.config
+                        )
+                    }
+                    Why::Deduplicated { key } => {
+                        match self.holders.get(&(hidden.rule_id, key.clone())) {
+                            Some(earlier) => format!(
+                                "deduplicated: signal {} ({}) holds the rule's dedup window",
+                                earlier.signal_id, earlier.event
+                            ),
+                            None => {
+                                "deduplicated: an earlier match that gave no signal (suppressed) \
+                                     holds the rule's dedup window"
+                                    .to_owned()
+                            }
+                        }
+                    }
+                    Why::Published { signal_id } => format!(
+                        "deduplicated: signal {signal_id} was given for this same event already \
+                         (a repeated record)"
+                    ),
+                };
+                format!("sesguard: explain: {} on {event}: {why}", hidden.rule_id)
+            })
+            .collect()
+    }
+}
+
+/// `DeleteIdentity 5e1093f0-… at 2026-03-02T09:40:00Z`, escaped.
+fn describe_event(record: &Record<'_>) -> String {
+    format!(
+        "{} {} at {}",
+        escape(record.name()),
+        escape(record.event_id.as_deref().unwrap_or("(no eventID)")),
+        escape(record.event_time.as_deref().unwrap_or("(no eventTime)"))
+    )
 }
 
 impl<W: Write> Terminal<W> {
@@ -380,6 +480,20 @@ impl<W: Write + Send> Sink for Terminal<W> {
             text::thousands(count),
             PROBLEMS_SHOWN_PER_FILE
         );
+    }
+
+    fn evaluated(&self, record: &Record<'_>, evaluation: &Evaluation) {
+        let mut screen = self.screen();
+        let Some(explain) = screen.explain.as_mut() else {
+            return;
+        };
+        let lines = explain.lines(record, evaluation);
+        if !lines.is_empty() {
+            screen.clear_progress();
+            for line in lines {
+                eprintln!("{line}");
+            }
+        }
     }
 
     fn progress(&self, counts: &Counts) {
