@@ -81,7 +81,9 @@ fn shuffled_copy(step: usize) -> TempDir {
     let n = paths.len();
     for (i, path) in paths.iter().enumerate() {
         let rank = (i * step) % n;
-        let folder = dir.path().join(if rank.is_multiple_of(2) { "a" } else { "b" });
+        let folder = dir
+            .path()
+            .join(if rank.is_multiple_of(2) { "a" } else { "b" });
         fs::create_dir_all(&folder).expect("mkdir");
         fs::copy(path, folder.join(format!("{rank:03}.json"))).expect("copy");
     }

@@ -220,3 +220,20 @@ fn output_file_gets_the_signals_in_the_chosen_format() {
         unwritable.stderr
     );
 }
+
+#[test]
+fn no_progress_bar_when_stderr_is_not_a_terminal() {
+    let run = scan(&["/work/does-not-matter-missing.json", "events/"], &[]);
+    assert!(
+        !run.stderr.contains('\r') && !run.stderr.contains('\u{1b}'),
+        "{:?}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .lines()
+            .last()
+            .unwrap_or_default()
+            .contains("33 signals")
+    );
+}

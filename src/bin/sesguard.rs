@@ -12,8 +12,9 @@ use sesguard::config::{Config, Overrides};
 use sesguard::deliver::{Counts, Sink, SinkError};
 use sesguard::engine::{Evaluation, Why};
 use sesguard::file_order;
-use sesguard::input::{self, InputError};
+use sesguard::input::{self, InputError, Source};
 use sesguard::model::{MINUTE, Seconds};
+use sesguard::output::progress::Progress;
 use sesguard::output::table::{Table, escape};
 use sesguard::record::Record;
 use sesguard::rules;
@@ -225,18 +226,26 @@ fn scan(args: ScanArgs) -> ExitCode {
         };
         Table::new(destination.width(), color)
     });
-    let progress = !args.quiet && io::stderr().is_terminal();
+    let (mut sources, expand_errors) = input::expand(&args.paths);
+    if !args.input_order {
+        file_order::by_first_event(&mut sources);
+    }
+    let progress = (!args.quiet && io::stderr().is_terminal()).then(|| {
+        let sizes: Vec<u64> = sources
+            .iter()
+            .map(|source| match source {
+                Source::Stdin => 0,
+                Source::File(path) => std::fs::metadata(path).map_or(0, |m| m.len()),
+            })
+            .collect();
+        Progress::new(&sizes)
+    });
     let sink = Terminal(Mutex::new(Screen {
         out: BufWriter::with_capacity(64 * 1024, destination.into_writer()),
         table,
         explain,
         progress,
-        progress_shown: false,
     }));
-    let (mut sources, expand_errors) = input::expand(&args.paths);
-    if !args.input_order {
-        file_order::by_first_event(&mut sources);
-    }
     let threads = args.threads.map_or_else(
         || std::thread::available_parallelism().map_or(1, |n| n.get()),
         usize::from,
@@ -350,8 +359,8 @@ struct Screen<W: Write> {
     /// The table's layout and colours; `None` prints JSON Lines.
     table: Option<Table>,
     explain: Option<Explain>,
-    progress: bool,
-    progress_shown: bool,
+    /// The progress bar, when stderr is a terminal.
+    progress: Option<Progress>,
 }
 
 /// `--explain`: why matches gave no signal.
@@ -442,15 +451,18 @@ impl<W: Write> Terminal<W> {
 }
 
 impl<W: Write> Screen<W> {
-    fn clear_progress(&mut self) {
-        if self.progress_shown {
-            eprint!("\r\x1b[K");
-            self.progress_shown = false;
+    /// Writes to stderr with the progress bar out of the way.
+    fn note(&self, write: impl FnOnce()) {
+        match &self.progress {
+            Some(progress) => progress.suspend(write),
+            None => write(),
         }
     }
 
     fn finish(&mut self) -> io::Result<()> {
-        self.clear_progress();
+        if let Some(progress) = &self.progress {
+            progress.finish();
+        }
         self.out.flush()
     }
 
@@ -468,18 +480,18 @@ impl<W: Write + Send> Sink for Terminal<W> {
     }
 
     fn problem(&self, error: &InputError) {
-        self.screen().clear_progress();
-        eprintln!("sesguard: {error}");
+        self.screen().note(|| eprintln!("sesguard: {error}"));
     }
 
     fn problems_not_shown(&self, file: &str, count: u64) {
-        self.screen().clear_progress();
-        eprintln!(
-            "sesguard: {file}: {} more problems in this file not shown (only the first {} of a \
-             file are; the summary counts them all)",
-            text::thousands(count),
-            PROBLEMS_SHOWN_PER_FILE
-        );
+        self.screen().note(|| {
+            eprintln!(
+                "sesguard: {file}: {} more problems in this file not shown (only the first {} of \
+                 a file are; the summary counts them all)",
+                text::thousands(count),
+                PROBLEMS_SHOWN_PER_FILE
+            )
+        });
     }
 
     fn evaluated(&self, record: &Record<'_>, evaluation: &Evaluation) {
@@ -489,23 +501,17 @@ impl<W: Write + Send> Sink for Terminal<W> {
         };
         let lines = explain.lines(record, evaluation);
         if !lines.is_empty() {
-            screen.clear_progress();
-            for line in lines {
-                eprintln!("{line}");
-            }
+            screen.note(|| {
+                for line in lines {
+                    eprintln!("{line}");
+                }
+            });
         }
     }
 
     fn progress(&self, counts: &Counts) {
-        let mut screen = self.screen();
-        if screen.progress {
-            eprint!(
-                "\r\x1b[Ksesguard: {} files, {} records, {} signals…",
-                counts.files,
-                counts.records,
-                counts.signal_count()
-            );
-            screen.progress_shown = true;
+        if let Some(progress) = &self.screen().progress {
+            progress.update(counts.files, counts.records, counts.signal_count());
         }
     }
 }
