@@ -11,11 +11,13 @@ use flate2::read::MultiGzDecoder;
 
 use crate::input::Source;
 use crate::model::Seconds;
+use crate::reorder::string_member;
 use crate::time::parse_event_time;
 
 /// How much of a file (decompressed) is searched for its first `eventTime`: a CloudTrail record
-/// is a few kilobytes.
-const HEAD: u64 = 64 * 1024;
+/// is a few kilobytes. It is read a [`STEP`] at a time, as the time is usually in the first.
+const HEAD: usize = 64 * 1024;
+const STEP: usize = 4 * 1024;
 
 /// Sorts `sources` by the event time of their first record, keeping the given order between
 /// equal times. Sources whose first time cannot be read (standard input, a file that cannot be
@@ -32,36 +34,38 @@ fn first_event_time(path: &std::path::Path) -> Option<Seconds> {
     let mut file = File::open(path).ok()?;
     let mut magic = [0u8; 2];
     let read = file.read(&mut magic).ok()?;
-    let mut head = Vec::new();
     if magic[..read] == [0x1f, 0x8b] {
-        let file = File::open(path).ok()?;
-        MultiGzDecoder::new(file)
-            .take(HEAD)
-            .read_to_end(&mut head)
-            .ok()?;
+        search_head(MultiGzDecoder::new(File::open(path).ok()?), Vec::new())
     } else {
-        head.extend_from_slice(&magic[..read]);
-        file.take(HEAD).read_to_end(&mut head).ok()?;
+        search_head(file, magic[..read].to_vec())
     }
-    event_time_in(&head)
+}
+
+/// Reads `reader` (after the bytes already in `head`) until the first `eventTime` is found, the
+/// end, or [`HEAD`] bytes.
+fn search_head(mut reader: impl Read, mut head: Vec<u8>) -> Option<Seconds> {
+    loop {
+        if let Some(time) = event_time_in(&head) {
+            return Some(time);
+        }
+        let start = head.len();
+        if start >= HEAD {
+            return None;
+        }
+        head.resize(start + STEP, 0);
+        let read = reader.read(&mut head[start..]).ok()?;
+        head.truncate(start + read);
+        if read == 0 {
+            return None;
+        }
+    }
 }
 
 /// The first `"eventTime": "…"` in `text` (JSON text need not be complete).
 fn event_time_in(text: &[u8]) -> Option<Seconds> {
-    const KEY: &[u8] = b"\"eventTime\"";
-    let at = memchr::memmem::find(text, KEY)? + KEY.len();
-    let rest = trim_start(&text[at..]).strip_prefix(b":")?;
-    let rest = trim_start(rest).strip_prefix(b"\"")?;
-    let end = memchr::memchr(b'"', rest)?;
-    parse_event_time(std::str::from_utf8(&rest[..end]).ok()?).ok()
-}
-
-fn trim_start(bytes: &[u8]) -> &[u8] {
-    let start = bytes
-        .iter()
-        .position(|b| !b.is_ascii_whitespace())
-        .unwrap_or(bytes.len());
-    &bytes[start..]
+    let key = memchr::memmem::Finder::new(b"\"eventTime\"");
+    let time = string_member(text, &key)?;
+    parse_event_time(std::str::from_utf8(time).ok()?).ok()
 }
 
 #[cfg(test)]
@@ -78,6 +82,17 @@ mod tests {
         assert_eq!(event_time_in(br#"{"eventTime":"soon"}"#), None);
         assert_eq!(event_time_in(br#"{"eventTime":"2026-03-02T09:0"#), None);
         assert_eq!(event_time_in(b"no time here"), None);
+    }
+
+    #[test]
+    fn the_head_is_read_step_by_step_up_to_its_limit() {
+        let record = br#"{"eventTime":"2026-03-02T09:00:00Z"}"#;
+        let mut late = vec![b' '; STEP - 10];
+        late.extend_from_slice(record);
+        assert_eq!(search_head(&late[..], Vec::new()), Some(1_772_442_000));
+        let mut too_far = vec![b' '; HEAD];
+        too_far.extend_from_slice(record);
+        assert_eq!(search_head(&too_far[..], Vec::new()), None);
     }
 
     #[test]
