@@ -101,7 +101,8 @@ impl<'e, K: Sink> Scanner<'e, K> {
     }
 
     /// Reads up to `threads` files at once, each on its own thread, while records are evaluated
-    /// on the calling thread in input order: the signals, problems and counts are those of a
+    /// on the calling thread in the order a one-thread scan evaluates them (input order, or
+    /// through the same reorder buffer): the signals, problems and counts are those of a
     /// one-thread scan. 1 (the default) reads on the calling thread.
     pub fn threads(mut self, threads: usize) -> Self {
         self.threads = threads.max(1);
