@@ -37,8 +37,9 @@ struct Cli {
 enum Command {
     /// Evaluate CloudTrail records from files, directories or stdin and print signals.
     ///
-    /// PATH is a file, a directory (recursed; .json, .jsonl, .ndjson and .gz files in name
-    /// order) or - for stdin. Each file may hold EventBridge envelopes, bare records, a
+    /// PATH is a file, a directory (recursed; .json, .jsonl, .ndjson and .gz files) or - for
+    /// stdin. Records are evaluated in event-time order (see --reorder-window), signals printed
+    /// as decided. Each file may hold EventBridge envelopes, bare records, a
     /// CloudTrail log file {"Records":[...]}, a JSON array or JSON Lines, gzip-compressed or not.
     ///
     /// Exit status: 0 all input read; 1 some input unreadable or malformed (everything readable
