@@ -2,8 +2,8 @@
 //! than a window of event time ahead of them, then released oldest first. So the event a
 //! first-sighting or dedup signal names is the one that happened first, whatever the file
 //! names. Memory is bounded by the records of one window (only those the prefilter let
-//! through are held); a record more than the window behind the newest is `late`: it is handed
-//! back at once, to be evaluated as it came.
+//! through are held), and by [`MOST_HELD_BYTES`] whatever the window; a record more than the
+//! window behind the newest is `late`: it is handed back at once, to be evaluated as it came.
 
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
@@ -73,10 +73,19 @@ pub struct Peak {
     pub bytes: usize,
 }
 
+/// The most the buffer holds whatever the window: past it the oldest record is released early
+/// (a hostile or very dense archive can pack any number of records into one window), and
+/// records older than it are then late too.
+pub const MOST_HELD_BYTES: usize = 64 << 20;
+
 /// Items in event-time order, within a window.
 pub struct Reorder<T> {
     window: Seconds,
+    most_bytes: usize,
     newest: Option<Seconds>,
+    /// The time of the last item released early (over [`MOST_HELD_BYTES`]): nothing older may
+    /// be held any more.
+    floor: Option<Seconds>,
     heap: BinaryHeap<Reverse<Entry<T>>>,
     arrivals: u64,
     bytes: usize,
@@ -117,11 +126,19 @@ impl<T> Ord for Entry<T> {
 }
 
 impl<T> Reorder<T> {
-    /// A buffer holding `window` seconds of event time (0 orders only records of one second).
+    /// A buffer holding `window` seconds of event time (0 orders only records of one second), at
+    /// most [`MOST_HELD_BYTES`].
     pub fn new(window: Seconds) -> Self {
+        Self::with_limit(window, MOST_HELD_BYTES)
+    }
+
+    /// A buffer holding at most `most_bytes` (as [`Peak::bytes`] counts them).
+    pub fn with_limit(window: Seconds, most_bytes: usize) -> Self {
         Reorder {
             window: window.max(0),
+            most_bytes,
             newest: None,
+            floor: None,
             heap: BinaryHeap::new(),
             arrivals: 0,
             bytes: 0,
@@ -130,9 +147,9 @@ impl<T> Reorder<T> {
     }
 
     /// Holds `item` (weighing `bytes`), or hands it back when it is late: more than the window
-    /// behind the newest record seen.
+    /// behind the newest record seen, or older than a record released early.
     pub fn push(&mut self, stamp: Stamp, bytes: usize, item: T) -> Result<(), T> {
-        if self.is_late(stamp.time) {
+        if self.is_late(stamp.time) || self.floor.is_some_and(|floor| stamp.time < floor) {
             return Err(item);
         }
         self.newest = Some(self.newest.map_or(stamp.time, |n| n.max(stamp.time)));
@@ -151,10 +168,13 @@ impl<T> Reorder<T> {
     }
 
     /// The oldest item held, once the window has passed it (no record still to come can sort
-    /// before it without being late).
+    /// before it without being late), or while the buffer holds more than its limit.
     pub fn ready(&mut self) -> Option<T> {
         let oldest = self.heap.peek()?.0.stamp.time;
         if self.is_late(oldest) {
+            self.pop()
+        } else if self.bytes > self.most_bytes {
+            self.floor = Some(oldest);
             self.pop()
         } else {
             None
@@ -231,6 +251,28 @@ mod tests {
         assert_eq!(buffer.push(stamp(939, "b"), 1, "late"), Err("late"));
         assert!(buffer.push(stamp(940, "c"), 1, "in time").is_ok());
         assert_eq!(drain(&mut buffer), ["in time", "new"]);
+    }
+
+    #[test]
+    fn over_its_limit_the_buffer_releases_the_oldest_and_older_records_are_late() {
+        let entry = std::mem::size_of::<Entry<&str>>() + 1;
+        let mut buffer = Reorder::with_limit(600, 3 * (100 + entry));
+        for (time, item) in [(10, "10"), (30, "30"), (20, "20")] {
+            assert!(buffer.push(stamp(time, "a"), 100, item).is_ok());
+            assert_eq!(buffer.ready(), None, "within the limit");
+        }
+        assert!(buffer.push(stamp(40, "a"), 100, "40").is_ok());
+        assert_eq!(buffer.ready(), Some("10"), "over the limit: the oldest");
+        assert_eq!(buffer.ready(), None);
+        assert_eq!(buffer.push(stamp(5, "a"), 100, "5"), Err("5"));
+        assert!(buffer.push(stamp(10, "b"), 100, "10b").is_ok());
+        assert_eq!(buffer.ready(), Some("10b"));
+        assert!(
+            buffer.peak().bytes <= 4 * (100 + entry),
+            "{:?}",
+            buffer.peak()
+        );
+        assert_eq!(drain(&mut buffer), ["20", "30", "40"]);
     }
 
     #[test]
