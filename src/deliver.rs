@@ -131,6 +131,8 @@ pub struct Counts {
     pub in_flight: u64,
     pub state_errors: u64,
     pub publish_errors: u64,
+    /// Records outside `--since`/`--until`, not evaluated.
+    pub outside_range: u64,
 }
 
 impl Counts {
@@ -177,7 +179,11 @@ impl fmt::Display for Counts {
             f,
             ", {} suppressed, {} deduplicated",
             self.suppressed, self.deduplicated
-        )
+        )?;
+        if self.outside_range > 0 {
+            write!(f, ", {} outside --since/--until", self.outside_range)?;
+        }
+        Ok(())
     }
 }
 

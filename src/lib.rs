@@ -14,6 +14,9 @@ pub mod lambda;
 pub mod model;
 pub mod record;
 pub mod rules;
+#[cfg(feature = "s3")]
+pub mod s3;
+pub mod s3url;
 pub mod scan;
 pub mod signal;
 pub mod state;

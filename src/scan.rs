@@ -10,7 +10,9 @@ use crate::deliver::{Collect, Collected, Counts, DeliverError, Delivery, Sink, S
 use crate::engine::Engine;
 use crate::input::{self, InputError, Position, Source, Visitor};
 use crate::rules;
+use crate::model::Seconds;
 use crate::state::MemoryState;
+use crate::time::parse_event_time;
 
 /// Runs the engine over sources, in order, with one in-memory state.
 pub struct Scanner<'e, K: Sink> {
@@ -27,6 +29,8 @@ pub struct Scanner<'e, K: Sink> {
     /// Problems found in the file being scanned, and how many of them were not shown.
     file_problems: u64,
     not_shown: u64,
+    /// Event times evaluated: [since, until).
+    range: (Option<Seconds>, Option<Seconds>),
 }
 
 /// How files are read, the same on every reader thread.
@@ -66,6 +70,7 @@ impl<'e, K: Sink> Scanner<'e, K> {
             threads: 1,
             file_problems: 0,
             not_shown: 0,
+            range: (None, None),
         })
     }
 
@@ -92,6 +97,13 @@ impl<'e, K: Sink> Scanner<'e, K> {
     /// truncated while it is mapped ends the process with SIGBUS, so a library user opts in.
     pub fn map_files(mut self, map: bool) -> Self {
         self.reading.map_files = map;
+        self
+    }
+
+    /// Only records with an event time in [since, until) are evaluated (`--since`, `--until`);
+    /// records without a readable `eventTime` are evaluated, so the engine reports them.
+    pub fn between(mut self, since: Option<Seconds>, until: Option<Seconds>) -> Self {
+        self.range = (since, until);
         self
     }
 
@@ -279,6 +291,10 @@ impl<K: Sink> Visitor for Scanner<'_, K> {
         if self.output_error.is_some() || (!self.full_parse && !rules::may_match(json)) {
             return;
         }
+        if !in_range(json, self.range) {
+            self.counts.outside_range += 1;
+            return;
+        }
         self.deliver(json, position);
     }
 
@@ -317,6 +333,27 @@ impl<K: Sink> Visitor for Scanner<'_, K> {
     fn error_not_shown(&mut self) {
         self.problems_not_shown(1, 0);
     }
+}
+
+/// Whether a record's `eventTime` lies in `range`; true without a range, and when there is no
+/// readable time (the engine then reports the record if a rule reads it).
+fn in_range(json: &str, range: (Option<Seconds>, Option<Seconds>)) -> bool {
+    if range == (None, None) {
+        return true;
+    }
+    let Some(time) = event_time(json) else {
+        return true;
+    };
+    range.0.is_none_or(|s| time >= s) && range.1.is_none_or(|u| time < u)
+}
+
+/// The record's `eventTime`, found without parsing the record (records the prefilter passed).
+fn event_time(json: &str) -> Option<Seconds> {
+    let key = memchr::memmem::find(json.as_bytes(), b"\"eventTime\"")?;
+    let rest = json[key + 11..].trim_start().strip_prefix(':')?.trim_start();
+    let value = rest.strip_prefix('"')?;
+    let end = value.find('"')?;
+    parse_event_time(&value[..end]).ok()
 }
 
 /// Batches are sent when they hold this much record text or this many items.

@@ -9,7 +9,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use sesguard::Engine;
 use sesguard::config::{Config, Overrides};
 use sesguard::deliver::{Counts, Sink, SinkError};
-use sesguard::input::{self, InputError};
+use sesguard::input::{self, InputError, Source};
+use sesguard::model::Seconds;
+use sesguard::s3url::S3Url;
 use sesguard::rules;
 use sesguard::scan::{PROBLEMS_SHOWN_PER_FILE, Scanner};
 use sesguard::signal::{self, Signal};
@@ -53,13 +55,43 @@ enum Command {
     /// Memory grows with the number of matching calls (a few hundred bytes each), not with the
     /// input. Exit status as for `scan`.
     Timeline(TimelineArgs),
+    /// Queue the trail's existing log files for the deployed function (the S3 ingestion queue),
+    /// so that the function fleet processes history in parallel with the production state.
+    ///
+    /// Sends one S3 object-created notification per log file under each s3:// prefix (in key
+    /// order; digests and Insights files left out; --since/--until by CloudTrail's key layout),
+    /// as S3 would have sent it. Running it again is harmless: the function decides each event
+    /// once (by eventID), so nothing is published twice. Needs the s3 feature.
+    ///
+    /// Exit status: 0 every object queued; 1 some prefix could not be listed or some
+    /// notification was refused; 2 usage error.
+    Backfill(BackfillArgs),
+}
+
+#[derive(Args)]
+struct BackfillArgs {
+    /// The ingestion queue's URL (the stack's TrailQueueUrl output).
+    #[arg(long, value_name = "URL")]
+    queue: String,
+    /// s3://bucket/prefix of the trail.
+    #[arg(required = true, value_name = "S3_URL")]
+    urls: Vec<String>,
+    /// Only log files of days that may hold events at or after this time (UTC date or RFC 3339).
+    #[arg(long, value_name = "DATE")]
+    since: Option<String>,
+    /// Only log files of days that may hold events before this time.
+    #[arg(long, value_name = "DATE")]
+    until: Option<String>,
+    /// No progress on stderr.
+    #[arg(long, short)]
+    quiet: bool,
 }
 
 #[derive(Args)]
 #[command(group(clap::ArgGroup::new("who").required(true).multiple(true)
     .args(["principal", "access_key", "source_ip"])))]
 struct TimelineArgs {
-    /// Files, directories, or - for stdin.
+    /// Files, directories, - for stdin, or s3://bucket/prefix (built with --features s3).
     #[arg(required = true, value_name = "PATH")]
     paths: Vec<PathBuf>,
     /// The caller's ARN as CloudTrail writes it, or the principal as a signal names it (the
@@ -88,7 +120,7 @@ struct TimelineArgs {
 
 #[derive(Args)]
 struct ScanArgs {
-    /// Files, directories, or - for stdin.
+    /// Files, directories, - for stdin, or s3://bucket/prefix (built with --features s3).
     #[arg(required = true, value_name = "PATH")]
     paths: Vec<PathBuf>,
     /// TOML file with settings and [[suppressions]] (the same file the Lambda reads).
@@ -144,6 +176,13 @@ struct ScanArgs {
         value_parser = clap::value_parser!(u64).range(1..=(usize::MAX as u64))
     )]
     max_record_bytes: u64,
+    /// Only records at or after this event time (a UTC date, or an RFC 3339 time); whole S3
+    /// objects of earlier days are not read (by CloudTrail's key layout).
+    #[arg(long, value_name = "DATE")]
+    since: Option<String>,
+    /// Only records before this event time (a UTC date means its midnight, or an RFC 3339 time).
+    #[arg(long, value_name = "DATE")]
+    until: Option<String>,
     /// No summary or progress on stderr (problems are still reported).
     #[arg(long, short)]
     quiet: bool,
@@ -178,6 +217,7 @@ fn main() -> ExitCode {
         Command::Scan(args) => scan(args),
         Command::Rules { format } => list_rules(format),
         Command::Timeline(args) => timeline(args),
+        Command::Backfill(args) => backfill(args),
     }
 }
 
@@ -213,7 +253,14 @@ fn scan(args: ScanArgs) -> ExitCode {
         progress,
         progress_shown: false,
     }));
-    let (sources, expand_errors) = input::expand(&args.paths);
+    let (since, until) = match bounds(&args.since, &args.until) {
+        Ok(bounds) => bounds,
+        Err(code) => return code,
+    };
+    let (sources, expand_errors) = match gather(&args.paths, since, until, args.quiet) {
+        Ok(found) => found,
+        Err(code) => return code,
+    };
     let threads = args.threads.map_or_else(
         || std::thread::available_parallelism().map_or(1, |n| n.get()),
         usize::from,
@@ -222,6 +269,7 @@ fn scan(args: ScanArgs) -> ExitCode {
         Ok(scanner) => scanner
             .threads(threads)
             .map_files(!args.no_mmap)
+            .between(since, until)
             .max_record_bytes(usize::try_from(args.max_record_bytes).unwrap_or(usize::MAX)),
         Err(err) => {
             eprintln!("sesguard: error: cannot start: {err}");
@@ -379,18 +427,9 @@ fn list_rules(format: RulesFormat) -> ExitCode {
 
 fn timeline(args: TimelineArgs) -> ExitCode {
     use sesguard::timeline::{self, Address, Query, Tally, Timeline};
-    let bound = |text: &Option<String>, flag: &str| match text {
-        None => Ok(None),
-        Some(text) => sesguard::time::parse_date_or_time(text)
-            .map(Some)
-            .map_err(|e| format!("{flag}: {e}")),
-    };
-    let (since, until) = match (bound(&args.since, "--since"), bound(&args.until, "--until")) {
-        (Ok(since), Ok(until)) => (since, until),
-        (Err(err), _) | (_, Err(err)) => {
-            eprintln!("sesguard: error: {err}");
-            return ExitCode::from(2);
-        }
+    let (since, until) = match bounds(&args.since, &args.until) {
+        Ok(bounds) => bounds,
+        Err(code) => return code,
     };
     let query = Query {
         principal: args.principal,
@@ -400,7 +439,10 @@ fn timeline(args: TimelineArgs) -> ExitCode {
         until,
     };
     let mut collector = Timeline::new(query);
-    let (sources, expand_errors) = input::expand(&args.paths);
+    let (sources, expand_errors) = match gather(&args.paths, since, until, args.quiet) {
+        Ok(found) => found,
+        Err(code) => return code,
+    };
     for source in &sources {
         input::read_source(source, &mut collector);
     }
@@ -465,4 +507,229 @@ fn timeline(args: TimelineArgs) -> ExitCode {
     } else {
         ExitCode::from(1)
     }
+}
+
+/// `--since` and `--until` as event-time seconds; a bad one is a usage error (exit 2).
+fn bounds(
+    since: &Option<String>,
+    until: &Option<String>,
+) -> Result<(Option<Seconds>, Option<Seconds>), ExitCode> {
+    let parse = |text: &Option<String>, flag: &str| match text {
+        None => Ok(None),
+        Some(text) => sesguard::time::parse_date_or_time(text)
+            .map(Some)
+            .map_err(|e| format!("{flag}: {e}")),
+    };
+    match (parse(since, "--since"), parse(until, "--until")) {
+        (Ok(since), Ok(until)) => Ok((since, until)),
+        (Err(err), _) | (_, Err(err)) => {
+            eprintln!("sesguard: error: {err}");
+            Err(ExitCode::from(2))
+        }
+    }
+}
+
+/// The inputs the arguments name, in argument order: local paths expanded, `s3://` prefixes
+/// listed in key order. A prefix that cannot be listed is a problem naming it (the rest is
+/// still read); an `s3://` argument to a build without S3 support is a usage error.
+fn gather(
+    paths: &[PathBuf],
+    since: Option<Seconds>,
+    until: Option<Seconds>,
+    quiet: bool,
+) -> Result<(Vec<Source>, Vec<InputError>), ExitCode> {
+    let mut sources = Vec::new();
+    let mut errors = Vec::new();
+    let mut s3 = None;
+    for path in paths {
+        let arg = path.to_string_lossy();
+        if !S3Url::is_s3(&arg) {
+            let (found, problems) = input::expand(std::slice::from_ref(path));
+            sources.extend(found);
+            errors.extend(problems);
+            continue;
+        }
+        let url = match S3Url::parse(&arg) {
+            Ok(url) => url,
+            Err(err) => {
+                eprintln!("sesguard: error: {err}");
+                return Err(ExitCode::from(2));
+            }
+        };
+        list_s3(&url, since, until, quiet, &mut s3, &mut sources, &mut errors)?;
+    }
+    Ok((sources, errors))
+}
+
+#[cfg(feature = "s3")]
+fn list_s3(
+    url: &S3Url,
+    since: Option<Seconds>,
+    until: Option<Seconds>,
+    quiet: bool,
+    client: &mut Option<sesguard::s3::S3>,
+    sources: &mut Vec<Source>,
+    errors: &mut Vec<InputError>,
+) -> Result<(), ExitCode> {
+    if client.is_none() {
+        match sesguard::s3::S3::from_env() {
+            Ok(s3) => *client = Some(s3),
+            Err(err) => {
+                eprintln!("sesguard: error: {err}");
+                return Err(ExitCode::from(2));
+            }
+        }
+    }
+    let Some(s3) = client.as_ref() else {
+        return Err(ExitCode::from(2));
+    };
+    let name: std::sync::Arc<str> = std::sync::Arc::from(url.to_string());
+    match s3.list(url, since, until) {
+        Ok(listing) if listing.objects.is_empty() => errors.push(InputError::unreadable(
+            input::Position::file(&name),
+            format!(
+                "no CloudTrail log file under this prefix ({} other objects, {} of days outside \
+                 --since/--until)",
+                listing.not_logs, listing.outside_dates
+            ),
+        )),
+        Ok(listing) => {
+            if !quiet {
+                let bytes: u64 = listing.objects.iter().map(|o| o.size).sum();
+                eprintln!(
+                    "sesguard: {url}: {} log files, {} bytes ({} other objects and {} of days \
+                     outside --since/--until skipped)",
+                    listing.objects.len(),
+                    text::thousands(bytes),
+                    listing.not_logs,
+                    listing.outside_dates
+                );
+            }
+            sources.extend(listing.objects.iter().map(|o| s3.source(o)));
+        }
+        Err(err) => errors.push(InputError::unreadable(
+            input::Position::file(&name),
+            err.to_string(),
+        )),
+    }
+    Ok(())
+}
+
+#[cfg(not(feature = "s3"))]
+fn list_s3(
+    url: &S3Url,
+    _: Option<Seconds>,
+    _: Option<Seconds>,
+    _: bool,
+    _: &mut Option<()>,
+    _: &mut Vec<Source>,
+    _: &mut Vec<InputError>,
+) -> Result<(), ExitCode> {
+    eprintln!(
+        "sesguard: error: {url}: this sesguard was built without S3 support. Build it with the \
+         s3 feature: `cargo install --path . --features s3` (or `cargo run --release --features \
+         s3 -- scan {url}`)"
+    );
+    Err(ExitCode::from(2))
+}
+
+#[cfg(feature = "s3")]
+fn backfill(args: BackfillArgs) -> ExitCode {
+    let (since, until) = match bounds(&args.since, &args.until) {
+        Ok(bounds) => bounds,
+        Err(code) => return code,
+    };
+    let mut urls = Vec::new();
+    for arg in &args.urls {
+        match S3Url::parse(arg) {
+            Ok(url) => urls.push(url),
+            Err(err) => {
+                eprintln!("sesguard: error: {err}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let s3 = match sesguard::s3::S3::from_env() {
+        Ok(s3) => s3,
+        Err(err) => {
+            eprintln!("sesguard: error: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut failed = false;
+    let (mut total_objects, mut total_bytes) = (0u64, 0u64);
+    for url in &urls {
+        let listing = match s3.list(url, since, until) {
+            Ok(listing) => listing,
+            Err(err) => {
+                eprintln!("sesguard: {err}");
+                failed = true;
+                continue;
+            }
+        };
+        let count = listing.objects.len() as u64;
+        let size: u64 = listing.objects.iter().map(|o| o.size).sum();
+        let progress = !args.quiet && io::stderr().is_terminal();
+        let queued = s3.queue_notifications(&args.queue, &listing.objects, |sent, bytes| {
+            if progress {
+                eprint!(
+                    "\r\x1b[Ksesguard: {url}: {} of {} log files queued ({} of {} bytes)",
+                    text::thousands(sent),
+                    text::thousands(count),
+                    text::thousands(bytes),
+                    text::thousands(size)
+                );
+            }
+        });
+        if progress {
+            eprint!("\r\x1b[K");
+        }
+        match queued {
+            Ok(refused) => {
+                for (object, why) in &refused {
+                    eprintln!("sesguard: {}: refused by the queue: {why}", object.url());
+                }
+                failed |= !refused.is_empty();
+                let refused_bytes: u64 = refused.iter().map(|(o, _)| o.size).sum();
+                let sent = count - refused.len() as u64;
+                total_objects += sent;
+                total_bytes += size - refused_bytes;
+                if !args.quiet {
+                    eprintln!(
+                        "sesguard: {url}: {} log files ({} bytes) queued; {} other objects and {} \
+                         of days outside --since/--until skipped",
+                        text::thousands(sent),
+                        text::thousands(size - refused_bytes),
+                        listing.not_logs,
+                        listing.outside_dates
+                    );
+                }
+            }
+            Err(err) => {
+                eprintln!("sesguard: {err}");
+                failed = true;
+            }
+        }
+    }
+    println!(
+        "{} log files, {} bytes queued to {}",
+        text::thousands(total_objects),
+        text::thousands(total_bytes),
+        args.queue
+    );
+    if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+#[cfg(not(feature = "s3"))]
+fn backfill(args: BackfillArgs) -> ExitCode {
+    eprintln!(
+        "sesguard: error: backfill reads S3, and this sesguard was built without S3 support. \
+         Build it with the s3 feature: `cargo install --path . --features s3` (queue: {})",
+        args.queue
+    );
+    ExitCode::from(2)
 }
