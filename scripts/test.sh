@@ -52,7 +52,11 @@ step "cfn-lint template.yaml"
 cfn-lint template.yaml
 passed=$((passed + 1))
 
-step "template.yaml: patterns = rules, events/ through EventBridge (moto), security"
+step "cfn-lint forwarder.yaml (issue 14: the organisation's forwarders)"
+cfn-lint forwarder.yaml
+passed=$((passed + 1))
+
+step "template.yaml, forwarder.yaml: patterns = rules, events/ through EventBridge (moto), security"
 python_checks tests/template_check.py ./target/debug/sesguard
 
 step "end to end: the real sesguard-lambda under cargo lambda watch, against moto"
