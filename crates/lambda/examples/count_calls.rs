@@ -31,7 +31,11 @@ async fn main() -> Result<(), Error> {
         .endpoint_url(&endpoint)
         .region(aws_config::Region::new("us-east-1"))
         .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-            "testing", "testing", None, None, "count-calls",
+            "testing",
+            "testing",
+            None,
+            None,
+            "count-calls",
         ))
         .load()
         .await;
