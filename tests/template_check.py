@@ -16,6 +16,10 @@ Usage (scripts/test.sh runs it with the venv's python, after sourcing scripts/em
    call, no wildcards), encryption of topic, queues and table, a DLQ on every rule target, an
    on-failure destination, alarms that can publish to the (encrypted) topic.
 
+4. The organisation-wide deployment (issue 14, tests/organisation_check.py): the template's own
+   event bus and its policy, forwarder.yaml (patterns, IAM in us-east-1 only, role, DLQ, alarm),
+   and the events/ samples routed by moto from a member account's default bus to that bus.
+
 Prints one line per check and ends with `N passed, M failed` (tests/checks.py; the counts also go
 to the file SESGUARD_CHECKS_REPORT names, if set); exits 1 on any failure.
 """
