@@ -62,6 +62,24 @@ python_checks tests/template_check.py ./target/debug/sesguard
 step "end to end: the real sesguard-lambda under cargo lambda watch, against moto"
 python_checks tests/e2e_lambda.py "$PWD"
 
+step "scripts/try-lambda.sh: a local Lambda in one command publishes what scan prints"
+# Its own moto (a second one beside the suite's), the function under cargo lambda watch (built
+# above by the end-to-end test), one sample event.
+try_err=$(mktemp)
+if ! try_out=$(scripts/try-lambda.sh events/ses-DeleteIdentity.json 2>"$try_err"); then
+  cat "$try_err" >&2
+  exit 1
+fi
+expected=$(./target/debug/sesguard scan --quiet --format jsonl events/ses-DeleteIdentity.json | sort)
+got=$(printf '%s\n' "$try_out" | grep '^{' | sort || true)
+if [ -z "$expected" ] || [ "$got" != "$expected" ]; then
+  echo "try-lambda.sh printed other signals than sesguard scan of the same event:" >&2
+  diff <(printf '%s\n' "$expected") <(printf '%s\n' "$got") >&2 || true
+  exit 1
+fi
+rm -f "$try_err"
+passed=$((passed + 1))
+
 step "sam build (offline): the arm64 bootstrap users deploy"
 # Cold (new machine), 10-15 min: the whole dependency tree cross-compiled for arm64; warm
 # (~/.cache/sesguard, kept between runs and clones), 2-3 min after a change in src/.

@@ -19,6 +19,7 @@ pub mod signal;
 pub mod state;
 pub mod text;
 pub mod time;
+pub mod timeline;
 
 pub use config::{Config, ConfigError};
 pub use engine::{Engine, EngineError, Evaluation};

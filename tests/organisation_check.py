@@ -370,7 +370,7 @@ def check_routing(check, template, forwarder, expected, events_dir: Path):
             cleanup = [c for c in cleanup if c[2] != "default"]
         print("NOTE moto does not evaluate the bus policy, the forwarder's role or the rule state "
               "(it matches every event put): checked statically above; check the real delivery "
-              "after deploying (README, Deploy across an organisation)", flush=True)
+              "after deploying (docs/deploy.md, Deploy across an organisation)", flush=True)
     finally:
         for c, rule_name, bus in cleanup:
             target_id = "queue" if bus != "default" else "sesguard-bus"

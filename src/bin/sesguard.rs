@@ -43,6 +43,47 @@ enum Command {
         #[arg(long, value_enum, default_value_t = RulesFormat::Table)]
         format: RulesFormat,
     },
+    /// Every CloudTrail call (any service) by a principal, an access key or a source address,
+    /// in event-time order: the triage step "what else did this caller do, what else came from
+    /// this address", over any input `scan` reads.
+    ///
+    /// A call matches if it matches any of --principal, --access-key and --source-ip (at least
+    /// one is required), and falls within --since/--until. Prints a table on a terminal, JSON
+    /// Lines otherwise, then the calls per service and per region (on stderr with JSON Lines).
+    /// Memory grows with the number of matching calls (a few hundred bytes each), not with the
+    /// input. Exit status as for `scan`.
+    Timeline(TimelineArgs),
+}
+
+#[derive(Args)]
+#[command(group(clap::ArgGroup::new("who").required(true).multiple(true)
+    .args(["principal", "access_key", "source_ip"])))]
+struct TimelineArgs {
+    /// Files, directories, or - for stdin.
+    #[arg(required = true, value_name = "PATH")]
+    paths: Vec<PathBuf>,
+    /// The caller's ARN as CloudTrail writes it, or the principal as a signal names it (the
+    /// role ARN for an assumed role: all its sessions).
+    #[arg(long, value_name = "ARN")]
+    principal: Option<String>,
+    /// An access key id (AKIA… or ASIA…).
+    #[arg(long, value_name = "ID")]
+    access_key: Option<String>,
+    /// A source address, a network (CIDR), or a service name as CloudTrail writes it.
+    #[arg(long, value_name = "IP")]
+    source_ip: Option<String>,
+    /// Only calls at or after this event time (a UTC date, or an RFC 3339 time).
+    #[arg(long, value_name = "DATE")]
+    since: Option<String>,
+    /// Only calls before this event time (a UTC date means its midnight, or an RFC 3339 time).
+    #[arg(long, value_name = "DATE")]
+    until: Option<String>,
+    /// Output format [default: table on a terminal, else jsonl].
+    #[arg(long, value_enum)]
+    format: Option<Format>,
+    /// No counts or summary on stderr (problems are still reported).
+    #[arg(long, short)]
+    quiet: bool,
 }
 
 #[derive(Args)]
@@ -56,16 +97,19 @@ struct ScanArgs {
     /// Output format [default: table on a terminal, else jsonl].
     #[arg(long, value_enum)]
     format: Option<Format>,
-    /// R2: no signal for events less than this many days after the first event seen [default: 0].
+    /// ses-enumeration-unseen-user: no signal for events less than this many days after the
+    /// first event seen (a learning period) [default: 0].
     #[arg(long, value_name = "DAYS")]
     learning_days: Option<u32>,
-    /// R2: forget a principal not seen for this many days [default: 28].
+    /// ses-enumeration-unseen-user: forget a principal not seen for this many days [default: 28].
     #[arg(long, value_name = "DAYS")]
     forget_days: Option<u32>,
-    /// R4: longest time from adding an identity to deleting it [default: 60].
+    /// ses-verify-then-delete: longest time from adding an identity to deleting it [default: 60].
     #[arg(long, visible_alias = "window-minutes", value_name = "MINUTES")]
     sequence_window_minutes: Option<u32>,
-    /// R1/R3/R5: repeats within this many minutes after a signal give no new one [default: 60].
+    /// Rules that signal once per window (ses-discovery-long-term-key, ses-modification,
+    /// ses-identity-deleted and the newer rules): repeats within this many minutes after a
+    /// signal give no new one [default: 60].
     #[arg(long, value_name = "MINUTES")]
     dedup_minutes: Option<u32>,
     /// ses-sandbox-exit-burst: PutAccountDetails in at least this many regions … [default: 3].
@@ -77,7 +121,8 @@ struct ScanArgs {
     /// ses-abuse-chain: the stages of a chain fall within this many hours [default: 24].
     #[arg(long, value_name = "HOURS")]
     chain_window_hours: Option<u32>,
-    /// Tor exit list (one address per line, # comments): R3 is high severity from these.
+    /// Tor exit list (one address per line, # comments): ses-modification is high severity from
+    /// these addresses.
     #[arg(long, value_name = "FILE")]
     tor_exit_list: Option<PathBuf>,
     /// Files read at once, each on its own thread; records are still evaluated in input
@@ -132,6 +177,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Scan(args) => scan(args),
         Command::Rules { format } => list_rules(format),
+        Command::Timeline(args) => timeline(args),
     }
 }
 
@@ -329,4 +375,94 @@ fn list_rules(format: RulesFormat) -> ExitCode {
         }
     }
     ExitCode::SUCCESS
+}
+
+fn timeline(args: TimelineArgs) -> ExitCode {
+    use sesguard::timeline::{self, Address, Query, Tally, Timeline};
+    let bound = |text: &Option<String>, flag: &str| match text {
+        None => Ok(None),
+        Some(text) => sesguard::time::parse_date_or_time(text)
+            .map(Some)
+            .map_err(|e| format!("{flag}: {e}")),
+    };
+    let (since, until) = match (bound(&args.since, "--since"), bound(&args.until, "--until")) {
+        (Ok(since), Ok(until)) => (since, until),
+        (Err(err), _) | (_, Err(err)) => {
+            eprintln!("sesguard: error: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    let query = Query {
+        principal: args.principal,
+        access_key: args.access_key,
+        source: args.source_ip.as_deref().map(Address::parse),
+        since,
+        until,
+    };
+    let mut collector = Timeline::new(query);
+    let (sources, expand_errors) = input::expand(&args.paths);
+    for source in &sources {
+        input::read_source(source, &mut collector);
+    }
+    let records = collector.records();
+    let (calls, errors) = collector.into_calls();
+    let mut problems = 0u64;
+    for error in expand_errors.iter().chain(&errors) {
+        problems += 1;
+        eprintln!("sesguard: {error}");
+    }
+    let format = args.format.unwrap_or(if io::stdout().is_terminal() {
+        Format::Table
+    } else {
+        Format::Jsonl
+    });
+    let tally = Tally::of(&calls);
+    let mut out = BufWriter::new(io::stdout().lock());
+    let written = (|| -> io::Result<()> {
+        match format {
+            Format::Table => {
+                writeln!(out, "{}", timeline::table_header())?;
+                for call in &calls {
+                    writeln!(out, "{}", timeline::table_row(call))?;
+                }
+                if !calls.is_empty() {
+                    for line in tally.lines() {
+                        writeln!(out, "{line}")?;
+                    }
+                }
+            }
+            Format::Jsonl => {
+                for call in &calls {
+                    let line = serde_json::to_string(call).map_err(io::Error::other)?;
+                    writeln!(out, "{line}")?;
+                }
+            }
+        }
+        out.flush()
+    })();
+    if let Err(err) = written
+        && err.kind() != io::ErrorKind::BrokenPipe
+    {
+        eprintln!("sesguard: error: cannot write output: {err}");
+        return ExitCode::from(1);
+    }
+    if !args.quiet {
+        if format == Format::Jsonl && !calls.is_empty() {
+            for line in tally.lines() {
+                eprintln!("sesguard: {line}");
+            }
+        }
+        let noun = if calls.len() == 1 { "call" } else { "calls" };
+        eprintln!(
+            "sesguard: {} files, {} records read, {} matching {noun}, {problems} problems",
+            sources.len(),
+            text::thousands(records),
+            calls.len()
+        );
+    }
+    if problems == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
 }
