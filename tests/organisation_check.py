@@ -206,6 +206,11 @@ def check_forwarder(check, forwarder, expected):
         check_bus_patterns(check, f"forwarder.yaml's default bus in {region}"
                            + ("" if region == "us-east-1" else " (no IAM: us-east-1 only)"),
                            rules, want)
+        names = sorted(props(r).get("Name", "") for r in rules.values())
+        want_names = sorted(["sesguard-forward-ses", "sesguard-forward-servicequotas"]
+                            + (["sesguard-forward-iam"] if region == "us-east-1" else []))
+        check(f"forwarder.yaml ({region}): rules named as docs/deploy.md's check reads them",
+              names == want_names, f"{names}")
         queues = of_type(resources, "AWS::SQS::Queue")
         policies = of_type(resources, "AWS::SQS::QueuePolicy")
         roles = of_type(resources, "AWS::IAM::Role")
