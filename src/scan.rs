@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::deliver::{Collect, Collected, Counts, DeliverError, Delivery, Sink, SinkError};
 use crate::engine::Engine;
-use crate::input::{self, InputError, Position, Source, Visitor};
+use crate::input::{self, InputError, NotCloudTrail, Position, Source, Visitor};
 use crate::rules;
 use crate::state::MemoryState;
 
@@ -27,6 +27,18 @@ pub struct Scanner<'e, K: Sink> {
     /// Problems found in the file being scanned, and how many of them were not shown.
     file_problems: u64,
     not_shown: u64,
+    /// What the file being scanned held besides problems.
+    file: FileTally,
+}
+
+/// Records and objects that are not records, in the file being scanned: a file without a record
+/// is a problem, one with some objects that are not records gets a note.
+#[derive(Default)]
+struct FileTally {
+    records: u64,
+    /// Objects that are not CloudTrail records, and the first of them with its position.
+    others: u64,
+    first_other: Option<(NotCloudTrail, Position)>,
 }
 
 /// How files are read, the same on every reader thread.
@@ -66,6 +78,7 @@ impl<'e, K: Sink> Scanner<'e, K> {
             threads: 1,
             file_problems: 0,
             not_shown: 0,
+            file: FileTally::default(),
         })
     }
 
@@ -118,7 +131,7 @@ impl<'e, K: Sink> Scanner<'e, K> {
         for source in sources {
             self.counts.files += 1;
             input::read_source(source, self);
-            self.end_file(source);
+            self.end_file(&source.name());
             if let Some(err) = self.output_error.take() {
                 return Err(err);
             }
@@ -126,13 +139,46 @@ impl<'e, K: Sink> Scanner<'e, K> {
         Ok(())
     }
 
-    /// Reports how many problems of the file just scanned were not shown.
-    fn end_file(&mut self, source: &Source) {
+    /// Ends the file just scanned: one that held no CloudTrail record (and nothing expected
+    /// beside them, like a digest) is a problem; objects that are not records are told once;
+    /// then how many problems were not shown.
+    fn end_file(&mut self, name: &std::sync::Arc<str>) {
+        let tally = std::mem::take(&mut self.file);
+        let expected = tally
+            .first_other
+            .as_ref()
+            .is_some_and(|(found, _)| found.is_expected());
+        if tally.records == 0 && self.file_problems == 0 && !expected {
+            let message = match &tally.first_other {
+                Some((found, _)) if tally.others > 1 => format!(
+                    "no CloudTrail record in this file: found {found} and {} more objects that \
+                     are not records",
+                    tally.others - 1
+                ),
+                Some((found, _)) => format!("no CloudTrail record in this file: found {found}"),
+                None => "no CloudTrail record in this file".to_owned(),
+            };
+            Visitor::error(self, InputError::unreadable(Position::file(name), message));
+        } else if let Some((found, position)) = &tally.first_other {
+            self.sink
+                .not_cloudtrail(position, &found.to_string(), tally.others);
+        }
         if self.not_shown > 0 {
-            self.sink.problems_not_shown(&source.name(), self.not_shown);
+            self.sink.problems_not_shown(name, self.not_shown);
         }
         self.file_problems = 0;
         self.not_shown = 0;
+    }
+
+    /// Counts CloudTrail digest files skipped by name, without reading them.
+    pub fn digests_skipped(&mut self, count: u64) {
+        self.counts.digests += count;
+    }
+
+    /// Counts and reports a path that does not exist, or a directory without an input file.
+    pub fn missing(&mut self, error: InputError) {
+        self.counts.missing += 1;
+        self.sink.problem(&error);
     }
 
     /// Problems counted but not shown (found on a reader thread).
@@ -205,7 +251,7 @@ impl<'e, K: Sink> Scanner<'e, K> {
                         break;
                     }
                 }
-                self.end_file(source);
+                self.end_file(&source.name());
                 if let Some(err) = self.output_error.take() {
                     result = Err(err);
                     break;
@@ -232,6 +278,9 @@ impl<'e, K: Sink> Scanner<'e, K> {
                 }
                 Item::Skipped(records) => self.count_records(records),
                 Item::Error(error) => self.error(error),
+                Item::NotCloudTrail(found, position) => {
+                    Visitor::not_cloudtrail(self, found, &position);
+                }
                 Item::NotShown {
                     malformed,
                     unreadable,
@@ -241,6 +290,7 @@ impl<'e, K: Sink> Scanner<'e, K> {
     }
 
     fn count_records(&mut self, records: u64) {
+        self.file.records += records;
         let before = self.counts.records;
         self.counts.records += records;
         if before / 1024 != self.counts.records / 1024
@@ -300,6 +350,18 @@ impl<K: Sink> Visitor for Scanner<'_, K> {
         self.reading.stream_lines_over
     }
 
+    fn not_cloudtrail(&mut self, found: NotCloudTrail, position: &Position) {
+        if found == NotCloudTrail::Digest {
+            self.counts.digests += 1;
+        } else {
+            self.counts.not_cloudtrail += 1;
+        }
+        self.file.others += 1;
+        if self.file.first_other.is_none() {
+            self.file.first_other = Some((found, position.clone()));
+        }
+    }
+
     fn error(&mut self, error: InputError) {
         self.counts.problem(&error);
         self.file_problems += 1;
@@ -341,6 +403,7 @@ enum Item {
     },
     Skipped(u64),
     Error(InputError),
+    NotCloudTrail(NotCloudTrail, Position),
     /// Problems past the first [`PROBLEMS_SHOWN_PER_FILE`] of the file: counted only.
     NotShown {
         malformed: u64,
@@ -456,6 +519,12 @@ impl Visitor for Batcher {
         self.reading.stream_lines_over
     }
 
+    fn not_cloudtrail(&mut self, found: NotCloudTrail, position: &Position) {
+        if !self.closed {
+            self.push(Item::NotCloudTrail(found, position.clone()));
+        }
+    }
+
     fn error(&mut self, error: InputError) {
         self.errors += 1;
         if self.errors > PROBLEMS_SHOWN_PER_FILE {
@@ -520,9 +589,7 @@ fn scan_text_parsing(
     scanner.counts.files = 1;
     let name: std::sync::Arc<str> = name.into();
     input::read_stream(&name, text, &mut scanner);
-    if scanner.not_shown > 0 {
-        scanner.sink.problems_not_shown(&name, scanner.not_shown);
-    }
+    scanner.end_file(&name);
     let (sink, counts) = scanner.into_parts();
     (sink.into_inner(), counts)
 }

@@ -167,7 +167,7 @@ fn scan(args: ScanArgs) -> ExitCode {
         progress,
         progress_shown: false,
     }));
-    let (sources, expand_errors) = input::expand(&args.paths);
+    let expanded = input::expand_all(&args.paths);
     let threads = args.threads.map_or_else(
         || std::thread::available_parallelism().map_or(1, |n| n.get()),
         usize::from,
@@ -182,10 +182,15 @@ fn scan(args: ScanArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    for error in expand_errors {
+    for error in expanded.errors {
         scanner.report(error);
     }
-    let result = scanner.scan(&sources);
+    scanner.digests_skipped(expanded.digests);
+    let result = scanner.scan(&expanded.sources);
+    // Named last, where they are seen: the rest was scanned all the same.
+    for error in expanded.missing {
+        scanner.missing(error);
+    }
     let (sink, stats) = scanner.into_parts();
     let flushed = sink.screen().finish().map_err(SinkError::from);
     if let Err(err) = result.and(flushed)
@@ -197,7 +202,9 @@ fn scan(args: ScanArgs) -> ExitCode {
     if !args.quiet {
         eprintln!("sesguard: {stats}");
     }
-    if stats.clean() {
+    if stats.missing > 0 {
+        ExitCode::from(2)
+    } else if stats.clean() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
@@ -258,6 +265,18 @@ impl<W: Write + Send> Sink for Terminal<W> {
     fn problem(&self, error: &InputError) {
         self.screen().clear_progress();
         eprintln!("sesguard: {error}");
+    }
+
+    fn not_cloudtrail(&self, position: &input::Position, found: &str, count: u64) {
+        self.screen().clear_progress();
+        match count {
+            1 => eprintln!("sesguard: {position}: skipped, not a CloudTrail record: {found}"),
+            _ => eprintln!(
+                "sesguard: {position}: skipped {} objects that are not CloudTrail records, the \
+                 first {found}",
+                text::thousands(count)
+            ),
+        }
     }
 
     fn problems_not_shown(&self, file: &str, count: u64) {
