@@ -482,13 +482,8 @@ fn read_lines<R: Read>(name: &Arc<str>, mut lines: Lines<'_, R>, visitor: &mut i
                 }
                 // A CloudTrail log file line is split (and so validated) once, here; anything
                 // else is checked with serde_json.
-                let split = split_log_file(bytes, &mut spans, visitor);
-                let incomplete = split == Split::No
-                    && matches!(
-                        serde_json::from_slice::<IgnoredAny>(bytes),
-                        Err(err) if err.is_eof()
-                    );
-                if incomplete {
+                let (split, tried) = split_tried(bytes, &mut spans, visitor);
+                if split == Split::No && starts_documents(bytes, tried, true) {
                     lines.unread(range.start);
                     let stream = Stream::new(name, Mode::Documents, line_no, max);
                     read_rest(&mut lines, stream, visitor);
@@ -504,7 +499,7 @@ fn read_lines<R: Read>(name: &Arc<str>, mut lines: Lines<'_, R>, visitor: &mut i
                 if stream.is_blank() {
                     continue;
                 }
-                if stream.is_incomplete() {
+                if stream.is_incomplete() || stream.is_documents() {
                     stream.continue_as_documents();
                     read_rest(&mut lines, stream, visitor);
                     return;
@@ -521,7 +516,13 @@ fn read_lines<R: Read>(name: &Arc<str>, mut lines: Lines<'_, R>, visitor: &mut i
                 line_no += 1;
                 let bytes = lines.get(&range);
                 if !is_blank(bytes) {
-                    let split = split_log_file(bytes, &mut spans, visitor);
+                    let (split, tried) = split_tried(bytes, &mut spans, visitor);
+                    if split == Split::No && starts_documents(bytes, tried, false) {
+                        lines.unread(range.start);
+                        let stream = Stream::new(name, Mode::Documents, line_no, max);
+                        read_rest(&mut lines, stream, visitor);
+                        return;
+                    }
                     read_line(name, line_no, bytes, split, &spans, visitor);
                 }
             }
@@ -529,6 +530,11 @@ fn read_lines<R: Read>(name: &Arc<str>, mut lines: Lines<'_, R>, visitor: &mut i
                 line_no += 1;
                 let mut stream = Stream::new(name, Mode::Line, line_no, max);
                 if !read_long_line(name, line_no, &mut lines, &mut stream, visitor) {
+                    return;
+                }
+                if stream.is_documents() || stream.is_only_opened() {
+                    stream.continue_as_documents();
+                    read_rest(&mut lines, stream, visitor);
                     return;
                 }
                 stream.finish(visitor);
@@ -970,6 +976,15 @@ fn split_log_file(
     spans: &mut Vec<std::ops::Range<usize>>,
     visitor: &impl Visitor,
 ) -> Split {
+    split_tried(json, spans, visitor).0
+}
+
+/// [`split_log_file`], and whether the text looked like a log file (so was tried).
+fn split_tried(
+    json: &[u8],
+    spans: &mut Vec<std::ops::Range<usize>>,
+    visitor: &impl Visitor,
+) -> (Split, bool) {
     let start = json
         .iter()
         .position(|b| !b.is_ascii_whitespace())
@@ -978,10 +993,35 @@ fn split_log_file(
         && json.get(start) == Some(&b'{')
         && memmem::find(json, b"\"Records\"").is_some()
     {
-        split::records_at_most(json, spans, MOST_SPANS)
+        (split::records_at_most(json, spans, MOST_SPANS), true)
     } else {
         spans.clear();
-        Split::No
+        (Split::No, false)
+    }
+}
+
+/// Whether a whole line that is no log file (`split` declined it) starts documents that go
+/// on past it. The `first` line: when it is an incomplete value (a pretty-printed document) or
+/// several values one after the other (`zcat a.json.gz b.json.gz` of files without a final
+/// newline). A later line: when it is several values, or only `{` or `[` (a pretty-printed
+/// document after JSON Lines); a later line cut short stays one bad line. Only lines `tried`
+/// as log files or ending in `{` or `[` are parsed again: a JSON Lines record costs one look at
+/// its last byte.
+fn starts_documents(bytes: &[u8], tried: bool, first: bool) -> bool {
+    let last = bytes.iter().rev().find(|b| !b.is_ascii_whitespace());
+    let open_end = matches!(last, Some(b'{' | b'['));
+    if !(first || tried || open_end) {
+        return false;
+    }
+    match serde_json::from_slice::<IgnoredAny>(bytes) {
+        Ok(_) => false,
+        Err(err) if err.is_eof() => first || bytes.trim_ascii().len() == 1,
+        // `trailing characters` at the next value's opening bracket: another document follows.
+        Err(err) if err.line() == 1 && err.to_string().starts_with("trailing characters") => {
+            let at = err.column().saturating_sub(1);
+            matches!(bytes.get(at), Some(b'{' | b'['))
+        }
+        Err(_) => false,
     }
 }
 
@@ -1307,6 +1347,11 @@ mod tests {
             "12345".to_owned(),
             "  \n \t \n".to_owned(),
             format!("{{\"Records\":[{}]}}\n", many.join(",")),
+            // Documents one after the other (`zcat` of files without a final newline), compact
+            // and pretty-printed, from the first line or after JSON Lines.
+            format!("{log_file}{log_file}{{\n\"Records\": [{a}]}}{b}\n{c}\n"),
+            format!("{a}\n{log_file} {log_file}\n[\n{b}\n]\n{c}"),
+            format!("{a}\n{{\n  \"Records\": [{b}]\n}}\n"),
         ];
         for text in &cases {
             reads_alike(text, None);
@@ -1321,6 +1366,27 @@ mod tests {
             "{limited:#?}"
         );
         assert_eq!(limited.len(), 3 + 1 + 2, "{limited:#?}");
+    }
+
+    #[test]
+    fn documents_one_after_the_other_are_all_read_wherever_they_start() {
+        let (a, b, c) = (record("a"), record("b"), record("c"));
+        let log_file = format!("{{\"Records\":[{a},{b}]}}");
+        let items = reads_alike(&format!("{log_file}{log_file}{{\n\"Records\": [{c}]}}"), None);
+        assert_eq!(
+            items.iter().map(|i| i.split(" {").next().unwrap_or("")).collect::<Vec<_>>(),
+            [
+                "t.json: line 1, record 1",
+                "t.json: line 1, record 2",
+                "t.json: line 1, value 2, record 1",
+                "t.json: line 1, value 2, record 2",
+                "t.json: line 2, value 3, record 1",
+            ]
+        );
+        // A later line cut short stays one bad line: the next is read.
+        let items = seen(format!("{a}\n{{\"Records\":[{b}\n{c}\n").as_bytes(), None, &[], None);
+        assert_eq!(items.len(), 3, "{items:#?}");
+        assert!(items[2].starts_with("t.json: line 3 {"), "{items:#?}");
     }
 
     #[test]

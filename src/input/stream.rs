@@ -344,6 +344,16 @@ impl Stream {
         self.expect == Expect::Skip
     }
 
+    /// Whether the line turned out to hold several documents (see [`Stream::structure`]).
+    pub(super) fn is_documents(&self) -> bool {
+        self.mode == Mode::Documents
+    }
+
+    /// Whether the line held only `{` or `[`: the first line of a pretty-printed document.
+    pub(super) fn is_only_opened(&self) -> bool {
+        matches!(self.expect, Expect::FirstKey | Expect::FirstItem) && self.element.is_none()
+    }
+
     /// Reads on past the end of the line, as documents.
     pub(super) fn continue_as_documents(&mut self) {
         self.mode = Mode::Documents;
@@ -518,10 +528,15 @@ impl Stream {
     fn structure(&mut self, piece: &[u8], i: usize, visitor: &mut impl Visitor) -> usize {
         let c = piece[i];
         match self.expect {
-            Expect::End if self.mode == Mode::Line => {
+            Expect::End if self.mode == Mode::Line && !matches!(c, b'{' | b'[') => {
                 self.syntax(piece, i, "trailing characters", visitor)
             }
             Expect::Value | Expect::End => {
+                if self.expect == Expect::End {
+                    // Another document on the same line (concatenated files): read on as
+                    // documents, as the whole-line reading does.
+                    self.mode = Mode::Documents;
+                }
                 self.value += 1;
                 self.index = 0;
                 self.records_key = false;
