@@ -36,25 +36,13 @@ pub struct Scanner<'e, K: Sink> {
 #[derive(Default)]
 struct FileTally {
     records: u64,
-    /// Objects that are not CloudTrail records, and the first of them with its position.
+    /// Objects that are not CloudTrail records (digests and control messages aside), and the
+    /// first of them with its position.
     others: u64,
     first_other: Option<(NotCloudTrail, Position)>,
+    /// The first digest or control message: told only when the file holds nothing else.
+    first_expected: Option<(NotCloudTrail, Position)>,
 }
-
-/// How files are read, the same on every reader thread.
-#[derive(Debug, Clone, Copy)]
-struct Reading {
-    map_files: bool,
-    max_record_bytes: usize,
-    #[cfg(any(test, feature = "testing"))]
-    stream_lines_over: Option<usize>,
-}
-
-const PROGRESS_EVERY: Duration = Duration::from_millis(250);
-
-/// Problems reported in full per file; the rest are counted, and reported as one number at the
-/// end of the file. A hostile file can hold millions (one per element of a huge array).
-pub const PROBLEMS_SHOWN_PER_FILE: u64 = 10;
 
 impl<'e, K: Sink> Scanner<'e, K> {
     pub fn new(engine: &'e Engine, sink: K) -> std::io::Result<Self> {
@@ -144,24 +132,32 @@ impl<'e, K: Sink> Scanner<'e, K> {
     /// then how many problems were not shown.
     fn end_file(&mut self, name: &std::sync::Arc<str>) {
         let tally = std::mem::take(&mut self.file);
-        let expected = tally
-            .first_other
-            .as_ref()
-            .is_some_and(|(found, _)| found.is_expected());
-        if tally.records == 0 && self.file_problems == 0 && !expected {
-            let message = match &tally.first_other {
-                Some((found, _)) if tally.others > 1 => format!(
-                    "no CloudTrail record in this file: found {found} and {} more objects that \
-                     are not records",
-                    tally.others - 1
-                ),
-                Some((found, _)) => format!("no CloudTrail record in this file: found {found}"),
-                None => "no CloudTrail record in this file".to_owned(),
-            };
-            Visitor::error(self, InputError::unreadable(Position::file(name), message));
-        } else if let Some((found, position)) = &tally.first_other {
-            self.sink
-                .not_cloudtrail(position, &found.to_string(), tally.others);
+        let no_record = tally.records == 0 && self.file_problems == 0;
+        match (&tally.first_other, &tally.first_expected) {
+            (Some((found, _)), _) if no_record => {
+                let message = match tally.others {
+                    1 => format!("no CloudTrail record in this file: found {found}"),
+                    n => format!(
+                        "no CloudTrail record in this file: found {found} and {} more objects \
+                         that are not records",
+                        n - 1
+                    ),
+                };
+                Visitor::error(self, InputError::unreadable(Position::file(name), message));
+            }
+            (Some((found, position)), _) => {
+                self.sink
+                    .not_cloudtrail(position, &found.to_string(), tally.others);
+            }
+            (None, Some((found, position))) if no_record => {
+                self.sink.not_cloudtrail(position, &found.to_string(), 1);
+            }
+            (None, Some(_)) => {}
+            (None, None) if no_record => {
+                let message = "no CloudTrail record in this file";
+                Visitor::error(self, InputError::unreadable(Position::file(name), message));
+            }
+            (None, None) => {}
         }
         if self.not_shown > 0 {
             self.sink.problems_not_shown(name, self.not_shown);
@@ -356,9 +352,15 @@ impl<K: Sink> Visitor for Scanner<'_, K> {
         } else {
             self.counts.not_cloudtrail += 1;
         }
-        self.file.others += 1;
-        if self.file.first_other.is_none() {
-            self.file.first_other = Some((found, position.clone()));
+        if found.is_expected() {
+            if self.file.first_expected.is_none() {
+                self.file.first_expected = Some((found, position.clone()));
+            }
+        } else {
+            self.file.others += 1;
+            if self.file.first_other.is_none() {
+                self.file.first_other = Some((found, position.clone()));
+            }
         }
     }
 
