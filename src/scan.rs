@@ -44,6 +44,21 @@ struct FileTally {
     first_expected: Option<(NotCloudTrail, Position)>,
 }
 
+/// How files are read, the same on every reader thread.
+#[derive(Debug, Clone, Copy)]
+struct Reading {
+    map_files: bool,
+    max_record_bytes: usize,
+    #[cfg(any(test, feature = "testing"))]
+    stream_lines_over: Option<usize>,
+}
+
+const PROGRESS_EVERY: Duration = Duration::from_millis(250);
+
+/// Problems reported in full per file; the rest are counted, and reported as one number at the
+/// end of the file. A hostile file can hold millions (one per element of a huge array).
+pub const PROBLEMS_SHOWN_PER_FILE: u64 = 10;
+
 impl<'e, K: Sink> Scanner<'e, K> {
     pub fn new(engine: &'e Engine, sink: K) -> std::io::Result<Self> {
         // The in-memory state answers at once; a current-thread runtime only drives its futures.
