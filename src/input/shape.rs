@@ -120,7 +120,17 @@ const DIGEST_KEYS: &[&str] = &[
 /// What the object `json` (not a record, see [`is_record`]) is. `exports` is false for records
 /// found inside an export, which are not unwrapped again.
 pub(super) fn classify(json: &str, exports: bool) -> Result<Shape<'_>, serde_json::Error> {
-    let Members(members) = serde_json::from_str(json)?;
+    let Members(members) = match serde_json::from_str(json) {
+        Ok(members) => members,
+        // Valid JSON all the same: a key escapes a lone surrogate (`"\ud800"`), which no
+        // string can hold.
+        Err(err) => {
+            serde_json::from_str::<IgnoredAny>(json).map_err(|_| err)?;
+            return Ok(Shape::NotCloudTrail(NotCloudTrail::Other(
+                "an object with keys that are not valid Unicode".to_owned(),
+            )));
+        }
+    };
     let get = |name: &str| {
         members
             .iter()
@@ -288,6 +298,10 @@ mod tests {
             "an object with keys k0, k1, k2, k3, k4, k5, k6, k7 and 2 more"
         );
         assert!(shape("{\"a\":tru}").starts_with("error "));
+        assert_eq!(
+            shape(r#"{"\ud800":1}"#),
+            "an object with keys that are not valid Unicode"
+        );
     }
 
     #[test]
