@@ -181,10 +181,18 @@ impl fmt::Display for Counts {
             self.unreadable,
         )?;
         if self.missing > 0 {
-            write!(f, ", {} not found or empty", counted(self.missing, "path", "paths"))?;
+            write!(
+                f,
+                ", {} not found or empty",
+                counted(self.missing, "path", "paths")
+            )?;
         }
         if self.not_cloudtrail > 0 {
-            write!(f, ", {} not CloudTrail", counted(self.not_cloudtrail, "object", "objects"))?;
+            write!(
+                f,
+                ", {} not CloudTrail",
+                counted(self.not_cloudtrail, "object", "objects")
+            )?;
         }
         if self.digests > 0 {
             write!(

@@ -1372,9 +1372,15 @@ mod tests {
     fn documents_one_after_the_other_are_all_read_wherever_they_start() {
         let (a, b, c) = (record("a"), record("b"), record("c"));
         let log_file = format!("{{\"Records\":[{a},{b}]}}");
-        let items = reads_alike(&format!("{log_file}{log_file}{{\n\"Records\": [{c}]}}"), None);
+        let items = reads_alike(
+            &format!("{log_file}{log_file}{{\n\"Records\": [{c}]}}"),
+            None,
+        );
         assert_eq!(
-            items.iter().map(|i| i.split(" {").next().unwrap_or("")).collect::<Vec<_>>(),
+            items
+                .iter()
+                .map(|i| i.split(" {").next().unwrap_or(""))
+                .collect::<Vec<_>>(),
             [
                 "t.json: line 1, record 1",
                 "t.json: line 1, record 2",
@@ -1384,7 +1390,12 @@ mod tests {
             ]
         );
         // A later line cut short stays one bad line: the next is read.
-        let items = seen(format!("{a}\n{{\"Records\":[{b}\n{c}\n").as_bytes(), None, &[], None);
+        let items = seen(
+            format!("{a}\n{{\"Records\":[{b}\n{c}\n").as_bytes(),
+            None,
+            &[],
+            None,
+        );
         assert_eq!(items.len(), 3, "{items:#?}");
         assert!(items[2].starts_with("t.json: line 3 {"), "{items:#?}");
     }

@@ -838,7 +838,11 @@ fn a_missing_path_exits_2_and_the_other_paths_are_still_scanned() {
     assert_eq!(run.pair_set(), fired_by(&["kept"]));
     assert_problem(&run, &["missing.json: ", "no such file or directory"]);
     assert!(run.summary().contains(" 0 unreadable"), "{}", run.summary());
-    assert!(run.summary().contains(", 1 path not found or empty;"), "{}", run.summary());
+    assert!(
+        run.summary().contains(", 1 path not found or empty;"),
+        "{}",
+        run.summary()
+    );
 }
 
 #[test]

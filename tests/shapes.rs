@@ -158,12 +158,18 @@ fn shapes() -> Vec<(&'static str, Vec<u8>)> {
     );
     vec![
         ("log-file.json", compact(&log_file).into_bytes()),
-        ("lookup-events.json", format!("{}\n", pretty(&lookup)).into_bytes()),
+        (
+            "lookup-events.json",
+            format!("{}\n", pretty(&lookup)).into_bytes(),
+        ),
         (
             "filter-log-events.json",
             format!("{}\n", pretty(&filtered)).into_bytes(),
         ),
-        ("get-log-events.json", format!("{}\n", pretty(&got)).into_bytes()),
+        (
+            "get-log-events.json",
+            format!("{}\n", pretty(&got)).into_bytes(),
+        ),
         (
             "subscription.json.gz",
             gzip(&compact(&subscription(&records, 0))),
@@ -278,8 +284,9 @@ fn every_export_shape_gives_the_signals_of_the_log_file() {
         assert!(run.problems().is_empty(), "{name}: {}", run.stderr);
         assert_eq!(run.signals(), expected, "{name}");
         assert!(
-            run.summary()
-                .starts_with(&format!("sesguard: 1 file, {records} records read, 0 malformed")),
+            run.summary().starts_with(&format!(
+                "sesguard: 1 file, {records} records read, 0 malformed"
+            )),
             "{name}: {}",
             run.summary()
         );
@@ -348,10 +355,8 @@ fn an_embedded_record_that_is_not_json_is_named_by_file_and_element() {
     );
     // The other records were read.
     assert!(
-        run.summary().contains(&format!(
-            "{} records read, 2 malformed",
-            records.len() - 2
-        )),
+        run.summary()
+            .contains(&format!("{} records read, 2 malformed", records.len() - 2)),
         "{}",
         run.summary()
     );
@@ -364,18 +369,28 @@ fn an_embedded_record_that_is_not_json_is_named_by_file_and_element() {
 fn objects_that_are_not_cloudtrail_are_counted_and_named_once_per_file() {
     let dir = tempfile::tempdir().expect("tempdir");
     let record = compact(&records()[0]);
-    std::fs::write(dir.path().join("only.json"), "{\"a\":1,\"b\":2}\n{\"a\":3}\n").expect("w");
+    std::fs::write(
+        dir.path().join("only.json"),
+        "{\"a\":1,\"b\":2}\n{\"a\":3}\n",
+    )
+    .expect("w");
     std::fs::write(
         dir.path().join("mixed.jsonl"),
         format!("{record}\n{{\"zeta\":1}}\n{{}}\n"),
     )
     .expect("w");
     let run = sesguard(dir.path(), &["only.json"], None);
-    assert_eq!(run.code, 1, "a file without a record is unreadable: {}", run.stderr);
+    assert_eq!(
+        run.code, 1,
+        "a file without a record is unreadable: {}",
+        run.stderr
+    );
     assert_eq!(
         run.problems(),
-        ["sesguard: only.json: no CloudTrail record in this file: found an object with keys \
-          a, b and 1 more objects that are not records"]
+        [
+            "sesguard: only.json: no CloudTrail record in this file: found an object with keys \
+          a, b and 1 more objects that are not records"
+        ]
     );
     assert_eq!(
         run.summary(),
@@ -386,12 +401,15 @@ fn objects_that_are_not_cloudtrail_are_counted_and_named_once_per_file() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(
         run.problems(),
-        ["sesguard: mixed.jsonl: line 2: skipped 2 objects that are not CloudTrail records, the \
-          first an object with key zeta"]
+        [
+            "sesguard: mixed.jsonl: line 2: skipped 2 objects that are not CloudTrail records, the \
+          first an object with key zeta"
+        ]
     );
     assert!(
-        run.summary()
-            .starts_with("sesguard: 1 file, 1 record read, 0 malformed, 0 unreadable, 2 objects not CloudTrail;"),
+        run.summary().starts_with(
+            "sesguard: 1 file, 1 record read, 0 malformed, 0 unreadable, 2 objects not CloudTrail;"
+        ),
         "{}",
         run.summary()
     );
@@ -400,7 +418,9 @@ fn objects_that_are_not_cloudtrail_are_counted_and_named_once_per_file() {
 #[test]
 fn a_trail_folder_with_digest_files_scans_clean_and_counts_them() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let trail = dir.path().join("AWSLogs/111122223333/CloudTrail/us-east-1/2026/03/02");
+    let trail = dir
+        .path()
+        .join("AWSLogs/111122223333/CloudTrail/us-east-1/2026/03/02");
     let digests = dir
         .path()
         .join("AWSLogs/111122223333/CloudTrail-Digest/us-east-1/2026/03/02");
@@ -422,7 +442,9 @@ fn a_trail_folder_with_digest_files_scans_clean_and_counts_them() {
         "logFiles": [],
     });
     std::fs::write(
-        digests.join("111122223333_CloudTrail-Digest_us-east-1_trail_us-east-1_20260302T090000Z.json.gz"),
+        digests.join(
+            "111122223333_CloudTrail-Digest_us-east-1_trail_us-east-1_20260302T090000Z.json.gz",
+        ),
         gzip(&compact(&digest)),
     )
     .expect("w");
@@ -430,16 +452,26 @@ fn a_trail_folder_with_digest_files_scans_clean_and_counts_them() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(run.problems().is_empty(), "{}", run.stderr);
     assert_eq!(run.signals(), reference());
-    assert!(run.summary().contains(", 1 digest file skipped;"), "{}", run.summary());
+    assert!(
+        run.summary().contains(", 1 digest file skipped;"),
+        "{}",
+        run.summary()
+    );
     // A digest file under another name is known by its shape: skipped, told, not an error.
     std::fs::write(dir.path().join("renamed.json"), pretty(&digest)).expect("w");
     let run = sesguard(dir.path(), &["renamed.json"], None);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(
         run.problems(),
-        ["sesguard: renamed.json: line 1: skipped, not a CloudTrail record: a CloudTrail digest file"]
+        [
+            "sesguard: renamed.json: line 1: skipped, not a CloudTrail record: a CloudTrail digest file"
+        ]
     );
-    assert!(run.summary().contains(", 1 digest file skipped;"), "{}", run.summary());
+    assert!(
+        run.summary().contains(", 1 digest file skipped;"),
+        "{}",
+        run.summary()
+    );
 }
 
 #[test]
@@ -452,8 +484,10 @@ fn a_control_message_alone_is_skipped_without_a_problem() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(
         run.problems(),
-        ["sesguard: <stdin>: line 1: skipped, not a CloudTrail record: a CloudWatch Logs \
-          subscription control message"]
+        [
+            "sesguard: <stdin>: line 1: skipped, not a CloudTrail record: a CloudWatch Logs \
+          subscription control message"
+        ]
     );
 }
 
@@ -463,8 +497,10 @@ fn text_that_is_not_json_says_so() {
     assert_eq!(run.code, 1, "{}", run.stderr);
     assert_eq!(
         run.problems(),
-        ["sesguard: <stdin>: line 1: not JSON (expected value): expected a CloudTrail record (a \
-          JSON object)"]
+        [
+            "sesguard: <stdin>: line 1: not JSON (expected value): expected a CloudTrail record (a \
+          JSON object)"
+        ]
     );
 }
 
@@ -522,7 +558,8 @@ fn a_missing_tor_list_names_the_config_file_and_the_resolved_path() {
 
 #[test]
 fn one_signal_is_one_signal_in_the_summary() {
-    let record = std::fs::read_to_string(root().join("events/iam-CreateUser-ses-smtp-user.json")).expect("event");
+    let record = std::fs::read_to_string(root().join("events/iam-CreateUser-ses-smtp-user.json"))
+        .expect("event");
     let run = scan_stdin(record.into_bytes());
     assert_eq!(run.signals().len(), 1, "{}", run.stdout);
     assert_eq!(

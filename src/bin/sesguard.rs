@@ -31,11 +31,16 @@ enum Command {
     /// Evaluate CloudTrail records from files, directories or stdin and print signals.
     ///
     /// PATH is a file, a directory (recursed; .json, .jsonl, .ndjson and .gz files in name
-    /// order) or - for stdin. Each file may hold EventBridge envelopes, bare records, a
-    /// CloudTrail log file {"Records":[...]}, a JSON array or JSON Lines, gzip-compressed or not.
+    /// order, CloudTrail digest files skipped) or - for stdin. Each file may hold EventBridge
+    /// envelopes, bare records, a CloudTrail log file {"Records":[...]}, a JSON array, JSON
+    /// Lines, `aws cloudtrail lookup-events` output, CloudWatch Logs filter-log-events /
+    /// get-log-events output or subscription payloads, or several such documents one after the
+    /// other, gzip-compressed or not.
     ///
-    /// Exit status: 0 all input read; 1 some input unreadable or malformed (everything readable
-    /// still evaluated and printed); 2 usage or configuration error.
+    /// Exit status: 0 all input read; 1 some input unreadable or malformed, or a file without a
+    /// CloudTrail record (everything readable still evaluated and printed); 2 usage or
+    /// configuration error, or a PATH that does not exist or a directory without an input file
+    /// (after everything else was scanned).
     Scan(ScanArgs),
     /// List the detections and the API calls each one reads.
     Rules {

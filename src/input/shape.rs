@@ -186,7 +186,10 @@ fn describe_keys<'k>(keys: impl Iterator<Item = &'k str>, count: usize) -> Strin
         .take(KEYS_NAMED)
         .map(|key| {
             let key = truncate(key, KEY_CHARS);
-            if key.chars().all(|c| c.is_alphanumeric() || "_-.:@$".contains(c)) && !key.is_empty()
+            if key
+                .chars()
+                .all(|c| c.is_alphanumeric() || "_-.:@$".contains(c))
+                && !key.is_empty()
             {
                 key
             } else {
@@ -271,9 +274,17 @@ mod tests {
     #[test]
     fn objects_that_are_not_records_are_named() {
         assert!(is_record(r#"{"eventTime":"x"}"#));
-        assert!(!is_record(r#"{"Events":[{"EventName":"x","CloudTrailEvent":"{\"eventTime\":1}"}]}"#));
-        assert_eq!(shape(r#"{"Events":[{},{}],"NextToken":"t"}"#), "LookupEvents 2");
-        assert_eq!(shape(r#"{"events":[],"searchedLogStreams":[]}"#), "LogEvents 0");
+        assert!(!is_record(
+            r#"{"Events":[{"EventName":"x","CloudTrailEvent":"{\"eventTime\":1}"}]}"#
+        ));
+        assert_eq!(
+            shape(r#"{"Events":[{},{}],"NextToken":"t"}"#),
+            "LookupEvents 2"
+        );
+        assert_eq!(
+            shape(r#"{"events":[],"searchedLogStreams":[]}"#),
+            "LogEvents 0"
+        );
         assert_eq!(
             shape(r#"{"messageType":"DATA_MESSAGE","logEvents":[{}]}"#),
             "Subscription 1"
@@ -314,7 +325,10 @@ mod tests {
         );
         let broken = element(r#"{"CloudTrailEvent":"{\"eventName\":"}"#).expect("json");
         let err = embedded(&broken, Export::LookupEvents).expect_err("not JSON");
-        assert!(err.starts_with("lookup-events result: CloudTrailEvent is not JSON (EOF while parsing"), "{err}");
+        assert!(
+            err.starts_with("lookup-events result: CloudTrailEvent is not JSON (EOF while parsing"),
+            "{err}"
+        );
         let missing = element(r#"{"timestamp":1}"#).expect("json");
         assert_eq!(
             embedded(&missing, Export::LogEvents),
@@ -323,7 +337,10 @@ mod tests {
         let number = element("7").expect("json");
         assert_eq!(
             embedded(&number, Export::Subscription),
-            Err("subscription log event must be an object with a message string, found a number".to_owned())
+            Err(
+                "subscription log event must be an object with a message string, found a number"
+                    .to_owned()
+            )
         );
     }
 }
