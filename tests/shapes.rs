@@ -244,9 +244,13 @@ impl Run {
 }
 
 fn sesguard(dir: &Path, args: &[&str], stdin: Option<Vec<u8>>) -> Run {
+    sesguard_threads(dir, "1", args, stdin)
+}
+
+fn sesguard_threads(dir: &Path, threads: &str, args: &[&str], stdin: Option<Vec<u8>>) -> Run {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_sesguard"));
     cmd.current_dir(dir)
-        .args(["scan", "--format", "jsonl", "--threads", "1"])
+        .args(["scan", "--format", "jsonl", "--threads", threads])
         .args(args);
     if let Some(input) = stdin {
         cmd.write_stdin(input);
@@ -571,5 +575,38 @@ fn one_signal_is_one_signal_in_the_summary() {
                 .map(|s| text(&s, "rule_id"))
                 .unwrap_or_default()
         )
+    );
+}
+
+#[test]
+fn files_read_on_several_threads_tell_the_same_zeros_as_one_thread() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fixtures = root().join(SHAPES);
+    for (name, _) in shapes().iter() {
+        std::fs::copy(fixtures.join(name), dir.path().join(name)).expect("copy");
+    }
+    let record = compact(&records()[0]);
+    std::fs::write(dir.path().join("a-only.json"), "{\"a\":1}\n").expect("w");
+    std::fs::write(
+        dir.path().join("b-mixed.jsonl"),
+        format!("{record}\n{{\"zeta\":1}}\n"),
+    )
+    .expect("w");
+    std::fs::write(dir.path().join("c-empty-log.json"), "{\"Records\":[]}").expect("w");
+    let one = sesguard_threads(dir.path(), "1", &["."], None);
+    assert_eq!(one.code, 1, "{}", one.stderr);
+    assert_eq!(
+        one.problems(),
+        [
+            "sesguard: ./a-only.json: no CloudTrail record in this file: found an object with key a",
+            "sesguard: ./b-mixed.jsonl: line 2: skipped, not a CloudTrail record: an object with \
+             key zeta",
+            "sesguard: ./c-empty-log.json: no CloudTrail record in this file",
+        ]
+    );
+    let two = sesguard_threads(dir.path(), "2", &["."], None);
+    assert_eq!(
+        (two.code, &two.stdout, &two.stderr),
+        (one.code, &one.stdout, &one.stderr)
     );
 }
