@@ -610,3 +610,26 @@ fn files_read_on_several_threads_tell_the_same_zeros_as_one_thread() {
         (one.code, &one.stdout, &one.stderr)
     );
 }
+
+#[test]
+fn an_export_larger_than_max_record_bytes_says_how_to_read_it() {
+    let run = scan(&["--max-record-bytes", "1000", &fixture("lookup-events.json")]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let problems = run.problems();
+    assert_eq!(problems.len(), 1, "{}", run.stderr);
+    // The document without its final newline.
+    let size = std::fs::metadata(root().join(SHAPES).join("lookup-events.json"))
+        .expect("fixture")
+        .len()
+        - 1;
+    assert!(
+        problems[0].ends_with(&format!(
+            "lookup-events.json: line 1: record of {} bytes is larger than --max-record-bytes \
+             (1,000): skipped (an export of records, such as lookup-events or CloudWatch Logs \
+             output, is read whole: raise --max-record-bytes to read it)",
+            sesguard::text::thousands(size)
+        )),
+        "{}",
+        run.stderr
+    );
+}
