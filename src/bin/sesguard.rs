@@ -31,11 +31,16 @@ enum Command {
     /// Evaluate CloudTrail records from files, directories or stdin and print signals.
     ///
     /// PATH is a file, a directory (recursed; .json, .jsonl, .ndjson and .gz files in name
-    /// order) or - for stdin. Each file may hold EventBridge envelopes, bare records, a
-    /// CloudTrail log file {"Records":[...]}, a JSON array or JSON Lines, gzip-compressed or not.
+    /// order, CloudTrail digest files skipped) or - for stdin. Each file may hold EventBridge
+    /// envelopes, bare records, a CloudTrail log file {"Records":[...]}, a JSON array, JSON
+    /// Lines, `aws cloudtrail lookup-events` output, CloudWatch Logs filter-log-events /
+    /// get-log-events output or subscription payloads, or several such documents one after the
+    /// other, gzip-compressed or not.
     ///
-    /// Exit status: 0 all input read; 1 some input unreadable or malformed (everything readable
-    /// still evaluated and printed); 2 usage or configuration error.
+    /// Exit status: 0 all input read; 1 some input unreadable or malformed, or a file without a
+    /// CloudTrail record (everything readable still evaluated and printed); 2 usage or
+    /// configuration error, or a PATH that does not exist or a directory without an input file
+    /// (after everything else was scanned).
     Scan(ScanArgs),
     /// List the detections and the API calls each one reads.
     Rules {
@@ -213,7 +218,7 @@ fn scan(args: ScanArgs) -> ExitCode {
         progress,
         progress_shown: false,
     }));
-    let (sources, expand_errors) = input::expand(&args.paths);
+    let expanded = input::expand_all(&args.paths);
     let threads = args.threads.map_or_else(
         || std::thread::available_parallelism().map_or(1, |n| n.get()),
         usize::from,
@@ -228,10 +233,15 @@ fn scan(args: ScanArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    for error in expand_errors {
+    for error in expanded.errors {
         scanner.report(error);
     }
-    let result = scanner.scan(&sources);
+    scanner.digests_skipped(expanded.digests);
+    let result = scanner.scan(&expanded.sources);
+    // Named last, where they are seen: the rest was scanned all the same.
+    for error in expanded.missing {
+        scanner.missing(error);
+    }
     let (sink, stats) = scanner.into_parts();
     let flushed = sink.screen().finish().map_err(SinkError::from);
     if let Err(err) = result.and(flushed)
@@ -243,7 +253,9 @@ fn scan(args: ScanArgs) -> ExitCode {
     if !args.quiet {
         eprintln!("sesguard: {stats}");
     }
-    if stats.clean() {
+    if stats.missing > 0 {
+        ExitCode::from(2)
+    } else if stats.clean() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
@@ -304,6 +316,18 @@ impl<W: Write + Send> Sink for Terminal<W> {
     fn problem(&self, error: &InputError) {
         self.screen().clear_progress();
         eprintln!("sesguard: {error}");
+    }
+
+    fn not_cloudtrail(&self, position: &input::Position, found: &str, count: u64) {
+        self.screen().clear_progress();
+        match count {
+            1 => eprintln!("sesguard: {position}: skipped, not a CloudTrail record: {found}"),
+            _ => eprintln!(
+                "sesguard: {position}: skipped {} objects that are not CloudTrail records, the \
+                 first {found}",
+                text::thousands(count)
+            ),
+        }
     }
 
     fn problems_not_shown(&self, file: &str, count: u64) {
