@@ -52,7 +52,11 @@ step "cfn-lint template.yaml"
 cfn-lint template.yaml
 passed=$((passed + 1))
 
-step "template.yaml: patterns = rules, events/ through EventBridge (moto), security"
+step "cfn-lint forwarder.yaml (issue 14: the organisation's forwarders)"
+cfn-lint forwarder.yaml
+passed=$((passed + 1))
+
+step "template.yaml, forwarder.yaml: patterns = rules, events/ through EventBridge (moto), security"
 python_checks tests/template_check.py ./target/debug/sesguard
 
 step "end to end: the real sesguard-lambda under cargo lambda watch, against moto"
@@ -80,6 +84,18 @@ step "sam build (offline): the arm64 bootstrap users deploy"
 # Cold (new machine), 10-15 min: the whole dependency tree cross-compiled for arm64; warm
 # (~/.cache/sesguard, kept between runs and clones), 2-3 min after a change in src/.
 scripts/sam-build-check.sh
+passed=$((passed + 1))
+
+step "without the s3 feature, scan s3://… says how to turn it on"
+cargo build --release --locked --quiet --bin sesguard
+set +e
+no_s3=$(./target/release/sesguard scan s3://trail-bucket/AWSLogs/ 2>&1)
+code=$?
+set -e
+if [ "$code" != 2 ] || ! printf '%s' "$no_s3" | grep -q -- '--features s3'; then
+  echo "scan s3:// without the s3 feature: exit $code, $no_s3" >&2
+  exit 1
+fi
 passed=$((passed + 1))
 
 step "README commands"

@@ -46,7 +46,9 @@ impl Object {
 #[derive(Debug, Default)]
 pub struct Listing {
     pub objects: Vec<Object>,
-    /// Digest and Insights files, and keys with a suffix `scan` does not read.
+    /// CloudTrail digest files (counted as the local scan counts them).
+    pub digests: u64,
+    /// Insights files, and keys with a suffix `scan` does not read.
     pub not_logs: u64,
     /// Log files of days outside --since/--until.
     pub outside_dates: u64,
@@ -115,7 +117,14 @@ impl S3 {
             for object in page.contents() {
                 let Some(key) = object.key() else { continue };
                 if !is_log_key(key) {
-                    listing.not_logs += 1;
+                    if key
+                        .split('/')
+                        .any(|p| p.eq_ignore_ascii_case("CloudTrail-Digest"))
+                    {
+                        listing.digests += 1;
+                    } else {
+                        listing.not_logs += 1;
+                    }
                     continue;
                 }
                 if key_day(key).is_some_and(|day| !day_may_hold(day, since, until)) {
@@ -125,7 +134,10 @@ impl S3 {
                 listing.objects.push(Object {
                     bucket: url.bucket.clone(),
                     key: key.to_owned(),
-                    size: object.size().and_then(|s| u64::try_from(s).ok()).unwrap_or(0),
+                    size: object
+                        .size()
+                        .and_then(|s| u64::try_from(s).ok())
+                        .unwrap_or(0),
                     etag: object.e_tag().map(str::to_owned),
                 });
             }
@@ -205,7 +217,12 @@ impl S3 {
                 let failed: Vec<(String, String)> = answer
                     .failed()
                     .iter()
-                    .map(|f| (f.id().to_owned(), f.message().unwrap_or(f.code()).to_owned()))
+                    .map(|f| {
+                        (
+                            f.id().to_owned(),
+                            f.message().unwrap_or(f.code()).to_owned(),
+                        )
+                    })
                     .collect();
                 for (i, object) in &pending {
                     if !failed.iter().any(|(id, _)| *id == i.to_string()) {

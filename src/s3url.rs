@@ -16,7 +16,8 @@ pub struct S3Url {
 impl S3Url {
     /// Whether a command-line argument names S3 rather than a local path.
     pub fn is_s3(arg: &str) -> bool {
-        arg.get(..5).is_some_and(|s| s.eq_ignore_ascii_case("s3://"))
+        arg.get(..5)
+            .is_some_and(|s| s.eq_ignore_ascii_case("s3://"))
     }
 
     pub fn parse(arg: &str) -> Result<S3Url, String> {
@@ -59,9 +60,13 @@ impl fmt::Display for S3Url {
 /// `scan` reads.
 pub fn is_log_key(key: &str) -> bool {
     let skipped = key.split('/').any(|part| {
-        part.eq_ignore_ascii_case("CloudTrail-Digest") || part.eq_ignore_ascii_case("CloudTrail-Insight")
+        part.eq_ignore_ascii_case("CloudTrail-Digest")
+            || part.eq_ignore_ascii_case("CloudTrail-Insight")
     });
-    !skipped && crate::input::SCANNED_SUFFIXES.iter().any(|s| key.ends_with(s))
+    !skipped
+        && crate::input::SCANNED_SUFFIXES
+            .iter()
+            .any(|s| key.ends_with(s))
 }
 
 /// The day of a key in CloudTrail's layout (`…/CloudTrail/<region>/<yyyy>/<mm>/<dd>/…`), as the
@@ -136,7 +141,10 @@ mod tests {
                 prefix: "AWSLogs/o-abc/".into()
             })
         );
-        assert_eq!(S3Url::parse("S3://abc").map(|u| u.prefix), Ok(String::new()));
+        assert_eq!(
+            S3Url::parse("S3://abc").map(|u| u.prefix),
+            Ok(String::new())
+        );
         assert!(S3Url::parse("s3://").is_err());
         assert!(S3Url::parse("s3://Bad_Bucket/x").is_err());
         assert!(S3Url::parse("/local/path").is_err());
@@ -156,16 +164,25 @@ mod tests {
         assert!(!is_log_key(
             "AWSLogs/111122223333/CloudTrail-Insight/us-east-1/2026/03/02/x.json.gz"
         ));
-        assert!(!is_log_key("AWSLogs/111122223333/CloudTrail/us-east-1/2026/03/02/notes.txt"));
+        assert!(!is_log_key(
+            "AWSLogs/111122223333/CloudTrail/us-east-1/2026/03/02/notes.txt"
+        ));
         assert_eq!(key_day("exports/2026/03/02/x.json"), None);
-        assert_eq!(key_day("AWSLogs/1/CloudTrail/us-east-1/2026/3/2/x.json"), None);
+        assert_eq!(
+            key_day("AWSLogs/1/CloudTrail/us-east-1/2026/3/2/x.json"),
+            None
+        );
     }
 
     #[test]
     fn a_day_folder_is_read_for_ranges_that_reach_it() {
         let day = at("2026-03-02").unwrap();
         assert!(day_may_hold(day, None, None));
-        assert!(day_may_hold(day, at("2026-03-02").ok(), at("2026-03-03").ok()));
+        assert!(day_may_hold(
+            day,
+            at("2026-03-02").ok(),
+            at("2026-03-03").ok()
+        ));
         // Its last events are before the next midnight...
         assert!(!day_may_hold(day, at("2026-03-03").ok(), None));
         // ... its first may be late deliveries of the day before.
@@ -175,7 +192,10 @@ mod tests {
 
     #[test]
     fn notifications_carry_keys_encoded_as_s3_encodes_them() {
-        assert_eq!(encode_key("AWSLogs/a b+c:d/é.json"), "AWSLogs/a+b%2Bc%3Ad/%C3%A9.json");
+        assert_eq!(
+            encode_key("AWSLogs/a b+c:d/é.json"),
+            "AWSLogs/a+b%2Bc%3Ad/%C3%A9.json"
+        );
         let body: serde_json::Value =
             serde_json::from_str(&created_notification("trail", "a b.json", 42, "eu-west-1"))
                 .unwrap();

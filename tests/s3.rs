@@ -42,7 +42,15 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 async fn sdk(endpoint: &str) -> aws_config::SdkConfig {
+    use aws_smithy_http_client::tls;
     aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(
+            aws_smithy_http_client::Builder::new()
+                .tls_provider(tls::Provider::Rustls(
+                    tls::rustls_provider::CryptoMode::Ring,
+                ))
+                .build_https(),
+        )
         .endpoint_url(endpoint)
         .region(aws_config::Region::new("us-east-1"))
         .credentials_provider(aws_sdk_s3::config::Credentials::new(
@@ -190,19 +198,31 @@ fn scanning_s3_gives_the_bytes_of_scanning_the_same_files_locally() {
     let trail = trail(&rt, &endpoint);
     for threads in ["1", "3"] {
         let remote = trail.run(&[
-            "scan", "--format", "jsonl", "--threads", threads,
+            "scan",
+            "--format",
+            "jsonl",
+            "--threads",
+            threads,
             &trail.url("AWSLogs/"),
         ]);
         let local = trail.run(&[
-            "scan", "--format", "jsonl", "--threads", threads,
+            "scan",
+            "--format",
+            "jsonl",
+            "--threads",
+            threads,
             &trail.local("AWSLogs/"),
         ]);
         assert_eq!(remote.code, 0, "{}", remote.stderr);
         assert_eq!(local.code, 0, "{}", local.stderr);
         assert!(remote.stdout.lines().count() > 20, "{}", remote.stdout);
         assert_eq!(remote.stdout, local.stdout, "--threads {threads}");
-        // The listing left the digest out, and the summary counts the same records.
-        assert!(remote.stderr.contains("1 other objects"), "{}", remote.stderr);
+        // The listing left the digest out, and the summary counts it as the local scan does.
+        assert!(
+            remote.stderr.contains("1 digest file skipped"),
+            "{}",
+            remote.stderr
+        );
         let summary = |s: &str| s.lines().last().unwrap_or("").to_owned();
         assert_eq!(summary(&remote.stderr), summary(&local.stderr));
     }
@@ -216,13 +236,27 @@ fn since_and_until_skip_whole_days_of_objects_and_filter_records() {
     let all = trail.run(&["scan", "--format", "jsonl", &trail.url("AWSLogs/")]);
     assert!(all.stdout.contains("later-delete-1"));
     let early = trail.run(&[
-        "scan", "--format", "jsonl", "--until", "2026-03-03", &trail.url("AWSLogs/"),
+        "scan",
+        "--format",
+        "jsonl",
+        "--until",
+        "2026-03-03",
+        &trail.url("AWSLogs/"),
     ]);
     assert_eq!(early.code, 0, "{}", early.stderr);
     assert!(!early.stdout.contains("later-delete-1"));
-    assert!(early.stderr.contains("1 of days outside"), "{}", early.stderr);
+    assert!(
+        early.stderr.contains("1 of days outside"),
+        "{}",
+        early.stderr
+    );
     let late = trail.run(&[
-        "scan", "--format", "jsonl", "--since", "2026-03-09T09:00:00Z", &trail.url("AWSLogs/"),
+        "scan",
+        "--format",
+        "jsonl",
+        "--since",
+        "2026-03-09T09:00:00Z",
+        &trail.url("AWSLogs/"),
         &trail.local("AWSLogs/"),
     ]);
     assert_eq!(late.code, 0, "{}", late.stderr);
@@ -235,7 +269,11 @@ fn since_and_until_skip_whole_days_of_objects_and_filter_records() {
     // the same event twice is one signal), nothing of the earlier day.
     assert!(!ids.is_empty());
     assert!(ids.iter().all(|id| id == "later-delete-1"), "{ids:?}");
-    assert!(late.stderr.contains("outside --since/--until"), "{}", late.stderr);
+    assert!(
+        late.stderr.contains("outside --since/--until"),
+        "{}",
+        late.stderr
+    );
 }
 
 #[test]
@@ -244,19 +282,33 @@ fn a_missing_bucket_is_an_error_naming_it_and_the_rest_is_scanned() {
     let rt = runtime();
     let trail = trail(&rt, &endpoint);
     let run = trail.run(&[
-        "scan", "--format", "jsonl", "s3://sesguard-no-such-bucket-x/AWSLogs/",
+        "scan",
+        "--format",
+        "jsonl",
+        "s3://sesguard-no-such-bucket-x/AWSLogs/",
         &trail.local("AWSLogs/"),
     ]);
     assert_eq!(run.code, 1);
     assert!(
-        run.stderr.contains("s3://sesguard-no-such-bucket-x/AWSLogs/: cannot list"),
+        run.stderr
+            .contains("s3://sesguard-no-such-bucket-x/AWSLogs/: cannot list"),
         "{}",
         run.stderr
     );
-    assert!(run.stdout.lines().count() > 20, "the local files were scanned");
+    assert!(
+        run.stdout.lines().count() > 20,
+        "the local files were scanned"
+    );
+    // A prefix with no log file is like a folder with none: named, exit 2.
     let empty = trail.run(&["scan", &trail.url("nothing-here/")]);
-    assert_eq!(empty.code, 1);
-    assert!(empty.stderr.contains("no CloudTrail log file under this prefix"), "{}", empty.stderr);
+    assert_eq!(empty.code, 2);
+    assert!(
+        empty
+            .stderr
+            .contains("no CloudTrail log file under this prefix"),
+        "{}",
+        empty.stderr
+    );
 }
 
 #[test]
@@ -264,7 +316,13 @@ fn timeline_reads_s3_too() {
     let Some(endpoint) = endpoint() else { return };
     let rt = runtime();
     let trail = trail(&rt, &endpoint);
-    let args = ["timeline", "--source-ip", "198.51.100.23", "--format", "jsonl"];
+    let args = [
+        "timeline",
+        "--source-ip",
+        "198.51.100.23",
+        "--format",
+        "jsonl",
+    ];
     let remote = trail.run(&[&args[..], &[trail.url("AWSLogs/").as_str()]].concat());
     let local = trail.run(&[&args[..], &[trail.local("AWSLogs/").as_str()]].concat());
     let strip = |text: &str| -> Vec<Value> {
@@ -327,7 +385,12 @@ fn backfill_queues_one_notification_per_log_file_and_can_run_again() {
                 assert_eq!(record["eventSource"], "aws:s3");
                 assert_eq!(record["eventName"], "ObjectCreated:Put");
                 assert_eq!(record["s3"]["bucket"]["name"], trail.bucket.as_str());
-                keys.push(record["s3"]["object"]["key"].as_str().expect("key").to_owned());
+                keys.push(
+                    record["s3"]["object"]["key"]
+                        .as_str()
+                        .expect("key")
+                        .to_owned(),
+                );
                 rt.block_on(
                     sqs.delete_message()
                         .queue_url(&queue)
@@ -346,12 +409,26 @@ fn backfill_queues_one_notification_per_log_file_and_can_run_again() {
     assert_eq!(first, expected);
     // Again, bounded by date: only the later day's file.
     let again = trail.run(&[
-        "backfill", "--queue", &queue, "--since", "2026-03-05", &trail.url("AWSLogs/"),
+        "backfill",
+        "--queue",
+        &queue,
+        "--since",
+        "2026-03-05",
+        &trail.url("AWSLogs/"),
     ]);
     assert_eq!(again.code, 0, "{}", again.stderr);
     assert_eq!(drain(), [format!("{LATER}later.json.gz")]);
     // A queue that does not exist: exit 1, named.
-    let bad = trail.run(&["backfill", "--queue", &format!("{queue}-missing"), &trail.url("AWSLogs/")]);
+    let bad = trail.run(&[
+        "backfill",
+        "--queue",
+        &format!("{queue}-missing"),
+        &trail.url("AWSLogs/"),
+    ]);
     assert_eq!(bad.code, 1);
-    assert!(bad.stderr.contains("-missing: cannot send"), "{}", bad.stderr);
+    assert!(
+        bad.stderr.contains("-missing: cannot send"),
+        "{}",
+        bad.stderr
+    );
 }

@@ -9,10 +9,10 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use sesguard::Engine;
 use sesguard::config::{Config, Overrides};
 use sesguard::deliver::{Counts, Sink, SinkError};
-use sesguard::input::{self, InputError, Source};
+use sesguard::input::{self, InputError};
 use sesguard::model::Seconds;
-use sesguard::s3url::S3Url;
 use sesguard::rules;
+use sesguard::s3url::S3Url;
 use sesguard::scan::{PROBLEMS_SHOWN_PER_FILE, Scanner};
 use sesguard::signal::{self, Signal};
 use sesguard::text;
@@ -33,11 +33,16 @@ enum Command {
     /// Evaluate CloudTrail records from files, directories or stdin and print signals.
     ///
     /// PATH is a file, a directory (recursed; .json, .jsonl, .ndjson and .gz files in name
-    /// order) or - for stdin. Each file may hold EventBridge envelopes, bare records, a
-    /// CloudTrail log file {"Records":[...]}, a JSON array or JSON Lines, gzip-compressed or not.
+    /// order, CloudTrail digest files skipped) or - for stdin. Each file may hold EventBridge
+    /// envelopes, bare records, a CloudTrail log file {"Records":[...]}, a JSON array, JSON
+    /// Lines, `aws cloudtrail lookup-events` output, CloudWatch Logs filter-log-events /
+    /// get-log-events output or subscription payloads, or several such documents one after the
+    /// other, gzip-compressed or not.
     ///
-    /// Exit status: 0 all input read; 1 some input unreadable or malformed (everything readable
-    /// still evaluated and printed); 2 usage or configuration error.
+    /// Exit status: 0 all input read; 1 some input unreadable or malformed, or a file without a
+    /// CloudTrail record (everything readable still evaluated and printed); 2 usage or
+    /// configuration error, or a PATH that does not exist or a directory without an input file
+    /// (after everything else was scanned).
     Scan(ScanArgs),
     /// List the detections and the API calls each one reads.
     Rules {
@@ -257,8 +262,8 @@ fn scan(args: ScanArgs) -> ExitCode {
         Ok(bounds) => bounds,
         Err(code) => return code,
     };
-    let (sources, expand_errors) = match gather(&args.paths, since, until, args.quiet) {
-        Ok(found) => found,
+    let expanded = match gather(&args.paths, since, until, args.quiet) {
+        Ok(expanded) => expanded,
         Err(code) => return code,
     };
     let threads = args.threads.map_or_else(
@@ -276,10 +281,15 @@ fn scan(args: ScanArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    for error in expand_errors {
+    for error in expanded.errors {
         scanner.report(error);
     }
-    let result = scanner.scan(&sources);
+    scanner.digests_skipped(expanded.digests);
+    let result = scanner.scan(&expanded.sources);
+    // Named last, where they are seen: the rest was scanned all the same.
+    for error in expanded.missing {
+        scanner.missing(error);
+    }
     let (sink, stats) = scanner.into_parts();
     let flushed = sink.screen().finish().map_err(SinkError::from);
     if let Err(err) = result.and(flushed)
@@ -291,7 +301,9 @@ fn scan(args: ScanArgs) -> ExitCode {
     if !args.quiet {
         eprintln!("sesguard: {stats}");
     }
-    if stats.clean() {
+    if stats.missing > 0 {
+        ExitCode::from(2)
+    } else if stats.clean() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
@@ -352,6 +364,18 @@ impl<W: Write + Send> Sink for Terminal<W> {
     fn problem(&self, error: &InputError) {
         self.screen().clear_progress();
         eprintln!("sesguard: {error}");
+    }
+
+    fn not_cloudtrail(&self, position: &input::Position, found: &str, count: u64) {
+        self.screen().clear_progress();
+        match count {
+            1 => eprintln!("sesguard: {position}: skipped, not a CloudTrail record: {found}"),
+            _ => eprintln!(
+                "sesguard: {position}: skipped {} objects that are not CloudTrail records, the \
+                 first {found}",
+                text::thousands(count)
+            ),
+        }
     }
 
     fn problems_not_shown(&self, file: &str, count: u64) {
@@ -439,20 +463,26 @@ fn timeline(args: TimelineArgs) -> ExitCode {
         until,
     };
     let mut collector = Timeline::new(query);
-    let (sources, expand_errors) = match gather(&args.paths, since, until, args.quiet) {
-        Ok(found) => found,
+    let expanded = match gather(&args.paths, since, until, args.quiet) {
+        Ok(expanded) => expanded,
         Err(code) => return code,
     };
-    for source in &sources {
+    for source in &expanded.sources {
         input::read_source(source, &mut collector);
     }
     let records = collector.records();
     let (calls, errors) = collector.into_calls();
     let mut problems = 0u64;
-    for error in expand_errors.iter().chain(&errors) {
+    for error in expanded
+        .errors
+        .iter()
+        .chain(&errors)
+        .chain(&expanded.missing)
+    {
         problems += 1;
         eprintln!("sesguard: {error}");
     }
+    let sources = expanded.sources;
     let format = args.format.unwrap_or(if io::stdout().is_terminal() {
         Format::Table
     } else {
@@ -502,7 +532,9 @@ fn timeline(args: TimelineArgs) -> ExitCode {
             calls.len()
         );
     }
-    if problems == 0 {
+    if !expanded.missing.is_empty() {
+        ExitCode::from(2)
+    } else if problems == 0 {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
@@ -537,16 +569,17 @@ fn gather(
     since: Option<Seconds>,
     until: Option<Seconds>,
     quiet: bool,
-) -> Result<(Vec<Source>, Vec<InputError>), ExitCode> {
-    let mut sources = Vec::new();
-    let mut errors = Vec::new();
+) -> Result<input::Expanded, ExitCode> {
+    let mut out = input::Expanded::default();
     let mut s3 = None;
     for path in paths {
         let arg = path.to_string_lossy();
         if !S3Url::is_s3(&arg) {
-            let (found, problems) = input::expand(std::slice::from_ref(path));
-            sources.extend(found);
-            errors.extend(problems);
+            let found = input::expand_all(std::slice::from_ref(path));
+            out.sources.extend(found.sources);
+            out.errors.extend(found.errors);
+            out.missing.extend(found.missing);
+            out.digests += found.digests;
             continue;
         }
         let url = match S3Url::parse(&arg) {
@@ -556,9 +589,9 @@ fn gather(
                 return Err(ExitCode::from(2));
             }
         };
-        list_s3(&url, since, until, quiet, &mut s3, &mut sources, &mut errors)?;
+        list_s3(&url, since, until, quiet, &mut s3, &mut out)?;
     }
-    Ok((sources, errors))
+    Ok(out)
 }
 
 #[cfg(feature = "s3")]
@@ -568,8 +601,7 @@ fn list_s3(
     until: Option<Seconds>,
     quiet: bool,
     client: &mut Option<sesguard::s3::S3>,
-    sources: &mut Vec<Source>,
-    errors: &mut Vec<InputError>,
+    out: &mut input::Expanded,
 ) -> Result<(), ExitCode> {
     if client.is_none() {
         match sesguard::s3::S3::from_env() {
@@ -585,7 +617,8 @@ fn list_s3(
     };
     let name: std::sync::Arc<str> = std::sync::Arc::from(url.to_string());
     match s3.list(url, since, until) {
-        Ok(listing) if listing.objects.is_empty() => errors.push(InputError::unreadable(
+        // Like a folder with no input file: the user named the wrong thing (exit 2).
+        Ok(listing) if listing.objects.is_empty() => out.missing.push(InputError::unreadable(
             input::Position::file(&name),
             format!(
                 "no CloudTrail log file under this prefix ({} other objects, {} of days outside \
@@ -605,9 +638,11 @@ fn list_s3(
                     listing.outside_dates
                 );
             }
-            sources.extend(listing.objects.iter().map(|o| s3.source(o)));
+            out.digests += listing.digests;
+            out.sources
+                .extend(listing.objects.iter().map(|o| s3.source(o)));
         }
-        Err(err) => errors.push(InputError::unreadable(
+        Err(err) => out.errors.push(InputError::unreadable(
             input::Position::file(&name),
             err.to_string(),
         )),
@@ -622,8 +657,7 @@ fn list_s3(
     _: Option<Seconds>,
     _: bool,
     _: &mut Option<()>,
-    _: &mut Vec<Source>,
-    _: &mut Vec<InputError>,
+    _: &mut input::Expanded,
 ) -> Result<(), ExitCode> {
     eprintln!(
         "sesguard: error: {url}: this sesguard was built without S3 support. Build it with the \
