@@ -52,16 +52,50 @@ step "cfn-lint template.yaml"
 cfn-lint template.yaml
 passed=$((passed + 1))
 
-step "template.yaml: patterns = rules, events/ through EventBridge (moto), security"
+step "cfn-lint forwarder.yaml (issue 14: the organisation's forwarders)"
+cfn-lint forwarder.yaml
+passed=$((passed + 1))
+
+step "template.yaml, forwarder.yaml: patterns = rules, events/ through EventBridge (moto), security"
 python_checks tests/template_check.py ./target/debug/sesguard
 
 step "end to end: the real sesguard-lambda under cargo lambda watch, against moto"
 python_checks tests/e2e_lambda.py "$PWD"
 
+step "scripts/try-lambda.sh: a local Lambda in one command publishes what scan prints"
+# Its own moto (a second one beside the suite's), the function under cargo lambda watch (built
+# above by the end-to-end test), one sample event.
+try_err=$(mktemp)
+if ! try_out=$(scripts/try-lambda.sh events/ses-DeleteIdentity.json 2>"$try_err"); then
+  cat "$try_err" >&2
+  exit 1
+fi
+expected=$(./target/debug/sesguard scan --quiet --format jsonl events/ses-DeleteIdentity.json | sort)
+got=$(printf '%s\n' "$try_out" | grep '^{' | sort || true)
+if [ -z "$expected" ] || [ "$got" != "$expected" ]; then
+  echo "try-lambda.sh printed other signals than sesguard scan of the same event:" >&2
+  diff <(printf '%s\n' "$expected") <(printf '%s\n' "$got") >&2 || true
+  exit 1
+fi
+rm -f "$try_err"
+passed=$((passed + 1))
+
 step "sam build (offline): the arm64 bootstrap users deploy"
 # Cold (new machine), 10-15 min: the whole dependency tree cross-compiled for arm64; warm
 # (~/.cache/sesguard, kept between runs and clones), 2-3 min after a change in src/.
 scripts/sam-build-check.sh
+passed=$((passed + 1))
+
+step "without the s3 feature, scan s3://… says how to turn it on"
+cargo build --release --locked --quiet --bin sesguard
+set +e
+no_s3=$(./target/release/sesguard scan s3://trail-bucket/AWSLogs/ 2>&1)
+code=$?
+set -e
+if [ "$code" != 2 ] || ! printf '%s' "$no_s3" | grep -q -- '--features s3'; then
+  echo "scan s3:// without the s3 feature: exit $code, $no_s3" >&2
+  exit 1
+fi
 passed=$((passed + 1))
 
 step "README commands"

@@ -52,6 +52,14 @@ pub enum ConfigError {
         index: usize,
         message: String,
     },
+    /// The Tor exit list named in the config file (or by the flag, `config` then `None`) cannot
+    /// be read: both paths are named, the list's as resolved against the config's folder.
+    #[error("cannot read the Tor exit list {}{}: {source}", path.display(), named_in(config))]
+    TorListRead {
+        path: PathBuf,
+        config: Option<PathBuf>,
+        source: std::io::Error,
+    },
     #[error("Tor exit list {path}, line {line}: {text:?} is not an IP address")]
     TorList {
         path: PathBuf,
@@ -73,6 +81,14 @@ pub struct Overrides {
     pub sandbox_exit_window_minutes: Option<u32>,
     pub chain_window_hours: Option<u32>,
     pub tor_exit_list: Option<PathBuf>,
+}
+
+/// ` (tor_exit_list in FILE)` for a list the config file names; nothing for one from a flag.
+fn named_in(config: &Option<PathBuf>) -> String {
+    config
+        .as_ref()
+        .map(|c| format!(" (tor_exit_list in {})", c.display()))
+        .unwrap_or_default()
 }
 
 /// Everything the engine is configured with.
@@ -206,15 +222,25 @@ impl Config {
         }
         // A path from the file is relative to the file; one from a flag, to the working directory.
         let tor_path = match (&overrides.tor_exit_list, &file.tor_exit_list) {
-            (Some(flag), _) => Some(flag.clone()),
-            (None, Some(from_file)) => Some(match &base {
-                Some(base) if from_file.is_relative() => base.join(from_file),
-                _ => from_file.clone(),
-            }),
+            (Some(flag), _) => Some((flag.clone(), None)),
+            (None, Some(from_file)) => Some((
+                match &base {
+                    Some(base) if from_file.is_relative() => base.join(from_file),
+                    _ => from_file.clone(),
+                },
+                Some(path.to_owned()),
+            )),
             (None, None) => None,
         };
         let tor = match tor_path {
-            Some(path) => TorList::load(&path)?,
+            Some((tor_path, config)) => TorList::load(&tor_path).map_err(|err| match err {
+                ConfigError::Read { path, source } => ConfigError::TorListRead {
+                    path,
+                    config,
+                    source,
+                },
+                other => other,
+            })?,
             None => TorList::default(),
         };
         Ok(Config {

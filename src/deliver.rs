@@ -63,6 +63,9 @@ pub trait Sink: Sync {
     /// `count` more problems in `file` than were reported with [`Sink::problem`] (the scan
     /// reports the first few of each file; the counts have them all).
     fn problems_not_shown(&self, _file: &str, _count: u64) {}
+    /// Objects in `position`'s file that are not CloudTrail records: `count` of them, the first
+    /// at `position` being `found` (said once per file; see [`crate::input::NotCloudTrail`]).
+    fn not_cloudtrail(&self, _position: &Position, _found: &str, _count: u64) {}
     /// Called now and then with the counts so far (for a progress display).
     fn progress(&self, _counts: &Counts) {}
     /// A record that some rule matched, after its signals were emitted: which dedup keys they
@@ -122,8 +125,15 @@ pub struct Counts {
     pub records: u64,
     /// Records or values skipped because they are not valid input.
     pub malformed: u64,
-    /// Files (or parts of them) that could not be read at all.
+    /// Files (or parts of them) that could not be read at all, and files without a record.
     pub unreadable: u64,
+    /// Paths that do not exist, and directories without an input file (the CLI's exit 2).
+    pub missing: u64,
+    /// Objects that are not CloudTrail records (no `eventName`, `eventSource` or `eventTime`),
+    /// digest files aside.
+    pub not_cloudtrail: u64,
+    /// CloudTrail digest files skipped, by name or by shape.
+    pub digests: u64,
     /// Records some rule read.
     pub matched: u64,
     /// Signals emitted, per rule id.
@@ -137,6 +147,8 @@ pub struct Counts {
     pub in_flight: u64,
     pub state_errors: u64,
     pub publish_errors: u64,
+    /// Records outside `--since`/`--until`, not evaluated.
+    pub outside_range: u64,
 }
 
 impl Counts {
@@ -146,7 +158,7 @@ impl Counts {
 
     /// Whether all input was read and understood (the CLI's exit code 0).
     pub fn clean(&self) -> bool {
-        self.malformed == 0 && self.unreadable == 0
+        self.malformed == 0 && self.unreadable == 0 && self.missing == 0
     }
 
     /// Counts a problem as unreadable or malformed input.
@@ -159,17 +171,49 @@ impl Counts {
     }
 }
 
+/// `1 file`, `2 files`.
+fn counted(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// The summary line: what was read, then records matched, then signals (those emitted, by rule,
+/// and those a suppression or the dedup window held back).
 impl fmt::Display for Counts {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} files, {} records read, {} malformed, {} unreadable, {} matched, {} signals",
-            self.files,
-            self.records,
+            "{}, {} read, {} malformed, {} unreadable",
+            counted(self.files, "file", "files"),
+            counted(self.records, "record", "records"),
             self.malformed,
             self.unreadable,
-            self.matched,
-            self.signal_count()
+        )?;
+        if self.missing > 0 {
+            write!(
+                f,
+                ", {} not found or empty",
+                counted(self.missing, "path", "paths")
+            )?;
+        }
+        if self.not_cloudtrail > 0 {
+            write!(
+                f,
+                ", {} not CloudTrail",
+                counted(self.not_cloudtrail, "object", "objects")
+            )?;
+        }
+        if self.digests > 0 {
+            write!(
+                f,
+                ", {} skipped",
+                counted(self.digests, "digest file", "digest files")
+            )?;
+        }
+        write!(
+            f,
+            "; {} matched a rule; {}",
+            counted(self.matched, "record", "records"),
+            counted(self.signal_count(), "signal", "signals")
         )?;
         if !self.signals.is_empty() {
             let by_rule: Vec<String> = self
@@ -182,10 +226,18 @@ impl fmt::Display for Counts {
         write!(
             f,
             ", {} suppressed, {} deduplicated",
-            self.suppressed, self.deduplicated
+            counted(self.suppressed, "signal", "signals"),
+            counted(self.deduplicated, "signal", "signals")
         )?;
+        if self.outside_range > 0 {
+            write!(
+                f,
+                ", {} outside --since/--until",
+                counted(self.outside_range, "record", "records")
+            )?;
+        }
         if self.late > 0 {
-            write!(f, ", {} late", self.late)?;
+            write!(f, ", {}", counted(self.late, "record late", "records late"))?;
         }
         Ok(())
     }

@@ -26,6 +26,11 @@ pub fn by_first_event(sources: &mut [Source]) {
     sources.sort_by_cached_key(|source| match source {
         Source::Stdin => None,
         Source::File(path) => first_event_time(path),
+        // Not opened twice: the time in a log file's name, else its folder's day (CloudTrail's
+        // key layout).
+        Source::Remote(remote) => {
+            crate::s3url::name_time(&remote.name).or_else(|| crate::s3url::key_day(&remote.name))
+        }
     });
 }
 

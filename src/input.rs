@@ -31,8 +31,11 @@ use serde_json::value::RawValue;
 use crate::record::Envelope;
 use crate::text::{describe, json_kind, thousands, truncate};
 
+mod shape;
 pub mod split;
 mod stream;
+
+pub use shape::NotCloudTrail;
 
 use split::Split;
 use stream::{Mode, Stream};
@@ -50,7 +53,7 @@ pub const STREAM_LINES_OVER: usize = 16 << 20;
 /// are found again one by one (a second pass, for hostile lines only).
 const MOST_SPANS: usize = 1 << 16;
 /// File name endings read when a directory is scanned (explicit file arguments are always read).
-const SCANNED_SUFFIXES: &[&str] = &[".json", ".jsonl", ".ndjson", ".gz"];
+pub const SCANNED_SUFFIXES: &[&str] = &[".json", ".jsonl", ".ndjson", ".gz"];
 
 /// Where a record or an error sits in the input.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -136,6 +139,9 @@ pub trait Visitor {
     fn record(&mut self, json: &str, position: &Position);
     /// Input that was skipped.
     fn error(&mut self, error: InputError);
+    /// An object that is not a CloudTrail record (none of `eventName`, `eventSource`,
+    /// `eventTime`), skipped: not malformed input, but worth telling (see `input/shape.rs`).
+    fn not_cloudtrail(&mut self, _found: NotCloudTrail, _position: &Position) {}
     /// Whether CloudTrail log files are split with [`split::records`] (one pass) rather than
     /// read with serde_json (two); the records and problems are the same either way. False
     /// only to compare the two (tests).
@@ -210,11 +216,12 @@ fn splits(_: &impl Visitor) -> bool {
     true
 }
 
-/// A named input: a file or standard input.
+/// A named input: a file, standard input, or a stream opened on demand (an S3 object).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
     Stdin,
     File(PathBuf),
+    Remote(Remote),
 }
 
 impl Source {
@@ -222,26 +229,93 @@ impl Source {
         match self {
             Source::Stdin => Arc::from("<stdin>"),
             Source::File(path) => Arc::from(path.display().to_string()),
+            Source::Remote(remote) => remote.name.clone(),
         }
     }
+}
+
+/// Opens a remote input's stream; called on the thread that reads it.
+pub type Open = dyn Fn() -> io::Result<Box<dyn Read + Send>> + Send + Sync;
+
+/// An input read as a stream opened when its turn comes (the core knows no AWS: the CLI's S3
+/// support builds these).
+#[derive(Clone)]
+pub struct Remote {
+    /// What problems name (`s3://bucket/key`).
+    pub name: Arc<str>,
+    pub open: Arc<Open>,
+}
+
+impl fmt::Debug for Remote {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Remote").field("name", &self.name).finish()
+    }
+}
+
+/// Remote inputs are the same input when they have the same name.
+impl PartialEq for Remote {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+    }
+}
+
+impl Eq for Remote {}
+
+/// What command-line paths expand to.
+#[derive(Debug, Default)]
+pub struct Expanded {
+    pub sources: Vec<Source>,
+    /// Entries that could not be listed (an unreadable directory).
+    pub errors: Vec<InputError>,
+    /// Paths that do not exist, and directories holding no input file: the user named the
+    /// wrong thing (the CLI exits with 2 after scanning the rest).
+    pub missing: Vec<InputError>,
+    /// CloudTrail digest files (`…_CloudTrail-Digest_…`), skipped by name.
+    pub digests: u64,
 }
 
 /// Expands command-line paths into sources: `-` is stdin, directories are walked recursively
 /// with entries in name order (CloudTrail's file names sort by time), hidden entries and files
 /// that are not `.json`, `.jsonl`, `.ndjson` or `.gz` skipped.
 pub fn expand(paths: &[PathBuf]) -> (Vec<Source>, Vec<InputError>) {
-    let mut sources = Vec::new();
-    let mut errors = Vec::new();
+    let Expanded {
+        sources,
+        mut errors,
+        missing,
+        ..
+    } = expand_all(paths);
+    errors.extend(missing);
+    (sources, errors)
+}
+
+/// [`expand`], telling paths that do not exist from unreadable ones, and skipping CloudTrail
+/// digest files (a trail's folder holds one an hour beside its log files).
+pub fn expand_all(paths: &[PathBuf]) -> Expanded {
+    let mut out = Expanded::default();
+    let name_of = |path: &Path| -> Arc<str> { Arc::from(path.display().to_string()) };
     for path in paths {
         if path.as_os_str() == "-" {
-            sources.push(Source::Stdin);
+            out.sources.push(Source::Stdin);
+            continue;
+        }
+        if !path.exists() {
+            // `exists` follows links: a dangling link is missing too.
+            out.missing.push(InputError::unreadable(
+                Position::file(&name_of(path)),
+                "no such file or directory",
+            ));
             continue;
         }
         if !path.is_dir() {
-            // Existence is checked when the file is opened, so the error names the cause.
-            sources.push(Source::File(path.clone()));
+            if is_digest(path) {
+                out.digests += 1;
+            } else {
+                // Readability is checked when the file is opened, so the error names the cause.
+                out.sources.push(Source::File(path.clone()));
+            }
             continue;
         }
+        let found_before = (out.sources.len(), out.digests, out.errors.len());
         let walk = walkdir::WalkDir::new(path)
             .follow_links(true)
             .sort_by_file_name()
@@ -250,21 +324,38 @@ pub fn expand(paths: &[PathBuf]) -> (Vec<Source>, Vec<InputError>) {
         for entry in walk {
             match entry {
                 Ok(entry) if entry.file_type().is_file() && is_scanned(entry.path()) => {
-                    sources.push(Source::File(entry.into_path()));
+                    if is_digest(entry.path()) {
+                        out.digests += 1;
+                    } else {
+                        out.sources.push(Source::File(entry.into_path()));
+                    }
                 }
                 Ok(_) => {}
                 Err(err) => {
                     let at = err.path().unwrap_or(path);
-                    let name: Arc<str> = Arc::from(at.display().to_string());
-                    errors.push(InputError::unreadable(
-                        Position::file(&name),
+                    out.errors.push(InputError::unreadable(
+                        Position::file(&name_of(at)),
                         err.to_string(),
                     ));
                 }
             }
         }
+        if (out.sources.len(), out.digests, out.errors.len()) == found_before {
+            out.missing.push(InputError::unreadable(
+                Position::file(&name_of(path)),
+                "no input file in this directory (read: .json, .jsonl, .ndjson and .gz files; \
+                 hidden entries are skipped)",
+            ));
+        }
     }
-    (sources, errors)
+    out
+}
+
+/// A CloudTrail digest file, by the name CloudTrail gives it
+/// (`111122223333_CloudTrail-Digest_us-east-1_trail_us-east-1_20260302T090000Z.json.gz`).
+fn is_digest(path: &Path) -> bool {
+    path.file_name()
+        .is_some_and(|name| name.to_string_lossy().contains("_CloudTrail-Digest_"))
 }
 
 fn is_hidden(name: &std::ffi::OsStr) -> bool {
@@ -299,6 +390,13 @@ pub fn read_source(source: &Source, visitor: &mut impl Visitor) {
             Err(err) => visitor.error(InputError::unreadable(
                 Position::file(&name),
                 format!("cannot open: {err}"),
+            )),
+        },
+        Source::Remote(remote) => match (remote.open)() {
+            Ok(reader) => read_stream(&name, reader, visitor),
+            Err(err) => visitor.error(InputError::unreadable(
+                Position::file(&name),
+                format!("cannot read: {err}"),
             )),
         },
     }
@@ -420,13 +518,8 @@ fn read_lines<R: Read>(name: &Arc<str>, mut lines: Lines<'_, R>, visitor: &mut i
                 }
                 // A CloudTrail log file line is split (and so validated) once, here; anything
                 // else is checked with serde_json.
-                let split = split_log_file(bytes, &mut spans, visitor);
-                let incomplete = split == Split::No
-                    && matches!(
-                        serde_json::from_slice::<IgnoredAny>(bytes),
-                        Err(err) if err.is_eof()
-                    );
-                if incomplete {
+                let (split, tried) = split_tried(bytes, &mut spans, visitor);
+                if split == Split::No && starts_documents(bytes, tried, true) {
                     lines.unread(range.start);
                     let stream = Stream::new(name, Mode::Documents, line_no, max);
                     read_rest(&mut lines, stream, visitor);
@@ -442,7 +535,7 @@ fn read_lines<R: Read>(name: &Arc<str>, mut lines: Lines<'_, R>, visitor: &mut i
                 if stream.is_blank() {
                     continue;
                 }
-                if stream.is_incomplete() {
+                if stream.is_incomplete() || stream.is_documents() {
                     stream.continue_as_documents();
                     read_rest(&mut lines, stream, visitor);
                     return;
@@ -459,7 +552,13 @@ fn read_lines<R: Read>(name: &Arc<str>, mut lines: Lines<'_, R>, visitor: &mut i
                 line_no += 1;
                 let bytes = lines.get(&range);
                 if !is_blank(bytes) {
-                    let split = split_log_file(bytes, &mut spans, visitor);
+                    let (split, tried) = split_tried(bytes, &mut spans, visitor);
+                    if split == Split::No && starts_documents(bytes, tried, false) {
+                        lines.unread(range.start);
+                        let stream = Stream::new(name, Mode::Documents, line_no, max);
+                        read_rest(&mut lines, stream, visitor);
+                        return;
+                    }
                     read_line(name, line_no, bytes, split, &spans, visitor);
                 }
             }
@@ -467,6 +566,11 @@ fn read_lines<R: Read>(name: &Arc<str>, mut lines: Lines<'_, R>, visitor: &mut i
                 line_no += 1;
                 let mut stream = Stream::new(name, Mode::Line, line_no, max);
                 if !read_long_line(name, line_no, &mut lines, &mut stream, visitor) {
+                    return;
+                }
+                if stream.is_documents() || stream.is_only_opened() {
+                    stream.continue_as_documents();
+                    read_rest(&mut lines, stream, visitor);
                     return;
                 }
                 stream.finish(visitor);
@@ -908,6 +1012,15 @@ fn split_log_file(
     spans: &mut Vec<std::ops::Range<usize>>,
     visitor: &impl Visitor,
 ) -> Split {
+    split_tried(json, spans, visitor).0
+}
+
+/// [`split_log_file`], and whether the text looked like a log file (so was tried).
+fn split_tried(
+    json: &[u8],
+    spans: &mut Vec<std::ops::Range<usize>>,
+    visitor: &impl Visitor,
+) -> (Split, bool) {
     let start = json
         .iter()
         .position(|b| !b.is_ascii_whitespace())
@@ -916,10 +1029,35 @@ fn split_log_file(
         && json.get(start) == Some(&b'{')
         && memmem::find(json, b"\"Records\"").is_some()
     {
-        split::records_at_most(json, spans, MOST_SPANS)
+        (split::records_at_most(json, spans, MOST_SPANS), true)
     } else {
         spans.clear();
-        Split::No
+        (Split::No, false)
+    }
+}
+
+/// Whether a whole line that is no log file (`split` declined it) starts documents that go
+/// on past it. The `first` line: when it is an incomplete value (a pretty-printed document) or
+/// several values one after the other (`zcat a.json.gz b.json.gz` of files without a final
+/// newline). A later line: when it is several values, or only `{` or `[` (a pretty-printed
+/// document after JSON Lines); a later line cut short stays one bad line. Only lines `tried`
+/// as log files or ending in `{` or `[` are parsed again: a JSON Lines record costs one look at
+/// its last byte.
+fn starts_documents(bytes: &[u8], tried: bool, first: bool) -> bool {
+    let last = bytes.iter().rev().find(|b| !b.is_ascii_whitespace());
+    let open_end = matches!(last, Some(b'{' | b'['));
+    if !(first || tried || open_end) {
+        return false;
+    }
+    match serde_json::from_slice::<IgnoredAny>(bytes) {
+        Ok(_) => false,
+        Err(err) if err.is_eof() => first || bytes.trim_ascii().len() == 1,
+        // `trailing characters` at the next value's opening bracket: another document follows.
+        Err(err) if err.line() == 1 && err.to_string().starts_with("trailing characters") => {
+            let at = err.column().saturating_sub(1);
+            matches!(bytes.get(at), Some(b'{' | b'['))
+        }
+        Err(_) => false,
     }
 }
 
@@ -954,6 +1092,17 @@ fn read_many_records(json: &str, position: &Position, visitor: &mut impl Visitor
 /// holds: replayed as it is, it gives the event it failed on). One larger than
 /// `--max-record-bytes` is reported and skipped.
 fn read_item(json: &str, position: &Position, may_be_envelope: bool, visitor: &mut impl Visitor) {
+    read_item_in(json, position, may_be_envelope, true, visitor);
+}
+
+/// [`read_item`]; `exports` is false for a record found inside an export (not unwrapped again).
+fn read_item_in(
+    json: &str,
+    position: &Position,
+    may_be_envelope: bool,
+    exports: bool,
+    visitor: &mut impl Visitor,
+) {
     let size = json
         .trim_matches(|c| matches!(c, ' ' | '\t' | '\n' | '\r'))
         .len();
@@ -963,12 +1112,12 @@ fn read_item(json: &str, position: &Position, may_be_envelope: bool, visitor: &m
     }
     if may_be_envelope && memmem::find(json.as_bytes(), b"\"requestPayload\"").is_some() {
         match destination_payload(json) {
-            Ok(Some(payload)) => return read_event(payload, position, true, visitor),
+            Ok(Some(payload)) => return read_event(payload, position, true, exports, visitor),
             Ok(None) => {}
             Err(message) => return visitor.error(InputError::new(position.clone(), message)),
         }
     }
-    read_event(json, position, may_be_envelope, visitor);
+    read_event(json, position, may_be_envelope, exports, visitor);
 }
 
 /// The event a Lambda destination record (`requestContext`, `requestPayload`, …) carries;
@@ -992,33 +1141,70 @@ fn destination_payload(json: &str) -> Result<Option<&str>, String> {
 }
 
 /// A record, or (where envelopes may appear) an EventBridge envelope around one.
-fn read_event(json: &str, position: &Position, may_be_envelope: bool, visitor: &mut impl Visitor) {
+fn read_event(
+    json: &str,
+    position: &Position,
+    may_be_envelope: bool,
+    exports: bool,
+    visitor: &mut impl Visitor,
+) {
     if !json.trim_start().starts_with('{') {
-        return malformed(visitor, position, || {
-            format!(
-                "expected a CloudTrail record (a JSON object), found {}",
-                json_kind(json)
-            )
-        });
+        return malformed(visitor, position, || not_an_object(json));
     }
     let bytes = json.as_bytes();
     let envelope_like = may_be_envelope
         && (memmem::find(bytes, b"\"detail-type\"").is_some()
             || memmem::find(bytes, b"\"detail\"").is_some());
     if !envelope_like {
-        visitor.record(json, position);
+        read_object(json, position, exports, visitor);
         return;
     }
     match serde_json::from_str::<Envelope>(json) {
         Ok(envelope) => match unwrap_envelope(&envelope) {
             Ok(Some(detail)) => visitor.record(detail, position),
-            Ok(None) => visitor.record(json, position),
+            Ok(None) => read_object(json, position, exports, visitor),
             Err(message) => visitor.error(InputError::new(position.clone(), message)),
         },
         Err(err) => visitor.error(InputError::new(
             position.clone(),
             format!("EventBridge envelope: {}", describe(&err)),
         )),
+    }
+}
+
+/// Why `json`, which is no object, is no record: what it is, or that it is not JSON at all.
+fn not_an_object(json: &str) -> String {
+    match serde_json::from_str::<IgnoredAny>(json) {
+        Ok(_) => format!(
+            "expected a CloudTrail record (a JSON object), found {}",
+            json_kind(json)
+        ),
+        Err(err) => format!(
+            "not JSON ({}): expected a CloudTrail record (a JSON object)",
+            describe(&err)
+        ),
+    }
+}
+
+/// An object: a record, or else an export to unwrap or something that is not CloudTrail.
+fn read_object(json: &str, position: &Position, exports: bool, visitor: &mut impl Visitor) {
+    if shape::is_record(json) {
+        visitor.record(json, position);
+        return;
+    }
+    match shape::classify(json, exports) {
+        Ok(shape::Shape::Export { export, elements }) => {
+            for (index, element) in elements.into_iter().enumerate() {
+                let at = position.with_record(index);
+                match shape::embedded(element, export) {
+                    // A log group fed by an EventBridge rule holds envelopes.
+                    Ok(text) => read_item_in(&text, &at, true, false, visitor),
+                    Err(message) => malformed(visitor, &at, || message),
+                }
+            }
+        }
+        Ok(shape::Shape::NotCloudTrail(found)) => visitor.not_cloudtrail(found, position),
+        Err(err) => malformed(visitor, position, || describe(&err)),
     }
 }
 
@@ -1197,6 +1383,11 @@ mod tests {
             "12345".to_owned(),
             "  \n \t \n".to_owned(),
             format!("{{\"Records\":[{}]}}\n", many.join(",")),
+            // Documents one after the other (`zcat` of files without a final newline), compact
+            // and pretty-printed, from the first line or after JSON Lines.
+            format!("{log_file}{log_file}{{\n\"Records\": [{a}]}}{b}\n{c}\n"),
+            format!("{a}\n{log_file} {log_file}\n[\n{b}\n]\n{c}"),
+            format!("{a}\n{{\n  \"Records\": [{b}]\n}}\n"),
         ];
         for text in &cases {
             reads_alike(text, None);
@@ -1211,6 +1402,38 @@ mod tests {
             "{limited:#?}"
         );
         assert_eq!(limited.len(), 3 + 1 + 2, "{limited:#?}");
+    }
+
+    #[test]
+    fn documents_one_after_the_other_are_all_read_wherever_they_start() {
+        let (a, b, c) = (record("a"), record("b"), record("c"));
+        let log_file = format!("{{\"Records\":[{a},{b}]}}");
+        let items = reads_alike(
+            &format!("{log_file}{log_file}{{\n\"Records\": [{c}]}}"),
+            None,
+        );
+        assert_eq!(
+            items
+                .iter()
+                .map(|i| i.split(" {").next().unwrap_or(""))
+                .collect::<Vec<_>>(),
+            [
+                "t.json: line 1, record 1",
+                "t.json: line 1, record 2",
+                "t.json: line 1, value 2, record 1",
+                "t.json: line 1, value 2, record 2",
+                "t.json: line 2, value 3, record 1",
+            ]
+        );
+        // A later line cut short stays one bad line: the next is read.
+        let items = seen(
+            format!("{a}\n{{\"Records\":[{b}\n{c}\n").as_bytes(),
+            None,
+            &[],
+            None,
+        );
+        assert_eq!(items.len(), 3, "{items:#?}");
+        assert!(items[2].starts_with("t.json: line 3 {"), "{items:#?}");
     }
 
     #[test]

@@ -17,11 +17,15 @@ pub mod output;
 pub mod record;
 pub mod reorder;
 pub mod rules;
+#[cfg(feature = "s3")]
+pub mod s3;
+pub mod s3url;
 pub mod scan;
 pub mod signal;
 pub mod state;
 pub mod text;
 pub mod time;
+pub mod timeline;
 
 pub use config::{Config, ConfigError};
 pub use engine::{Engine, EngineError, Evaluation};

@@ -8,11 +8,12 @@ use std::time::{Duration, Instant};
 
 use crate::deliver::{Collect, Collected, Counts, DeliverError, Delivery, Sink, SinkError};
 use crate::engine::Engine;
-use crate::input::{self, InputError, Position, Source, Visitor};
+use crate::input::{self, InputError, NotCloudTrail, Position, Source, Visitor};
 use crate::model::Seconds;
 use crate::reorder::{Peak, Reorder, Stamp};
 use crate::rules;
 use crate::state::MemoryState;
+use crate::time::parse_event_time;
 
 /// Runs the engine over sources, in order (or in event-time order, see
 /// [`Scanner::reorder_window`]), with one in-memory state.
@@ -35,12 +36,29 @@ pub struct Scanner<'e, K: Sink> {
     /// Problems found in evaluating records released from the buffer (by then their file may
     /// be done): per file, how many were shown and how many were not.
     released_problems: BTreeMap<Arc<str>, (u64, u64)>,
+    /// Event times evaluated: [since, until).
+    range: (Option<Seconds>, Option<Seconds>),
+    /// What the file being scanned held besides problems.
+    file: FileTally,
 }
 
 /// A record held in the reorder buffer.
 struct Held {
     json: String,
     position: Position,
+}
+
+/// Records and objects that are not records, in the file being scanned: a file without a record
+/// is a problem, one with some objects that are not records gets a note.
+#[derive(Default)]
+struct FileTally {
+    records: u64,
+    /// Objects that are not CloudTrail records (digests and control messages aside), and the
+    /// first of them with its position.
+    others: u64,
+    first_other: Option<(NotCloudTrail, Position)>,
+    /// The first digest or control message: told only when the file holds nothing else.
+    first_expected: Option<(NotCloudTrail, Position)>,
 }
 
 /// How files are read, the same on every reader thread.
@@ -82,6 +100,8 @@ impl<'e, K: Sink> Scanner<'e, K> {
             not_shown: 0,
             reorder: None,
             released_problems: BTreeMap::new(),
+            range: (None, None),
+            file: FileTally::default(),
         })
     }
 
@@ -127,6 +147,13 @@ impl<'e, K: Sink> Scanner<'e, K> {
         self
     }
 
+    /// Only records with an event time in [since, until) are evaluated (`--since`, `--until`);
+    /// records without a readable `eventTime` are evaluated, so the engine reports them.
+    pub fn between(mut self, since: Option<Seconds>, until: Option<Seconds>) -> Self {
+        self.range = (since, until);
+        self
+    }
+
     /// Records larger than this many bytes are reported and skipped without being held
     /// (`--max-record-bytes`; at least 1).
     pub fn max_record_bytes(mut self, bytes: usize) -> Self {
@@ -160,7 +187,7 @@ impl<'e, K: Sink> Scanner<'e, K> {
         for source in sources {
             self.counts.files += 1;
             input::read_source(source, self);
-            self.end_file(source);
+            self.end_file(&source.name());
             if let Some(err) = self.output_error.take() {
                 return Err(err);
             }
@@ -168,13 +195,54 @@ impl<'e, K: Sink> Scanner<'e, K> {
         Ok(())
     }
 
-    /// Reports how many problems of the file just scanned were not shown.
-    fn end_file(&mut self, source: &Source) {
+    /// Ends the file just scanned: one that held no CloudTrail record (and nothing expected
+    /// beside them, like a digest) is a problem; objects that are not records are told once;
+    /// then how many problems were not shown.
+    fn end_file(&mut self, name: &std::sync::Arc<str>) {
+        let tally = std::mem::take(&mut self.file);
+        let no_record = tally.records == 0 && self.file_problems == 0;
+        match (&tally.first_other, &tally.first_expected) {
+            (Some((found, _)), _) if no_record => {
+                let message = match tally.others {
+                    1 => format!("no CloudTrail record in this file: found {found}"),
+                    n => format!(
+                        "no CloudTrail record in this file: found {found} and {} more objects \
+                         that are not records",
+                        n - 1
+                    ),
+                };
+                Visitor::error(self, InputError::unreadable(Position::file(name), message));
+            }
+            (Some((found, position)), _) => {
+                self.sink
+                    .not_cloudtrail(position, &found.to_string(), tally.others);
+            }
+            (None, Some((found, position))) if no_record => {
+                self.sink.not_cloudtrail(position, &found.to_string(), 1);
+            }
+            (None, Some(_)) => {}
+            (None, None) if no_record => {
+                let message = "no CloudTrail record in this file";
+                Visitor::error(self, InputError::unreadable(Position::file(name), message));
+            }
+            (None, None) => {}
+        }
         if self.not_shown > 0 {
-            self.sink.problems_not_shown(&source.name(), self.not_shown);
+            self.sink.problems_not_shown(name, self.not_shown);
         }
         self.file_problems = 0;
         self.not_shown = 0;
+    }
+
+    /// Counts CloudTrail digest files skipped by name, without reading them.
+    pub fn digests_skipped(&mut self, count: u64) {
+        self.counts.digests += count;
+    }
+
+    /// Counts and reports a path that does not exist, or a directory without an input file.
+    pub fn missing(&mut self, error: InputError) {
+        self.counts.missing += 1;
+        self.sink.problem(&error);
     }
 
     /// Problems counted but not shown (found on a reader thread).
@@ -247,7 +315,7 @@ impl<'e, K: Sink> Scanner<'e, K> {
                         break;
                     }
                 }
-                self.end_file(source);
+                self.end_file(&source.name());
                 if let Some(err) = self.output_error.take() {
                     result = Err(err);
                     break;
@@ -274,6 +342,9 @@ impl<'e, K: Sink> Scanner<'e, K> {
                 }
                 Item::Skipped(records) => self.count_records(records),
                 Item::Error(error) => self.error(error),
+                Item::NotCloudTrail(found, position) => {
+                    Visitor::not_cloudtrail(self, found, &position);
+                }
                 Item::NotShown {
                     malformed,
                     unreadable,
@@ -283,6 +354,7 @@ impl<'e, K: Sink> Scanner<'e, K> {
     }
 
     fn count_records(&mut self, records: u64) {
+        self.file.records += records;
         let before = self.counts.records;
         self.counts.records += records;
         if before / 1024 != self.counts.records / 1024
@@ -388,6 +460,10 @@ impl<K: Sink> Visitor for Scanner<'_, K> {
         if self.output_error.is_some() || (!self.full_parse && !rules::may_match(json)) {
             return;
         }
+        if !in_range(json, self.range) {
+            self.counts.outside_range += 1;
+            return;
+        }
         self.arrive(json, position);
     }
 
@@ -409,6 +485,24 @@ impl<K: Sink> Visitor for Scanner<'_, K> {
         self.reading.stream_lines_over
     }
 
+    fn not_cloudtrail(&mut self, found: NotCloudTrail, position: &Position) {
+        if found == NotCloudTrail::Digest {
+            self.counts.digests += 1;
+        } else {
+            self.counts.not_cloudtrail += 1;
+        }
+        if found.is_expected() {
+            if self.file.first_expected.is_none() {
+                self.file.first_expected = Some((found, position.clone()));
+            }
+        } else {
+            self.file.others += 1;
+            if self.file.first_other.is_none() {
+                self.file.first_other = Some((found, position.clone()));
+            }
+        }
+    }
+
     fn error(&mut self, error: InputError) {
         self.counts.problem(&error);
         self.file_problems += 1;
@@ -426,6 +520,30 @@ impl<K: Sink> Visitor for Scanner<'_, K> {
     fn error_not_shown(&mut self) {
         self.problems_not_shown(1, 0);
     }
+}
+
+/// Whether a record's `eventTime` lies in `range`; true without a range, and when there is no
+/// readable time (the engine then reports the record if a rule reads it).
+fn in_range(json: &str, range: (Option<Seconds>, Option<Seconds>)) -> bool {
+    if range == (None, None) {
+        return true;
+    }
+    let Some(time) = event_time(json) else {
+        return true;
+    };
+    range.0.is_none_or(|s| time >= s) && range.1.is_none_or(|u| time < u)
+}
+
+/// The record's `eventTime`, found without parsing the record (records the prefilter passed).
+fn event_time(json: &str) -> Option<Seconds> {
+    let key = memchr::memmem::find(json.as_bytes(), b"\"eventTime\"")?;
+    let rest = json[key + 11..]
+        .trim_start()
+        .strip_prefix(':')?
+        .trim_start();
+    let value = rest.strip_prefix('"')?;
+    let end = value.find('"')?;
+    parse_event_time(&value[..end]).ok()
 }
 
 /// Batches are sent when they hold this much record text or this many items.
@@ -450,6 +568,7 @@ enum Item {
     },
     Skipped(u64),
     Error(InputError),
+    NotCloudTrail(NotCloudTrail, Position),
     /// Problems past the first [`PROBLEMS_SHOWN_PER_FILE`] of the file: counted only.
     NotShown {
         malformed: u64,
@@ -565,6 +684,12 @@ impl Visitor for Batcher {
         self.reading.stream_lines_over
     }
 
+    fn not_cloudtrail(&mut self, found: NotCloudTrail, position: &Position) {
+        if !self.closed {
+            self.push(Item::NotCloudTrail(found, position.clone()));
+        }
+    }
+
     fn error(&mut self, error: InputError) {
         self.errors += 1;
         if self.errors > PROBLEMS_SHOWN_PER_FILE {
@@ -629,9 +754,7 @@ fn scan_text_parsing(
     scanner.counts.files = 1;
     let name: std::sync::Arc<str> = name.into();
     input::read_stream(&name, text, &mut scanner);
-    if scanner.not_shown > 0 {
-        scanner.sink.problems_not_shown(&name, scanner.not_shown);
-    }
+    scanner.end_file(&name);
     scanner.release_all();
     let (sink, counts) = scanner.into_parts();
     (sink.into_inner(), counts)

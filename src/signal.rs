@@ -51,11 +51,15 @@ impl Signal {
             details,
             ..
         } = finding;
-        let triage = rule
+        let mut triage: Vec<String> = rule
             .triage
             .iter()
             .map(|step| fill_triage(step, &subject))
             .collect();
+        if let Some(step) = timeline_step(&subject) {
+            // Second, after "was this call expected?": the first thing to look at.
+            triage.insert(triage.len().min(1), step);
+        }
         Signal {
             signal_id,
             rule_id: rule.id.to_owned(),
@@ -118,6 +122,19 @@ pub fn signal_id(rule_id: &str, subject: &Subject, related: &[String]) -> String
         name.push_str(id);
     }
     Uuid::new_v5(&SIGNAL_NAMESPACE, name.as_bytes()).to_string()
+}
+
+/// The triage step that runs `sesguard timeline` for the signal's caller and address.
+fn timeline_step(subject: &Subject) -> Option<String> {
+    let command = crate::timeline::triage_command(
+        subject.principal.as_deref(),
+        subject.access_key_id.as_deref(),
+        subject.source_ip.as_deref(),
+        &subject.event_time,
+    )?;
+    Some(format!(
+        "See everything this caller did and everything that came from this address in the day around the event, in event-time order, any service: `{command}`."
+    ))
 }
 
 /// Fills Datadog's placeholders with values made safe for a markdown code span.

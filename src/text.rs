@@ -80,7 +80,8 @@ pub fn json_kind(json: &str) -> &'static str {
         Some(b'"') => "a string",
         Some(b't' | b'f') => "a boolean",
         Some(b'n') => "null",
-        Some(_) => "a number",
+        Some(b'-' | b'0'..=b'9') => "a number",
+        Some(_) => "text that is not JSON",
         None => "nothing",
     }
 }

@@ -82,7 +82,7 @@ impl Run {
     fn problems(&self) -> Vec<&str> {
         self.stderr
             .lines()
-            .filter(|l| !l.contains(" records read, "))
+            .filter(|l| !(l.contains(" read, ") && l.contains(" unreadable")))
             .collect()
     }
 
@@ -829,16 +829,20 @@ fn envelopes_with_a_null_detail_or_another_detail_type_are_reported() {
 }
 
 #[test]
-fn a_missing_path_is_unreadable_and_the_other_paths_are_still_scanned() {
+fn a_missing_path_exits_2_and_the_other_paths_are_still_scanned() {
     let dir = tempdir();
     let good = write(dir.path(), "good.json", line(&firing("kept")));
     let missing = dir.path().join("missing.json");
     let run = scan(&[path_str(&missing), path_str(&good)]);
-    run.assert_code(1);
+    run.assert_code(2);
     assert_eq!(run.pair_set(), fired_by(&["kept"]));
-    assert_problem(&run, &["missing.json: ", "cannot open"]);
-    assert!(run.summary().contains(" 1 unreadable"), "{}", run.summary());
-    assert!(run.summary().contains(" 0 malformed"), "{}", run.summary());
+    assert_problem(&run, &["missing.json: ", "no such file or directory"]);
+    assert!(run.summary().contains(" 0 unreadable"), "{}", run.summary());
+    assert!(
+        run.summary().contains(", 1 path not found or empty;"),
+        "{}",
+        run.summary()
+    );
 }
 
 #[test]
@@ -1100,9 +1104,10 @@ fn the_summary_line_counts_files_records_problems_matches_and_signals_by_rule() 
     run.assert_code(1);
     assert_eq!(
         run.summary(),
-        "sesguard: 2 files, 4 records read, 1 malformed, 0 unreadable, 3 matched, 6 signals \
-         (ses-discovery-long-term-key 1, ses-enumeration-unseen-user 1, ses-identity-deleted 1, \
-         ses-modification 2, ses-verify-then-delete 1), 0 suppressed, 0 deduplicated"
+        "sesguard: 2 files, 4 records read, 1 malformed, 0 unreadable; 3 records matched a rule; \
+         6 signals (ses-discovery-long-term-key 1, ses-enumeration-unseen-user 1, \
+         ses-identity-deleted 1, ses-modification 2, ses-verify-then-delete 1), 0 signals \
+         suppressed, 0 signals deduplicated"
     );
 }
 
@@ -1382,7 +1387,7 @@ fn each_sample_gives_exactly_its_pinned_signals() {
     assert_eq!(signals_by_file(&run), expected, "{}", run.stdout);
     assert_eq!(run.pairs().len(), 33);
     assert!(
-        run.summary().contains("55 records read") && run.summary().contains("41 matched"),
+        run.summary().contains("55 records read") && run.summary().contains("41 records matched"),
         "{}",
         run.summary()
     );

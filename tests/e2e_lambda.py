@@ -26,7 +26,7 @@ What it does:
      and in order outside it (none), from tests/scenarios/c*.json in a fresh account;
   6. scenario D: malformed events (tests/scenarios/d*.json) make the invocation fail and
      publish nothing; the function still answers afterwards.
-  Faults (README "Failure modes"): a second `cargo lambda watch` whose DynamoDB and SNS calls go
+  Faults (docs/operations.md, "Failure modes"): a second `cargo lambda watch` whose DynamoDB and SNS calls go
   through tests/fault_proxy.py (AWS_ENDPOINT_URL_DYNAMODB / AWS_ENDPOINT_URL_SNS; the rest goes
   to moto directly), with SESGUARD_CLAIM_LEASE_SECONDS=2. Each scenario invokes a variant of
   events/ses-DeleteIdentity.json (two signals) in an account of its own, plays Lambda's retries
@@ -1015,7 +1015,7 @@ class Faults:
             f"{len(got)} messages, copies per signal_id {dict(counts)}",
         )
         self.check(
-            "H: at most one extra copy (README: subscribers de-duplicate on signal_id)",
+            "H: at most one extra copy (docs/operations.md: subscribers de-duplicate on signal_id)",
             counts and max(counts.values()) <= 2 and sum(counts.values()) <= len(expected) + 1,
             f"copies per signal_id {dict(counts)}",
         )

@@ -27,7 +27,8 @@ impl Run {
         summary
             .split(", ")
             .find_map(|part| part.strip_suffix(word))
-            .and_then(|n| n.trim().parse().ok())
+            // "4 signals suppressed": the number is the first word.
+            .and_then(|n| n.split_whitespace().next()?.parse().ok())
             .unwrap_or_else(|| panic!("no {word} in {summary}"))
     }
 }

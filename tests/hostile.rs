@@ -563,7 +563,7 @@ fn a_million_problems_in_a_file_print_ten_lines_and_a_count_and_the_next_file_is
             "{stderr}"
         );
         assert!(
-            lines[11].contains(" 1 records read, 1000000 malformed, "),
+            lines[11].contains(" 1 record read, 1000000 malformed, "),
             "{stderr}"
         );
     }

@@ -202,7 +202,8 @@ fn records_further_behind_than_the_window_are_evaluated_as_they_come_and_counted
         summary
             .split(", ")
             .find_map(|part| part.strip_suffix(" late"))
-            .and_then(|n| n.parse().ok())
+            // "3 records late": the number is the first word.
+            .and_then(|n| n.split_whitespace().next()?.parse().ok())
             .unwrap_or(0)
     };
     assert!(count(late.summary()) > 0, "{}", late.summary());

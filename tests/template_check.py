@@ -16,6 +16,10 @@ Usage (scripts/test.sh runs it with the venv's python, after sourcing scripts/em
    call, no wildcards), encryption of topic, queues and table, a DLQ on every rule target, an
    on-failure destination, alarms that can publish to the (encrypted) topic.
 
+4. The organisation-wide deployment (issue 14, tests/organisation_check.py): the template's own
+   event bus and its policy, forwarder.yaml (patterns, IAM in us-east-1 only, role, DLQ, alarm),
+   and the events/ samples routed by moto from a member account's default bus to that bus.
+
 Prints one line per check and ends with `N passed, M failed` (tests/checks.py; the counts also go
 to the file SESGUARD_CHECKS_REPORT names, if set); exits 1 on any failure.
 """
@@ -34,6 +38,8 @@ from pathlib import Path
 from cfn_template import ROOT, as_list, load, normalized, of_type, plain, props, target
 # The pass/fail reporter, shared with e2e_lambda.py.
 from checks import Checks
+# The organisation-wide deployment (issue 14): the detector's bus and forwarder.yaml.
+from organisation_check import bus_of, check_bus_patterns, check_organisation
 
 # SESGUARD_TEMPLATE: check another template (used to prove that the checks fail on a bad one).
 TEMPLATE = Path(os.environ.get("SESGUARD_TEMPLATE") or ROOT / "template.yaml")
@@ -120,7 +126,12 @@ def check_patterns(resources, binary: str):
     expected = json.loads(out)
     check("`sesguard rules --format eventbridge` prints a JSON array of patterns",
           isinstance(expected, list) and len(expected) >= 1, out[:200])
-    rules = of_type(resources, "AWS::Events::Rule")
+    all_rules = of_type(resources, "AWS::Events::Rule")
+    # The same patterns on each bus: the default bus, and sesguard's own bus (issue 14).
+    buses = sorted({bus_of(r) for r in all_rules.values()}, key=lambda b: b != "default")
+    for bus in buses[1:]:
+        check_bus_patterns(check, bus, {n: r for n, r in all_rules.items() if bus_of(r) == bus}, expected)
+    rules = {n: r for n, r in all_rules.items() if bus_of(r) == "default"}
     by_source = {}
     for name, rule in rules.items():
         pattern = plain(props(rule).get("EventPattern"))
@@ -128,7 +139,7 @@ def check_patterns(resources, binary: str):
             pattern = json.loads(pattern)
         for source in as_list((pattern or {}).get("source")):
             by_source.setdefault(source, []).append((name, pattern))
-    check(f"the template has one EventBridge rule per pattern ({len(expected)})",
+    check(f"the template has one EventBridge rule per pattern on the default bus ({len(expected)})",
           len(rules) == len(expected),
           f"found {sorted(rules)}")
     for pattern in expected:
@@ -143,13 +154,14 @@ def check_patterns(resources, binary: str):
             detail = (f"{matches[0][0]} has {json.dumps(matches[0][1], sort_keys=True)}, "
                       f"the rules read {json.dumps(pattern, sort_keys=True)}")
         check(f"rule for {source}: EventPattern equals the pattern derived from the rules", ok, detail)
-    for name, rule in sorted(rules.items()):
+    for name, rule in sorted(all_rules.items()):
         p = props(rule)
         check(f"{name}: State {CLOUDTRAIL_STATE} (else no Get*/List* event is delivered)",
               p.get("State") == CLOUDTRAIL_STATE,
               f"State is {p.get('State')!r}")
-        check(f"{name}: on the default event bus",
-              p.get("EventBusName") in (None, "default") and "ScheduleExpression" not in p,
+        check(f"{name}: on the default event bus or the template's own bus",
+              (bus_of(rule) == "default" or bus_of(rule) in of_type(resources, "AWS::Events::EventBus"))
+              and "ScheduleExpression" not in p,
               f"EventBusName {p.get('EventBusName')!r}")
     return [plain(props(r)["EventPattern"]) for _, r in sorted(rules.items())]
 
@@ -504,6 +516,10 @@ def main() -> int:
     patterns = check_patterns(template.get("Resources", {}), binary)
     check_events(patterns, events_dir)
     check_deployment(template)
+    # Issue 14: the detector's own bus, forwarder.yaml, and the routing between them.
+    expected = json.loads(subprocess.run([binary, "rules", "--format", "eventbridge"], check=True,
+                                         capture_output=True, text=True).stdout)
+    check_organisation(check, template, expected, events_dir)
     return checks.finish()
 
 

@@ -18,6 +18,7 @@ use sesguard::output::progress::Progress;
 use sesguard::output::table::{Table, escape};
 use sesguard::record::Record;
 use sesguard::rules;
+use sesguard::s3url::S3Url;
 use sesguard::scan::{PROBLEMS_SHOWN_PER_FILE, Scanner};
 use sesguard::signal::Signal;
 use sesguard::text;
@@ -37,13 +38,18 @@ struct Cli {
 enum Command {
     /// Evaluate CloudTrail records from files, directories or stdin and print signals.
     ///
-    /// PATH is a file, a directory (recursed; .json, .jsonl, .ndjson and .gz files) or - for
-    /// stdin. Records are evaluated in event-time order (see --reorder-window), signals printed
-    /// as decided. Each file may hold EventBridge envelopes, bare records, a
-    /// CloudTrail log file {"Records":[...]}, a JSON array or JSON Lines, gzip-compressed or not.
+    /// PATH is a file, a directory (recursed; .json, .jsonl, .ndjson and .gz files; CloudTrail
+    /// digest files skipped), - for stdin, or s3://bucket/prefix. Records are evaluated in
+    /// event-time order (see --reorder-window), signals printed as decided. Each file may hold
+    /// EventBridge envelopes, bare records, a CloudTrail log file {"Records":[...]}, a JSON
+    /// array, JSON Lines, `aws cloudtrail lookup-events` output, CloudWatch Logs
+    /// filter-log-events / get-log-events output or subscription payloads, or several such
+    /// documents one after the other, gzip-compressed or not.
     ///
-    /// Exit status: 0 all input read; 1 some input unreadable or malformed (everything readable
-    /// still evaluated and printed); 2 usage or configuration error.
+    /// Exit status: 0 all input read; 1 some input unreadable or malformed, or a file without a
+    /// CloudTrail record (everything readable still evaluated and printed); 2 usage or
+    /// configuration error, or a PATH that does not exist or a directory without an input file
+    /// (after everything else was scanned).
     Scan(ScanArgs),
     /// List the detections and the API calls each one reads.
     Rules {
@@ -51,11 +57,82 @@ enum Command {
         #[arg(long, value_enum, default_value_t = RulesFormat::Table)]
         format: RulesFormat,
     },
+    /// Every CloudTrail call (any service) by a principal, an access key or a source address,
+    /// in event-time order: the triage step "what else did this caller do, what else came from
+    /// this address", over any input `scan` reads.
+    ///
+    /// A call matches if it matches any of --principal, --access-key and --source-ip (at least
+    /// one is required), and falls within --since/--until. Prints a table on a terminal, JSON
+    /// Lines otherwise, then the calls per service and per region (on stderr with JSON Lines).
+    /// Memory grows with the number of matching calls (a few hundred bytes each), not with the
+    /// input. Exit status as for `scan`.
+    Timeline(TimelineArgs),
+    /// Queue the trail's existing log files for the deployed function (the S3 ingestion queue),
+    /// so that the function fleet processes history in parallel with the production state.
+    ///
+    /// Sends one S3 object-created notification per log file under each s3:// prefix (in key
+    /// order; digests and Insights files left out; --since/--until by CloudTrail's key layout),
+    /// as S3 would have sent it. Running it again is harmless: the function decides each event
+    /// once (by eventID), so nothing is published twice. Needs the s3 feature.
+    ///
+    /// Exit status: 0 every object queued; 1 some prefix could not be listed or some
+    /// notification was refused; 2 usage error.
+    Backfill(BackfillArgs),
+}
+
+#[derive(Args)]
+struct BackfillArgs {
+    /// The ingestion queue's URL (the stack's TrailQueueUrl output).
+    #[arg(long, value_name = "URL")]
+    queue: String,
+    /// s3://bucket/prefix of the trail.
+    #[arg(required = true, value_name = "S3_URL")]
+    urls: Vec<String>,
+    /// Only log files of days that may hold events at or after this time (UTC date or RFC 3339).
+    #[arg(long, value_name = "DATE")]
+    since: Option<String>,
+    /// Only log files of days that may hold events before this time.
+    #[arg(long, value_name = "DATE")]
+    until: Option<String>,
+    /// No progress on stderr.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+#[derive(Args)]
+#[command(group(clap::ArgGroup::new("who").required(true).multiple(true)
+    .args(["principal", "access_key", "source_ip"])))]
+struct TimelineArgs {
+    /// Files, directories, - for stdin, or s3://bucket/prefix (built with --features s3).
+    #[arg(required = true, value_name = "PATH")]
+    paths: Vec<PathBuf>,
+    /// The caller's ARN as CloudTrail writes it, or the principal as a signal names it (the
+    /// role ARN for an assumed role: all its sessions).
+    #[arg(long, value_name = "ARN")]
+    principal: Option<String>,
+    /// An access key id (AKIA… or ASIA…).
+    #[arg(long, value_name = "ID")]
+    access_key: Option<String>,
+    /// A source address, a network (CIDR), or a service name as CloudTrail writes it.
+    #[arg(long, value_name = "IP")]
+    source_ip: Option<String>,
+    /// Only calls at or after this event time (a UTC date, or an RFC 3339 time).
+    #[arg(long, value_name = "DATE")]
+    since: Option<String>,
+    /// Only calls before this event time (a UTC date means its midnight, or an RFC 3339 time).
+    #[arg(long, value_name = "DATE")]
+    until: Option<String>,
+    /// Output format [default: table on a terminal, else jsonl].
+    #[arg(long, value_enum)]
+    format: Option<Format>,
+    /// No counts or summary on stderr (problems are still reported).
+    #[arg(long, short)]
+    quiet: bool,
 }
 
 #[derive(Args)]
 struct ScanArgs {
-    /// Files, directories, or - for stdin.
+    /// Files, directories, - for stdin, or s3://bucket/prefix (built with --features s3).
     #[arg(required = true, value_name = "PATH")]
     paths: Vec<PathBuf>,
     /// TOML file with settings and [[suppressions]] (the same file the Lambda reads).
@@ -72,16 +149,19 @@ struct ScanArgs {
     /// set), always or never. The table fits the terminal's width (or $COLUMNS).
     #[arg(long, value_enum, value_name = "WHEN", default_value_t = ColorWhen::Auto)]
     color: ColorWhen,
-    /// R2: no signal for events less than this many days after the first event seen [default: 0].
+    /// ses-enumeration-unseen-user: no signal for events less than this many days after the
+    /// first event seen (a learning period) [default: 0].
     #[arg(long, value_name = "DAYS")]
     learning_days: Option<u32>,
-    /// R2: forget a principal not seen for this many days [default: 28].
+    /// ses-enumeration-unseen-user: forget a principal not seen for this many days [default: 28].
     #[arg(long, value_name = "DAYS")]
     forget_days: Option<u32>,
-    /// R4: longest time from adding an identity to deleting it [default: 60].
+    /// ses-verify-then-delete: longest time from adding an identity to deleting it [default: 60].
     #[arg(long, visible_alias = "window-minutes", value_name = "MINUTES")]
     sequence_window_minutes: Option<u32>,
-    /// R1/R3/R5: repeats within this many minutes after a signal give no new one [default: 60].
+    /// Rules that signal once per window (ses-discovery-long-term-key, ses-modification,
+    /// ses-identity-deleted and the newer rules): repeats within this many minutes after a
+    /// signal give no new one [default: 60].
     #[arg(long, value_name = "MINUTES")]
     dedup_minutes: Option<u32>,
     /// ses-sandbox-exit-burst: PutAccountDetails in at least this many regions … [default: 3].
@@ -93,7 +173,8 @@ struct ScanArgs {
     /// ses-abuse-chain: the stages of a chain fall within this many hours [default: 24].
     #[arg(long, value_name = "HOURS")]
     chain_window_hours: Option<u32>,
-    /// Tor exit list (one address per line, # comments): R3 is high severity from these.
+    /// Tor exit list (one address per line, # comments): ses-modification is high severity from
+    /// these addresses.
     #[arg(long, value_name = "FILE")]
     tor_exit_list: Option<PathBuf>,
     /// Files read at once, each on its own thread; records are still evaluated in the same
@@ -133,6 +214,13 @@ struct ScanArgs {
     /// (its number in the config and its reason) or the earlier signal holding the dedup window.
     #[arg(long)]
     explain: bool,
+    /// Only records at or after this event time (a UTC date, or an RFC 3339 time); whole S3
+    /// objects of earlier days are not read (by CloudTrail's key layout).
+    #[arg(long, value_name = "DATE")]
+    since: Option<String>,
+    /// Only records before this event time (a UTC date means its midnight, or an RFC 3339 time).
+    #[arg(long, value_name = "DATE")]
+    until: Option<String>,
     /// No summary or progress on stderr (problems are still reported).
     #[arg(long, short)]
     quiet: bool,
@@ -173,6 +261,8 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Scan(args) => scan(args),
         Command::Rules { format } => list_rules(format),
+        Command::Timeline(args) => timeline(args),
+        Command::Backfill(args) => backfill(args),
     }
 }
 
@@ -227,15 +317,23 @@ fn scan(args: ScanArgs) -> ExitCode {
         };
         Table::new(destination.width(), color)
     });
-    let (mut sources, expand_errors) = input::expand(&args.paths);
+    let (since, until) = match bounds(&args.since, &args.until) {
+        Ok(bounds) => bounds,
+        Err(code) => return code,
+    };
+    let mut expanded = match gather(&args.paths, since, until, args.quiet) {
+        Ok(expanded) => expanded,
+        Err(code) => return code,
+    };
     if !args.input_order {
-        file_order::by_first_event(&mut sources);
+        file_order::by_first_event(&mut expanded.sources);
     }
     let progress = (!args.quiet && io::stderr().is_terminal()).then(|| {
-        let sizes: Vec<u64> = sources
+        let sizes: Vec<u64> = expanded
+            .sources
             .iter()
             .map(|source| match source {
-                Source::Stdin => 0,
+                Source::Stdin | Source::Remote(_) => 0,
                 Source::File(path) => std::fs::metadata(path).map_or(0, |m| m.len()),
             })
             .collect();
@@ -255,6 +353,7 @@ fn scan(args: ScanArgs) -> ExitCode {
         Ok(scanner) => scanner
             .threads(threads)
             .map_files(!args.no_mmap)
+            .between(since, until)
             .max_record_bytes(usize::try_from(args.max_record_bytes).unwrap_or(usize::MAX))
             .reorder_window(
                 (!args.input_order).then(|| Seconds::from(args.reorder_window) * MINUTE),
@@ -264,16 +363,21 @@ fn scan(args: ScanArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    for error in expand_errors {
+    for error in expanded.errors {
         scanner.report(error);
     }
-    let result = scanner.scan(&sources);
+    scanner.digests_skipped(expanded.digests);
+    let result = scanner.scan(&expanded.sources);
     if let Some(peak) = scanner.reorder_peak() {
         tracing::info!(
             records = peak.records,
             bytes = peak.bytes,
             "reorder buffer peak"
         );
+    }
+    // Named last, where they are seen: the rest was scanned all the same.
+    for error in expanded.missing {
+        scanner.missing(error);
     }
     let (sink, stats) = scanner.into_parts();
     let flushed = sink.screen().finish().map_err(SinkError::from);
@@ -286,7 +390,9 @@ fn scan(args: ScanArgs) -> ExitCode {
     if !args.quiet {
         eprintln!("sesguard: {stats}");
     }
-    if stats.clean() {
+    if stats.missing > 0 {
+        ExitCode::from(2)
+    } else if stats.clean() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
@@ -484,6 +590,17 @@ impl<W: Write + Send> Sink for Terminal<W> {
         self.screen().note(|| eprintln!("sesguard: {error}"));
     }
 
+    fn not_cloudtrail(&self, position: &input::Position, found: &str, count: u64) {
+        self.screen().note(|| match count {
+            1 => eprintln!("sesguard: {position}: skipped, not a CloudTrail record: {found}"),
+            _ => eprintln!(
+                "sesguard: {position}: skipped {} objects that are not CloudTrail records, the \
+                 first {found}",
+                text::thousands(count)
+            ),
+        });
+    }
+
     fn problems_not_shown(&self, file: &str, count: u64) {
         self.screen().note(|| {
             eprintln!(
@@ -562,4 +679,323 @@ fn list_rules(format: RulesFormat) -> ExitCode {
         }
     }
     ExitCode::SUCCESS
+}
+
+fn timeline(args: TimelineArgs) -> ExitCode {
+    use sesguard::timeline::{self, Address, Query, Tally, Timeline};
+    let (since, until) = match bounds(&args.since, &args.until) {
+        Ok(bounds) => bounds,
+        Err(code) => return code,
+    };
+    let query = Query {
+        principal: args.principal,
+        access_key: args.access_key,
+        source: args.source_ip.as_deref().map(Address::parse),
+        since,
+        until,
+    };
+    let mut collector = Timeline::new(query);
+    let expanded = match gather(&args.paths, since, until, args.quiet) {
+        Ok(expanded) => expanded,
+        Err(code) => return code,
+    };
+    for source in &expanded.sources {
+        input::read_source(source, &mut collector);
+    }
+    let records = collector.records();
+    let (calls, errors) = collector.into_calls();
+    let mut problems = 0u64;
+    for error in expanded
+        .errors
+        .iter()
+        .chain(&errors)
+        .chain(&expanded.missing)
+    {
+        problems += 1;
+        eprintln!("sesguard: {error}");
+    }
+    let sources = expanded.sources;
+    let format = args.format.unwrap_or(if io::stdout().is_terminal() {
+        Format::Table
+    } else {
+        Format::Jsonl
+    });
+    let tally = Tally::of(&calls);
+    let mut out = BufWriter::new(io::stdout().lock());
+    let written = (|| -> io::Result<()> {
+        match format {
+            Format::Table => {
+                writeln!(out, "{}", timeline::table_header())?;
+                for call in &calls {
+                    writeln!(out, "{}", timeline::table_row(call))?;
+                }
+                if !calls.is_empty() {
+                    for line in tally.lines() {
+                        writeln!(out, "{line}")?;
+                    }
+                }
+            }
+            Format::Jsonl => {
+                for call in &calls {
+                    let line = serde_json::to_string(call).map_err(io::Error::other)?;
+                    writeln!(out, "{line}")?;
+                }
+            }
+        }
+        out.flush()
+    })();
+    if let Err(err) = written
+        && err.kind() != io::ErrorKind::BrokenPipe
+    {
+        eprintln!("sesguard: error: cannot write output: {err}");
+        return ExitCode::from(1);
+    }
+    if !args.quiet {
+        if format == Format::Jsonl && !calls.is_empty() {
+            for line in tally.lines() {
+                eprintln!("sesguard: {line}");
+            }
+        }
+        let noun = if calls.len() == 1 { "call" } else { "calls" };
+        eprintln!(
+            "sesguard: {} files, {} records read, {} matching {noun}, {problems} problems",
+            sources.len(),
+            text::thousands(records),
+            calls.len()
+        );
+    }
+    if !expanded.missing.is_empty() {
+        ExitCode::from(2)
+    } else if problems == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+/// `--since` and `--until` as event-time seconds; a bad one is a usage error (exit 2).
+fn bounds(
+    since: &Option<String>,
+    until: &Option<String>,
+) -> Result<(Option<Seconds>, Option<Seconds>), ExitCode> {
+    let parse = |text: &Option<String>, flag: &str| match text {
+        None => Ok(None),
+        Some(text) => sesguard::time::parse_date_or_time(text)
+            .map(Some)
+            .map_err(|e| format!("{flag}: {e}")),
+    };
+    match (parse(since, "--since"), parse(until, "--until")) {
+        (Ok(since), Ok(until)) => Ok((since, until)),
+        (Err(err), _) | (_, Err(err)) => {
+            eprintln!("sesguard: error: {err}");
+            Err(ExitCode::from(2))
+        }
+    }
+}
+
+/// The inputs the arguments name, in argument order: local paths expanded, `s3://` prefixes
+/// listed in key order. A prefix that cannot be listed is a problem naming it (the rest is
+/// still read); an `s3://` argument to a build without S3 support is a usage error.
+fn gather(
+    paths: &[PathBuf],
+    since: Option<Seconds>,
+    until: Option<Seconds>,
+    quiet: bool,
+) -> Result<input::Expanded, ExitCode> {
+    let mut out = input::Expanded::default();
+    let mut s3 = None;
+    for path in paths {
+        let arg = path.to_string_lossy();
+        if !S3Url::is_s3(&arg) {
+            let found = input::expand_all(std::slice::from_ref(path));
+            out.sources.extend(found.sources);
+            out.errors.extend(found.errors);
+            out.missing.extend(found.missing);
+            out.digests += found.digests;
+            continue;
+        }
+        let url = match S3Url::parse(&arg) {
+            Ok(url) => url,
+            Err(err) => {
+                eprintln!("sesguard: error: {err}");
+                return Err(ExitCode::from(2));
+            }
+        };
+        list_s3(&url, since, until, quiet, &mut s3, &mut out)?;
+    }
+    Ok(out)
+}
+
+#[cfg(feature = "s3")]
+fn list_s3(
+    url: &S3Url,
+    since: Option<Seconds>,
+    until: Option<Seconds>,
+    quiet: bool,
+    client: &mut Option<sesguard::s3::S3>,
+    out: &mut input::Expanded,
+) -> Result<(), ExitCode> {
+    if client.is_none() {
+        match sesguard::s3::S3::from_env() {
+            Ok(s3) => *client = Some(s3),
+            Err(err) => {
+                eprintln!("sesguard: error: {err}");
+                return Err(ExitCode::from(2));
+            }
+        }
+    }
+    let Some(s3) = client.as_ref() else {
+        return Err(ExitCode::from(2));
+    };
+    let name: std::sync::Arc<str> = std::sync::Arc::from(url.to_string());
+    match s3.list(url, since, until) {
+        // Like a folder with no input file: the user named the wrong thing (exit 2).
+        Ok(listing) if listing.objects.is_empty() => out.missing.push(InputError::unreadable(
+            input::Position::file(&name),
+            format!(
+                "no CloudTrail log file under this prefix ({} other objects, {} of days outside \
+                 --since/--until)",
+                listing.not_logs, listing.outside_dates
+            ),
+        )),
+        Ok(listing) => {
+            if !quiet {
+                let bytes: u64 = listing.objects.iter().map(|o| o.size).sum();
+                eprintln!(
+                    "sesguard: {url}: {} log files, {} bytes ({} other objects and {} of days \
+                     outside --since/--until skipped)",
+                    listing.objects.len(),
+                    text::thousands(bytes),
+                    listing.not_logs,
+                    listing.outside_dates
+                );
+            }
+            out.digests += listing.digests;
+            out.sources
+                .extend(listing.objects.iter().map(|o| s3.source(o)));
+        }
+        Err(err) => out.errors.push(InputError::unreadable(
+            input::Position::file(&name),
+            err.to_string(),
+        )),
+    }
+    Ok(())
+}
+
+#[cfg(not(feature = "s3"))]
+fn list_s3(
+    url: &S3Url,
+    _: Option<Seconds>,
+    _: Option<Seconds>,
+    _: bool,
+    _: &mut Option<()>,
+    _: &mut input::Expanded,
+) -> Result<(), ExitCode> {
+    eprintln!(
+        "sesguard: error: {url}: this sesguard was built without S3 support. Build it with the \
+         s3 feature: `cargo install --path . --features s3` (or `cargo run --release --features \
+         s3 -- scan {url}`)"
+    );
+    Err(ExitCode::from(2))
+}
+
+#[cfg(feature = "s3")]
+fn backfill(args: BackfillArgs) -> ExitCode {
+    let (since, until) = match bounds(&args.since, &args.until) {
+        Ok(bounds) => bounds,
+        Err(code) => return code,
+    };
+    let mut urls = Vec::new();
+    for arg in &args.urls {
+        match S3Url::parse(arg) {
+            Ok(url) => urls.push(url),
+            Err(err) => {
+                eprintln!("sesguard: error: {err}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let s3 = match sesguard::s3::S3::from_env() {
+        Ok(s3) => s3,
+        Err(err) => {
+            eprintln!("sesguard: error: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut failed = false;
+    let (mut total_objects, mut total_bytes) = (0u64, 0u64);
+    for url in &urls {
+        let listing = match s3.list(url, since, until) {
+            Ok(listing) => listing,
+            Err(err) => {
+                eprintln!("sesguard: {err}");
+                failed = true;
+                continue;
+            }
+        };
+        let count = listing.objects.len() as u64;
+        let size: u64 = listing.objects.iter().map(|o| o.size).sum();
+        let progress = !args.quiet && io::stderr().is_terminal();
+        let queued = s3.queue_notifications(&args.queue, &listing.objects, |sent, bytes| {
+            if progress {
+                eprint!(
+                    "\r\x1b[Ksesguard: {url}: {} of {} log files queued ({} of {} bytes)",
+                    text::thousands(sent),
+                    text::thousands(count),
+                    text::thousands(bytes),
+                    text::thousands(size)
+                );
+            }
+        });
+        if progress {
+            eprint!("\r\x1b[K");
+        }
+        match queued {
+            Ok(refused) => {
+                for (object, why) in &refused {
+                    eprintln!("sesguard: {}: refused by the queue: {why}", object.url());
+                }
+                failed |= !refused.is_empty();
+                let refused_bytes: u64 = refused.iter().map(|(o, _)| o.size).sum();
+                let sent = count - refused.len() as u64;
+                total_objects += sent;
+                total_bytes += size - refused_bytes;
+                if !args.quiet {
+                    eprintln!(
+                        "sesguard: {url}: {} log files ({} bytes) queued; {} other objects and {} \
+                         of days outside --since/--until skipped",
+                        text::thousands(sent),
+                        text::thousands(size - refused_bytes),
+                        listing.not_logs,
+                        listing.outside_dates
+                    );
+                }
+            }
+            Err(err) => {
+                eprintln!("sesguard: {err}");
+                failed = true;
+            }
+        }
+    }
+    println!(
+        "{} log files, {} bytes queued to {}",
+        text::thousands(total_objects),
+        text::thousands(total_bytes),
+        args.queue
+    );
+    if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+#[cfg(not(feature = "s3"))]
+fn backfill(args: BackfillArgs) -> ExitCode {
+    eprintln!(
+        "sesguard: error: backfill reads S3, and this sesguard was built without S3 support. \
+         Build it with the s3 feature: `cargo install --path . --features s3` (queue: {})",
+        args.queue
+    );
+    ExitCode::from(2)
 }

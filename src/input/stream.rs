@@ -264,6 +264,9 @@ pub(super) struct Stream {
     /// In the top-level object: the last key was `Records`; a `Records` key was seen; its value
     /// is an array (the object is a log file, not a record).
     key_is_records: bool,
+    /// The top-level object has a key of an export (`Events`, `events`, `logEvents`): read
+    /// whole, so a too large one is told what to do.
+    export_key: bool,
     records_key: bool,
     log_file: bool,
     /// The next element of the top-level array or of `Records`, 0-based.
@@ -292,6 +295,7 @@ impl Stream {
             value: 0,
             expect: Expect::Value,
             key_is_records: false,
+            export_key: false,
             records_key: false,
             log_file: false,
             index: 0,
@@ -342,6 +346,16 @@ impl Stream {
     /// Whether a syntax error ended the reading.
     pub(super) fn is_skipping(&self) -> bool {
         self.expect == Expect::Skip
+    }
+
+    /// Whether the line turned out to hold several documents (see [`Stream::structure`]).
+    pub(super) fn is_documents(&self) -> bool {
+        self.mode == Mode::Documents
+    }
+
+    /// Whether the line held only `{` or `[`: the first line of a pretty-printed document.
+    pub(super) fn is_only_opened(&self) -> bool {
+        matches!(self.expect, Expect::FirstKey | Expect::FirstItem) && self.element.is_none()
     }
 
     /// Reads on past the end of the line, as documents.
@@ -518,13 +532,19 @@ impl Stream {
     fn structure(&mut self, piece: &[u8], i: usize, visitor: &mut impl Visitor) -> usize {
         let c = piece[i];
         match self.expect {
-            Expect::End if self.mode == Mode::Line => {
+            Expect::End if self.mode == Mode::Line && !matches!(c, b'{' | b'[') => {
                 self.syntax(piece, i, "trailing characters", visitor)
             }
             Expect::Value | Expect::End => {
+                if self.expect == Expect::End {
+                    // Another document on the same line (concatenated files): read on as
+                    // documents, as the whole-line reading does.
+                    self.mode = Mode::Documents;
+                }
                 self.value += 1;
                 self.index = 0;
                 self.records_key = false;
+                self.export_key = false;
                 self.log_file = false;
                 match c {
                     b'[' => {
@@ -699,6 +719,8 @@ impl Stream {
                         // Written without escapes, as the whole-line reading requires too
                         // (it looks for the text `"Records"` before reading a log file).
                         self.key_is_records = key == "\"Records\"";
+                        self.export_key |=
+                            matches!(key, "\"Events\"" | "\"events\"" | "\"logEvents\"");
                         None
                     }
                     Err(invalid) => Some((invalid, bytes.to_vec())),
@@ -770,8 +792,20 @@ impl Stream {
         let position = self.position(line, None);
         let failed = match kept_bytes(&kept, piece, &self.object.buf) {
             None => {
-                let max = self.max;
-                malformed(visitor, &position, || too_large(size, max));
+                let (max, export) = (self.max, self.export_key);
+                malformed(visitor, &position, || {
+                    let message = too_large(size, max);
+                    if export {
+                        // Exports are read whole (`input/shape.rs`), unlike log files.
+                        format!(
+                            "{message} (an export of records, such as lookup-events or \
+                             CloudWatch Logs output, is read whole: raise --max-record-bytes \
+                             to read it)"
+                        )
+                    } else {
+                        message
+                    }
+                });
                 None
             }
             Some(bytes) => match check(bytes, &mut self.stack) {

@@ -19,8 +19,10 @@ pub const RULE: RuleMeta = RuleMeta {
     id: "ses-feedback-tampering",
     title: "SES bounce and complaint feedback turned off",
     severity: Severity::Medium,
-    tactic: "TA0005",
-    tactic_name: "defense-evasion",
+    // ATT&CK v19 split Defense Evasion (TA0005, now Stealth) and moved Impair Defenses to
+    // Defense Impairment.
+    tactic: "TA0112",
+    tactic_name: "defense-impairment",
     technique: "T1562",
     technique_name: "impair-defenses",
     triage: &[

@@ -168,10 +168,10 @@ macro_rules! datadog_triage {
                 $ip_sep,
                 "`{{@network.client.ip}}` ."
             ),
-            "If the action is legitimate, consider including the user in a suppression list (a `[[suppressions]]` entry in the sesguard config). See [Best practices for creating detection rules with Datadog Cloud SIEM](https://www.datadoghq.com/blog/writing-datadog-security-detection-rules/#fine-tune-security-signals-to-reduce-noise) for more information.",
+            "If the action is legitimate, consider including the user in a suppression list (a `[[suppressions]]` entry in the sesguard config). `sesguard scan --explain` shows which entry hid which signal.",
             concat!(
                 $contact_intro,
-                "\n   - Contact the user: `{{@userIdentity.arn}}` and see if they made the API call.\n   - Look at the other actions the user `{{@userIdentity.arn}}` has taken (CloudTrail, or the Cloud SIEM - User Investigation dashboard).\n   - Look for more traffic from the IP `{{@network.client.ip}}` (CloudTrail, or the Cloud SIEM - IP Investigation dashboard)."
+                "\n   - Contact the user: `{{@userIdentity.arn}}` and see if they made the API call.\n   - Look at the other actions the user `{{@userIdentity.arn}}` has taken (`sesguard timeline --principal`).\n   - Look for more traffic from the IP `{{@network.client.ip}}` (`sesguard timeline --source-ip`)."
             ),
             $ir,
         ]
@@ -218,6 +218,30 @@ pub fn eventbridge_patterns() -> Vec<serde_json::Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_tactic_has_one_current_attack_name() {
+        // ATT&CK v19: TA0005 is Stealth, TA0112 Defense Impairment (Defense Evasion was split).
+        let names = [
+            ("TA0003", "persistence"),
+            ("TA0004", "privilege-escalation"),
+            ("TA0005", "stealth"),
+            ("TA0007", "discovery"),
+            ("TA0040", "impact"),
+            ("TA0112", "defense-impairment"),
+        ];
+        for rule in ALL {
+            let known = names.iter().find(|(id, _)| *id == rule.tactic);
+            assert_eq!(
+                known.map(|(_, name)| *name),
+                Some(rule.tactic_name),
+                "{}: {} {}",
+                rule.id,
+                rule.tactic,
+                rule.tactic_name
+            );
+        }
+    }
 
     #[test]
     fn every_rule_has_its_own_id() {

@@ -30,7 +30,7 @@ pub const RULE: RuleMeta = RuleMeta {
     title: "AWS SES add verified identity followed by the deletion of the identity",
     severity: Severity::High,
     tactic: "TA0005",
-    tactic_name: "defense-evasion",
+    tactic_name: "stealth",
     technique: "T1070",
     technique_name: "indicator-removal",
     triage: crate::datadog_triage!(
