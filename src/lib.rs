@@ -12,6 +12,7 @@ pub mod engine;
 pub mod input;
 pub mod lambda;
 pub mod model;
+pub mod notification;
 pub mod record;
 pub mod rules;
 pub mod scan;
