@@ -58,6 +58,9 @@ python_checks tests/template_check.py ./target/debug/sesguard
 step "end to end: the real sesguard-lambda under cargo lambda watch, against moto"
 python_checks tests/e2e_lambda.py "$PWD"
 
+step "end to end, S3 path: log files in moto S3, SQS events to the real sesguard-lambda"
+python_checks tests/e2e_s3.py "$PWD"
+
 step "sam build (offline): the arm64 bootstrap users deploy"
 # Cold (new machine), 10-15 min: the whole dependency tree cross-compiled for arm64; warm
 # (~/.cache/sesguard, kept between runs and clones), 2-3 min after a change in src/.
