@@ -157,10 +157,8 @@ fn s3_record(record: &Value) -> Result<Notice, NotificationError> {
         return unrecognized("a Records entry whose eventSource is not aws:s3");
     }
     let s3 = &record["s3"];
-    let (Some(bucket), Some(key)) = (
-        s3["bucket"]["name"].as_str(),
-        s3["object"]["key"].as_str(),
-    ) else {
+    let (Some(bucket), Some(key)) = (s3["bucket"]["name"].as_str(), s3["object"]["key"].as_str())
+    else {
         return unrecognized("S3 event record without s3.bucket.name or s3.object.key");
     };
     let object = ObjectRef {
@@ -168,7 +166,10 @@ fn s3_record(record: &Value) -> Result<Notice, NotificationError> {
         key: decode_key(key)?,
         size: s3["object"]["size"].as_u64(),
     };
-    let name = record.get("eventName").and_then(Value::as_str).unwrap_or("");
+    let name = record
+        .get("eventName")
+        .and_then(Value::as_str)
+        .unwrap_or("");
     if !name.starts_with("ObjectCreated:") {
         return Ok(Notice::Ignored {
             object,
@@ -236,8 +237,7 @@ pub fn decode_key(key: &str) -> Result<String, NotificationError> {
 mod tests {
     use super::*;
 
-    const KEY: &str =
-        "AWSLogs/o-abc/111122223333/CloudTrail/us-east-1/2026/03/02/111122223333_CloudTrail_us-east-1_20260302T1000Z_x.json.gz";
+    const KEY: &str = "AWSLogs/o-abc/111122223333/CloudTrail/us-east-1/2026/03/02/111122223333_CloudTrail_us-east-1_20260302T1000Z_x.json.gz";
 
     fn s3_event(event: &str, key: &str) -> String {
         serde_json::json!({"Records": [{
@@ -358,7 +358,10 @@ mod tests {
         assert_eq!(parse(test), Ok(vec![Notice::Test]));
         // A key merely containing the word is a log file.
         assert_eq!(
-            parse(&s3_event("ObjectCreated:Put", "AWSLogs/CloudTrail-Digests.json.gz")),
+            parse(&s3_event(
+                "ObjectCreated:Put",
+                "AWSLogs/CloudTrail-Digests.json.gz"
+            )),
             Ok(vec![log("AWSLogs/CloudTrail-Digests.json.gz")])
         );
     }

@@ -199,6 +199,16 @@ mod tests {
             (publish(true), "sesguard.PublishUnavailable", true),
             (publish(false), "sesguard.PublishError", false),
             (HandlerError::InFlight(2), "sesguard.SignalInFlight", true),
+            (
+                HandlerError::Object(ObjectError::new(kind(true), "S3 GetObject: injected")),
+                "sesguard.LogFileUnavailable",
+                true,
+            ),
+            (
+                HandlerError::Object(ObjectError::new(kind(false), "S3 GetObject: injected")),
+                "sesguard.LogFileError",
+                false,
+            ),
         ] {
             assert_eq!(err.is_transient(), transient, "{err}");
             assert_eq!(err.error_type(), error_type);

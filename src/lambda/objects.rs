@@ -182,7 +182,10 @@ impl<S: State, K: Sink> Handler<S, K> {
         stop.store(true, Ordering::Relaxed);
         drop(rx);
         let (records, not_shown) = reading.await.map_err(|err| {
-            ObjectError::new(FailureKind::Internal, format!("{name}: reader failed: {err}"))
+            ObjectError::new(
+                FailureKind::Internal,
+                format!("{name}: reader failed: {err}"),
+            )
         })?;
         counts.records += records;
         if let Some(failure) = failure {

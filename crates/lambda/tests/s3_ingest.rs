@@ -203,7 +203,11 @@ impl Trail {
         );
         let sqs = aws_sdk_sqs::Client::new(sdk);
         let bucket = unique("trail");
-        s3.create_bucket().bucket(&bucket).send().await.expect("bucket");
+        s3.create_bucket()
+            .bucket(&bucket)
+            .send()
+            .await
+            .expect("bucket");
         let (queue_url, queue_arn) = queue(&sqs, "sesguard-ingest").await;
         s3.put_bucket_notification_configuration()
             .bucket(&bucket)
@@ -370,10 +374,16 @@ async fn log_files_in_s3_give_exactly_the_signals_of_the_cli_once_whatever_the_d
     // A gzip'd log file with a key that needs URL-encoding, a plain one, and a digest file
     // (skipped: not records).
     trail
-        .put(&format!("{PREFIX}111122223333_CloudTrail_us-east-1_20260302T1000Z_a+b c.json.gz"), gzip(&first))
+        .put(
+            &format!("{PREFIX}111122223333_CloudTrail_us-east-1_20260302T1000Z_a+b c.json.gz"),
+            gzip(&first),
+        )
         .await;
     trail
-        .put(&format!("{PREFIX}111122223333_CloudTrail_us-east-1_20260302T1005Z_x.json"), second.clone().into_bytes())
+        .put(
+            &format!("{PREFIX}111122223333_CloudTrail_us-east-1_20260302T1005Z_x.json"),
+            second.clone().into_bytes(),
+        )
         .await;
     trail
         .put(
@@ -420,7 +430,9 @@ async fn an_event_seen_on_both_the_eventbridge_and_the_s3_path_gives_one_signal(
             .await
             .expect("EventBridge event");
     }
-    trail.put(&format!("{PREFIX}both.json.gz"), gzip(&file)).await;
+    trail
+        .put(&format!("{PREFIX}both.json.gz"), gzip(&file))
+        .await;
     let event = sqs_batch(&trail.event().await).expect("an SQS event");
     let store = store(&trail, trail.s3.clone());
     let response = handle_batch(&handler, &store, &event, &mut Counts::default()).await;
@@ -446,9 +458,14 @@ async fn a_poisoned_log_file_fails_only_its_message_and_is_reported() {
     let get_account = good("\"GetAccount\"");
     let list_identities = good("\"ListIdentities\"");
     let whole = gzip(&list_identities);
-    trail.put(&format!("{PREFIX}good.json.gz"), gzip(&get_account)).await;
     trail
-        .put(&format!("{PREFIX}not-gzip.json.gz"), b"PK\x03\x04 a zip archive".to_vec())
+        .put(&format!("{PREFIX}good.json.gz"), gzip(&get_account))
+        .await;
+    trail
+        .put(
+            &format!("{PREFIX}not-gzip.json.gz"),
+            b"PK\x03\x04 a zip archive".to_vec(),
+        )
         .await;
     trail
         .put(
@@ -457,7 +474,10 @@ async fn a_poisoned_log_file_fails_only_its_message_and_is_reported() {
         )
         .await;
     trail
-        .put(&format!("{PREFIX}not-json.json"), b"<html>403 Forbidden</html>".to_vec())
+        .put(
+            &format!("{PREFIX}not-json.json"),
+            b"<html>403 Forbidden</html>".to_vec(),
+        )
         .await;
     let payload = trail.event().await;
     let event = sqs_batch(&payload).expect("an SQS event");
@@ -472,10 +492,17 @@ async fn a_poisoned_log_file_fails_only_its_message_and_is_reported() {
     .concat();
     poisoned.sort();
     assert_eq!(poisoned.len(), 3);
-    assert_eq!(failed(&response), poisoned, "only the poisoned files failed");
+    assert_eq!(
+        failed(&response),
+        poisoned,
+        "only the poisoned files failed"
+    );
     assert!(counts.malformed + counts.unreadable >= 3, "{counts:?}");
     // The good file's signals were published.
-    assert_eq!(published(&sdk, &signals).await, cli(vec![get_account]).await);
+    assert_eq!(
+        published(&sdk, &signals).await,
+        cli(vec![get_account]).await
+    );
 
     // Each failure says which file and what is wrong with it.
     let messages = handler
@@ -558,7 +585,9 @@ async fn a_throttled_get_object_is_retried_and_publishes_each_signal_once() {
     let handler = Handler::new(engine(), table(&sdk).await, publisher);
     let records: Vec<Value> = samples().into_iter().map(|(_, r)| r).collect();
     let file = log_file(&records[..records.len() / 3]);
-    trail.put(&format!("{PREFIX}throttled.json.gz"), gzip(&file)).await;
+    trail
+        .put(&format!("{PREFIX}throttled.json.gz"), gzip(&file))
+        .await;
     let event = sqs_batch(&trail.event().await).expect("an SQS event");
     let expected = cli(vec![file]).await;
     assert!(!expected.is_empty());
@@ -575,7 +604,13 @@ async fn a_throttled_get_object_is_retried_and_publishes_each_signal_once() {
     // Throttled once: the SDK's retry reads it.
     let faults = SlowDown::default();
     faults.fail.store(1, Ordering::Relaxed);
-    let response = handle_batch(&handler, &store(&trail, client(true, &faults)), &event, &mut Counts::default()).await;
+    let response = handle_batch(
+        &handler,
+        &store(&trail, client(true, &faults)),
+        &event,
+        &mut Counts::default(),
+    )
+    .await;
     assert_eq!(failed(&response), Vec::<String>::new());
     assert_eq!(faults.attempts.load(Ordering::Relaxed), 2);
     assert_eq!(published(&sdk, &signals).await, expected);
@@ -600,7 +635,10 @@ async fn a_throttled_get_object_is_retried_and_publishes_each_signal_once() {
         .await;
     assert_eq!(failures.len(), 1);
     assert!(failures[0].error.is_transient(), "{}", failures[0].error);
-    assert_eq!(failures[0].error.error_type(), "sesguard.LogFileUnavailable");
+    assert_eq!(
+        failures[0].error.error_type(),
+        "sesguard.LogFileUnavailable"
+    );
     assert_eq!(published(&sdk, &signals).await, Vec::<String>::new());
     let response = handle_batch(&handler, &store_once, &event, &mut Counts::default()).await;
     assert_eq!(failed(&response), Vec::<String>::new());

@@ -98,11 +98,12 @@ where
                 _ if status == 429 => FailureKind::Throttled,
                 _ if status >= 500 => FailureKind::Unavailable,
                 Some(
-                    "ResourceNotFoundException" | "NotFound" | "NotFoundException" | "NoSuchKey"
+                    "ResourceNotFoundException"
+                    | "NotFound"
+                    | "NotFoundException"
+                    | "NoSuchKey"
                     | "NoSuchBucket",
-                ) => {
-                    FailureKind::NotFound
-                }
+                ) => FailureKind::NotFound,
                 Some(code)
                     if code.starts_with("AccessDenied")
                         || code.starts_with("KMS")
