@@ -66,8 +66,8 @@ with open(f"{work}/big/big.json", "wb") as out:
 with open(f"{work}/big/big.json", "rb") as src, gzip.open(f"{work}/big/big.json.gz", "wb", 6) as dst:
     while chunk := src.read(1 << 20):
         dst.write(chunk)
-for name in ("big.json", "big.json.gz"):
-    s3.upload_file(f"{work}/big/{name}", "bench", f"big/{name}")
+s3.upload_file(f"{work}/big/big.json", "bench", "big-plain/big.json")
+s3.upload_file(f"{work}/big/big.json.gz", "bench", "big-gz/big.json.gz")
 PY
 
 mb() { du -bc "$@" | tail -1 | awk '{printf "%.1f", $1 / 1e6}'; }
@@ -104,8 +104,9 @@ PY
 echo
 echo "| input | reader | files | MB (uncompressed) | records | signals | seconds | MB/s | peak RSS MB |"
 echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
-s3_row "one ${big_mb} MB log file, plain" big/big.json "$big_mb"
-s3_row "one ${big_mb} MB log file, gzip'd ($bigz_mb MB)" big/big.json.gz "$big_mb"
+s3_row "one ${big_mb} MB log file, plain" big-plain/ "$big_mb"
+cli_row "one ${big_mb} MB log file, plain" "$big_mb" "$work/big/big.json"
+s3_row "one ${big_mb} MB log file, gzip'd ($bigz_mb MB)" big-gz/ "$big_mb"
 cli_row "one ${big_mb} MB log file, gzip'd ($bigz_mb MB)" "$big_mb" "$work/big/big.json.gz"
 s3_row "$files corpus files, raw" raw/ "$raw_mb"
 cli_row "$files corpus files, raw" "$raw_mb" "$work"/raw/*
