@@ -80,6 +80,9 @@ fi
 rm -f "$try_err"
 passed=$((passed + 1))
 
+step "end to end, S3 path: log files in moto S3, SQS events to the real sesguard-lambda"
+python_checks tests/e2e_s3.py "$PWD"
+
 step "sam build (offline): the arm64 bootstrap users deploy"
 # Cold (new machine), 10-15 min: the whole dependency tree cross-compiled for arm64; warm
 # (~/.cache/sesguard, kept between runs and clones), 2-3 min after a change in src/.

@@ -14,6 +14,7 @@ pub mod input;
 pub mod lambda;
 pub mod model;
 pub mod output;
+pub mod notification;
 pub mod record;
 pub mod reorder;
 pub mod rules;

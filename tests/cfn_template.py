@@ -71,8 +71,10 @@ class TemplateError(Exception):
 
 
 def the_one(template, type_name):
-    """(logical id, resource) of the template's only resource of `type_name`; raises otherwise."""
-    found = of_type(template.get("Resources") or {}, type_name)
+    """(logical id, resource) of the template's only resource of `type_name` that is always
+    deployed (optional parts, under a Condition, are not counted); raises otherwise."""
+    found = {name: r for name, r in of_type(template.get("Resources") or {}, type_name).items()
+             if "Condition" not in r}
     if len(found) != 1:
         raise TemplateError(
             f"template.yaml must define exactly one {type_name} resource, it defines "

@@ -18,6 +18,7 @@ taken in turn from `faults`:
   provisioned  400 ProvisionedThroughputExceededException (DynamoDB)
   http500      500 InternalServerError (DynamoDB) / InternalError (SNS)
   http503      503 ServiceUnavailable
+  slowdown     503 SlowDown (S3's throttling answer; S3 requests: a GET is `GetObject`)
   hold         never forwarded: the request is held until the rule is released (then it is
                forwarded), the client disconnects (then it is dropped) or the proxy stops
   drop         forwarded to moto (which acts on it), then the connection is closed without an
@@ -41,7 +42,7 @@ import time
 import urllib.parse
 import uuid
 
-FAULTS = ("throttle", "provisioned", "http500", "http503", "hold", "drop")
+FAULTS = ("throttle", "provisioned", "http500", "http503", "slowdown", "hold", "drop")
 _SCOPE = re.compile(r"Credential=[^/,\s]+/\d{8}/[^/]+/([^/]+)/aws4_request")
 # Headers that belong to one hop, not to the message.
 _HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade"}
@@ -224,6 +225,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             if not service and prefix.startswith("DynamoDB"):
                 service = "dynamodb"
             return service, action
+        if service == "s3":
+            # A REST API: the only S3 call the function makes is GetObject.
+            return service, "GetObject" if self.command == "GET" else self.command
         form = urllib.parse.parse_qs(body.decode("utf-8", "replace"))
         return service, (form.get("Action") or [""])[0]
 
@@ -295,9 +299,17 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def error(self, fault, service, json_protocol):
-        status = {"throttle": 400, "provisioned": 400, "http500": 500, "http503": 503}[fault]
+        status = {"throttle": 400, "provisioned": 400, "http500": 500, "http503": 503, "slowdown": 503}[fault]
         request_id = str(uuid.uuid4())
-        if json_protocol or service == "dynamodb":
+        if fault == "slowdown":
+            data = (
+                '<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code>'
+                "<Message>injected by fault_proxy: Please reduce your request rate.</Message>"
+                f"<RequestId>{request_id}</RequestId></Error>"
+            ).encode()
+            content_type = "application/xml"
+            extra = [("x-amz-request-id", request_id)]
+        elif json_protocol or service == "dynamodb":
             code = {
                 "throttle": "ThrottlingException",
                 "provisioned": "ProvisionedThroughputExceededException",

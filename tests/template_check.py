@@ -416,8 +416,9 @@ def check_deployment(template):
         only_function = any(
             st.get("Effect") == "Deny" and st.get("Principal") == "*"
             and "sns:Publish" in as_list(st.get("Action"))
-            and target((st.get("Condition") or {}).get("ArnNotEquals", {}).get("aws:PrincipalArn"))
-            == "SesguardFunctionRole"
+            and [target(a) for a in as_list(
+                (st.get("Condition") or {}).get("ArnNotEquals", {}).get("aws:PrincipalArn"))]
+            == ["SesguardFunctionRole"]
             for st in policy_statements(signal_topic))
         check(f"{signal_topic}: topic policy denies Publish to all but the function's role", only_function)
         check(f"{signal_topic}: its key grants CloudWatch nothing (alarms have their own topic and key)",
@@ -505,6 +506,179 @@ def check_deployment(template):
           f"missing {sorted(needed - outputs)}")
 
 
+# ------------------------------------------------------------------ 4. S3 ingestion (optional)
+
+TRAIL_PARAMETERS = {
+    "TrailBucketName": "org-trail-logs",
+    "TrailBucketAccountId": "999988887777",
+    "TrailKmsKeyArn": "arn:aws:kms:us-east-1:999988887777:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+    "TrailTopicArn": "arn:aws:sns:us-east-1:999988887777:org-trail",
+}
+TRAIL_RESOURCES = {"TrailIngestFunction", "TrailIngestLogGroup", "TrailIngestEventSourceMapping",
+                   "TrailIngestFunctionRole", "TrailIngestQueue", "TrailIngestDeadLetterQueue",
+                   "TrailIngestQueuePolicy", "TrailIngestDeadLetterQueueAlarm", "TrailIngestQueueAgeAlarm"}
+# What the S3 path's role may do beyond the EventBridge function's rights on the state, the
+# signals and its logs: (action, the resource as written, the condition key it must carry).
+TRAIL_GRANTS = {
+    ("s3:GetObject", "arn:${AWS::Partition}:s3:::${TrailBucketName}/${TrailKeyPrefix}*", None),
+    ("kms:Decrypt", "TrailKmsKeyArn", "kms:ViaService"),
+    ("sqs:ReceiveMessage", "TrailIngestQueue", None),
+    ("sqs:DeleteMessage", "TrailIngestQueue", None),
+    ("sqs:GetQueueAttributes", "TrailIngestQueue", None),
+}
+
+
+def condition_values(template, parameters):
+    """Each condition of the template, evaluated with `parameters` (else the Defaults)."""
+    params = template.get("Parameters") or {}
+
+    def value(v):
+        if isinstance(v, dict) and len(v) == 1:
+            (key, arg), = v.items()
+            if key == "Ref":
+                return str(parameters.get(arg, params.get(arg, {}).get("Default", "")))
+            if key == "Fn::Equals":
+                return value(arg[0]) == value(arg[1])
+            if key == "Fn::Not":
+                return not value(arg[0])
+            if key == "Fn::And":
+                return all(value(a) for a in arg)
+            if key == "Fn::Or":
+                return any(value(a) for a in arg)
+            if key == "Condition":
+                return value(template["Conditions"][arg])
+        return v
+
+    return {name: value(c) for name, c in (template.get("Conditions") or {}).items()}
+
+
+NO_VALUE = object()
+
+
+def with_parameters(template, parameters):
+    """The template as deployed with `parameters`: resources and outputs whose Condition is false
+    dropped, each Fn::If replaced by its branch, AWS::NoValue removed."""
+    conditions = condition_values(template, parameters)
+
+    def walk(v):
+        if isinstance(v, list):
+            return [x for x in (walk(x) for x in v) if x is not NO_VALUE]
+        if isinstance(v, dict):
+            if len(v) == 1 and "Fn::If" in v:
+                name, yes, no = v["Fn::If"]
+                return walk(yes if conditions[name] else no)
+            if v == {"Ref": "AWS::NoValue"}:
+                return NO_VALUE
+            return {k: x for k, x in ((k, walk(x)) for k, x in v.items()) if x is not NO_VALUE}
+        return v
+
+    out = dict(template)
+    for section in ("Resources", "Outputs"):
+        out[section] = {name: walk(r) for name, r in (template.get(section) or {}).items()
+                        if conditions.get(r.get("Condition"), True)}
+    return out
+
+
+def check_trail_ingestion(template):
+    off = with_parameters(template, {}).get("Resources", {})
+    check("S3 ingestion: off by default (no TrailBucketName, none of its resources)",
+          not TRAIL_RESOURCES & set(off), f"{sorted(TRAIL_RESOURCES & set(off))}")
+    on_template = with_parameters(template, TRAIL_PARAMETERS)
+    on = on_template.get("Resources", {})
+    check("S3 ingestion: TrailBucketName adds its resources", TRAIL_RESOURCES <= set(on),
+          f"missing {sorted(TRAIL_RESOURCES - set(on))}")
+    if not TRAIL_RESOURCES <= set(on):
+        return
+    fn = props(on["TrailIngestFunction"])
+    meta = on["TrailIngestFunction"].get("Metadata") or {}
+    check("S3 ingestion: the same sesguard-lambda binary, arm64, provided.al2023",
+          (meta.get("BuildProperties") or {}).get("Binary") == "sesguard-lambda"
+          and fn.get("Architectures") == ["arm64"] and fn.get("Runtime") == "provided.al2023")
+    variables = set(((fn.get("Environment") or {}).get("Variables") or {}).keys())
+    want = ENV_VARS | {"SESGUARD_TRAIL_BUCKET", "SESGUARD_TRAIL_BUCKET_OWNER"}
+    check("S3 ingestion: environment variables exactly those the Lambda reads", variables == want,
+          f"extra {sorted(variables - want)}, missing {sorted(want - variables)}")
+    check("S3 ingestion: reserved concurrency from TrailReservedConcurrency",
+          target(fn.get("ReservedConcurrentExecutions")) == "TrailReservedConcurrency")
+    mappings = [props(m) for m in of_type(on, "AWS::Lambda::EventSourceMapping").values()
+                if target(props(m).get("FunctionName")) == "TrailIngestFunction"]
+    esm = mappings[0] if len(mappings) == 1 else {}
+    check("S3 ingestion: one SQS event source mapping from TrailIngestQueue",
+          target(esm.get("EventSourceArn")) == "TrailIngestQueue", json.dumps(plain(esm))[:200])
+    check("S3 ingestion: partial batch responses (ReportBatchItemFailures)",
+          "ReportBatchItemFailures" in as_list(esm.get("FunctionResponseTypes")))
+    queue = props(on["TrailIngestQueue"])
+    redrive = queue.get("RedrivePolicy") or {}
+    check("S3 ingestion: queue and dead-letter queue encrypted",
+          all(props(on[q]).get("SqsManagedSseEnabled") is True or props(on[q]).get("KmsMasterKeyId")
+              for q in ("TrailIngestQueue", "TrailIngestDeadLetterQueue")))
+    check("S3 ingestion: failed notifications go to the dead-letter queue after a few receives",
+          target(redrive.get("deadLetterTargetArn")) == "TrailIngestDeadLetterQueue"
+          and 1 <= int(redrive.get("maxReceiveCount") or 0) <= 10, json.dumps(plain(redrive)))
+    check("S3 ingestion: visibility timeout at least 6 x the function timeout",
+          int(queue.get("VisibilityTimeout") or 30) >= 6 * int(fn.get("Timeout") or 3))
+    alarms = [props(a) for a in of_type(on, "AWS::CloudWatch::Alarm").values()]
+    check("S3 ingestion: alarm on the dead-letter queue -> the health topic",
+          any(a.get("MetricName") == "ApproximateNumberOfMessagesVisible"
+              and [target(d.get("Value")) for d in a.get("Dimensions") or []] == ["TrailIngestDeadLetterQueue"]
+              and a.get("Threshold") == 0 and [target(x) for x in as_list(a.get("AlarmActions"))] == ["HealthTopic"]
+              for a in alarms))
+
+    # The queue policy: the trail bucket (of its account) and the trail's topic send, nobody else.
+    statements = as_list(props(on["TrailIngestQueuePolicy"]).get("PolicyDocument", {}).get("Statement"))
+    senders = {(st.get("Principal") or {}).get("Service"): st for st in statements}
+    s3_st = senders.get("s3.amazonaws.com") or {}
+    cond = s3_st.get("Condition") or {}
+    check("S3 ingestion: the bucket may send, held to its ARN and account (SourceArn, SourceAccount)",
+          as_list(s3_st.get("Action")) == ["sqs:SendMessage"]
+          and "aws:SourceArn" in (cond.get("ArnEquals") or {})
+          and "aws:SourceAccount" in (cond.get("StringEquals") or {}), json.dumps(plain(s3_st)))
+    sns_st = senders.get("sns.amazonaws.com") or {}
+    check("S3 ingestion: the trail's SNS topic may send, held to its ARN",
+          target(((sns_st.get("Condition") or {}).get("ArnEquals") or {}).get("aws:SourceArn")) == "TrailTopicArn")
+    check("S3 ingestion: only the bucket and the topic may send",
+          set(senders) == {"s3.amazonaws.com", "sns.amazonaws.com"}, f"{sorted(map(str, senders))}")
+    without_topic = with_parameters(template, {k: v for k, v in TRAIL_PARAMETERS.items() if k != "TrailTopicArn"})
+    check("S3 ingestion: no topic statement without TrailTopicArn",
+          len(as_list(props(without_topic["Resources"]["TrailIngestQueuePolicy"])
+                      .get("PolicyDocument", {}).get("Statement"))) == 1)
+
+    # The role: the EventBridge function's rights (less its on-failure queue) plus the list.
+    def grants(role):
+        out = set()
+        for pol in props(on[role]).get("Policies") or []:
+            for st in as_list(pol.get("PolicyDocument", {}).get("Statement")):
+                check(f"{role}: statement {st.get('Sid')} allows named actions on named resources",
+                      st.get("Effect") == "Allow" and not any("*" in a for a in as_list(st.get("Action")))
+                      and "*" not in as_list(st.get("Resource")) and "NotAction" not in st)
+                for action in as_list(st.get("Action")):
+                    for resource in as_list(st.get("Resource")):
+                        where = target(resource) or (resource.get("Fn::Sub") if isinstance(resource, dict) else resource)
+                        keys = {k for c in (st.get("Condition") or {}).values() for k in c}
+                        out.add((action, where, next(iter(sorted(keys)), None)))
+        return out
+
+    base = {g for g in grants("SesguardFunctionRole")
+            if g[0] != "sqs:SendMessage" and not g[0].startswith("logs:")}
+    trail = {g for g in grants("TrailIngestFunctionRole") if not g[0].startswith("logs:")}
+    check("S3 ingestion: its role grants exactly the EventBridge function's rights plus s3:GetObject on "
+          "the trail prefix, kms:Decrypt of the trail key through S3, and the queue's receive/delete/attributes",
+          trail == base | TRAIL_GRANTS,
+          f"extra {sorted(map(str, trail - base - TRAIL_GRANTS))}, missing {sorted(map(str, (base | TRAIL_GRANTS) - trail))}")
+    logs = {g[1] for g in grants("TrailIngestFunctionRole") if g[0].startswith("logs:")}
+    check("S3 ingestion: its role writes only its own log group", logs == {"TrailIngestLogGroup"}, f"{logs}")
+    without_key = with_parameters(template, {k: v for k, v in TRAIL_PARAMETERS.items() if k != "TrailKmsKeyArn"})
+    on = without_key["Resources"]
+    check("S3 ingestion: no kms:Decrypt of a trail key without TrailKmsKeyArn",
+          not any(g[1] == "TrailKmsKeyArn" for g in grants("TrailIngestFunctionRole")))
+    on = on_template["Resources"]
+    deny = [st for st in as_list(props(on["SignalTopicPolicy"]).get("PolicyDocument", {}).get("Statement"))
+            if st.get("Effect") == "Deny" and "ArnNotEquals" in (st.get("Condition") or {})]
+    roles = [target(a) for st in deny for a in as_list(st["Condition"]["ArnNotEquals"].get("aws:PrincipalArn"))]
+    check("S3 ingestion: its role may publish signals (the topic policy excepts it)",
+          roles == ["SesguardFunctionRole", "TrailIngestFunctionRole"], f"{roles}")
+
+
 def main() -> int:
     if len(sys.argv) not in (2, 3):
         print(__doc__, file=sys.stderr)
@@ -515,7 +689,10 @@ def main() -> int:
     check("template.yaml is a SAM template", template.get("Transform") == "AWS::Serverless-2016-10-31")
     patterns = check_patterns(template.get("Resources", {}), binary)
     check_events(patterns, events_dir)
-    check_deployment(template)
+    # The deployment as created with the default parameters (the optional S3 ingestion off);
+    # check_trail_ingestion checks it on.
+    check_deployment(with_parameters(template, {}))
+    check_trail_ingestion(template)
     # Issue 14: the detector's own bus, forwarder.yaml, and the routing between them.
     expected = json.loads(subprocess.run([binary, "rules", "--format", "eventbridge"], check=True,
                                          capture_output=True, text=True).stdout)

@@ -82,7 +82,7 @@ enum Command {
 
 #[derive(Args)]
 struct BackfillArgs {
-    /// The ingestion queue's URL (the stack's TrailQueueUrl output).
+    /// The ingestion queue's URL (the stack's TrailIngestQueueUrl output).
     #[arg(long, value_name = "URL")]
     queue: String,
     /// s3://bucket/prefix of the trail.

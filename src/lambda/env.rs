@@ -11,6 +11,12 @@ pub struct LambdaConfig {
     pub config_path: Option<std::path::PathBuf>,
     /// `SESGUARD_CLAIM_LEASE_SECONDS`, if set.
     pub claim_lease: Option<std::time::Duration>,
+    /// `SESGUARD_TRAIL_BUCKET`: the only bucket the S3 path reads, if set (a notification naming
+    /// another one fails).
+    pub trail_bucket: Option<String>,
+    /// `SESGUARD_TRAIL_BUCKET_OWNER`: the account that must own it (S3's expected bucket owner
+    /// check), if set.
+    pub trail_bucket_owner: Option<String>,
 }
 
 /// A configuration the function cannot start with; names the variable.
@@ -35,6 +41,8 @@ pub const TOR_EXIT_LIST: &str = "SESGUARD_TOR_EXIT_LIST";
 /// Seconds a signal claim protects an invocation that is publishing it (default 45,
 /// `sesguard_lambda::aws::dynamodb::CLAIM_LEASE`).
 pub const CLAIM_LEASE_SECONDS: &str = "SESGUARD_CLAIM_LEASE_SECONDS";
+pub const TRAIL_BUCKET: &str = "SESGUARD_TRAIL_BUCKET";
+pub const TRAIL_BUCKET_OWNER: &str = "SESGUARD_TRAIL_BUCKET_OWNER";
 
 /// The configuration file compiled into the function: used when `SESGUARD_CONFIG` names
 /// `sesguard.toml` and the package holds no such file (SAM's cargo-lambda build ships only the
@@ -82,6 +90,8 @@ impl LambdaConfig {
             config_path: path(CONFIG),
             claim_lease: number(CLAIM_LEASE_SECONDS)?
                 .map(|s| std::time::Duration::from_secs(u64::from(s))),
+            trail_bucket: lookup(TRAIL_BUCKET).filter(|v| !v.trim().is_empty()),
+            trail_bucket_owner: lookup(TRAIL_BUCKET_OWNER).filter(|v| !v.trim().is_empty()),
         })
     }
 

@@ -5,10 +5,12 @@
 
 mod emf;
 mod env;
+mod objects;
 mod redact;
 
 pub use emf::emf_lines;
 pub use env::*;
+pub use objects::{Message, MessageFailure, ObjectError, ObjectStore, RECORDS_IN_FLIGHT};
 pub use redact::redact_quoted;
 
 use std::sync::Arc;
@@ -33,6 +35,9 @@ pub enum HandlerError {
     /// event finds it published (nothing to do) or the claimer gone (it publishes).
     #[error("{0} signal(s) of this event are being published by another invocation; retry later")]
     InFlight(u64),
+    /// A log file named by an S3 notification could not be fetched or read to its end.
+    #[error(transparent)]
+    Object(#[from] ObjectError),
 }
 
 impl HandlerError {
@@ -45,6 +50,7 @@ impl HandlerError {
             HandlerError::State(err) => err.is_transient(),
             HandlerError::Publish(err) => err.is_transient(),
             HandlerError::InFlight(_) => true,
+            HandlerError::Object(err) => err.is_transient(),
         }
     }
 
@@ -57,11 +63,14 @@ impl HandlerError {
             HandlerError::Publish(err) if err.is_transient() => "sesguard.PublishUnavailable",
             HandlerError::Publish(_) => "sesguard.PublishError",
             HandlerError::InFlight(_) => "sesguard.SignalInFlight",
+            HandlerError::Object(err) if err.is_transient() => "sesguard.LogFileUnavailable",
+            HandlerError::Object(_) => "sesguard.LogFileError",
         }
     }
 }
 
-/// The engine with its state and sink.
+/// The engine with its state and sink. [`Handler::handle`] takes an EventBridge event;
+/// [`Handler::handle_messages`] a batch of SQS messages naming log files in S3.
 pub struct Handler<S, K> {
     engine: Engine,
     state: S,
@@ -190,6 +199,16 @@ mod tests {
             (publish(true), "sesguard.PublishUnavailable", true),
             (publish(false), "sesguard.PublishError", false),
             (HandlerError::InFlight(2), "sesguard.SignalInFlight", true),
+            (
+                HandlerError::Object(ObjectError::new(kind(true), "S3 GetObject: injected")),
+                "sesguard.LogFileUnavailable",
+                true,
+            ),
+            (
+                HandlerError::Object(ObjectError::new(kind(false), "S3 GetObject: injected")),
+                "sesguard.LogFileError",
+                false,
+            ),
         ] {
             assert_eq!(err.is_transient(), transient, "{err}");
             assert_eq!(err.error_type(), error_type);

@@ -1,8 +1,10 @@
 //! sesguard as an AWS Lambda: the AWS adapters ([`aws`]: the DynamoDB State, the SNS Sink, the
-//! one HTTPS client) and the runtime's error type ([`Failure`]). The handler itself is
+//! S3 object store, the one HTTPS client), the SQS invocation shape ([`sqs`]) and the runtime's
+//! error type ([`Failure`]). The handler itself is
 //! `sesguard::lambda`; the binary (src/main.rs) only wires them.
 
 pub mod aws;
+pub mod sqs;
 
 use sesguard::lambda::HandlerError;
 use tracing_subscriber::EnvFilter;
@@ -16,6 +18,7 @@ const NEVER_BELOW_INFO: &[&str] = &[
     "lambda_runtime_api_client",
     "aws_config",
     "aws_sdk_dynamodb",
+    "aws_sdk_s3",
     "aws_sdk_sns",
     "aws_sigv4",
     "aws_smithy_runtime",

@@ -1,6 +1,12 @@
-//! `sesguard-lambda`: one EventBridge event per invocation → engine → DynamoDB state → SNS.
-//! Builds configuration and AWS clients once per container; the work is in `sesguard::lambda`
-//! and the adapters in `sesguard_lambda::aws`.
+//! `sesguard-lambda`: one EventBridge event per invocation, or one SQS batch of S3
+//! notifications naming CloudTrail log files → engine → DynamoDB state → SNS. Builds
+//! configuration and AWS clients once per container; the work is in `sesguard::lambda` and the
+//! adapters in `sesguard_lambda::aws`.
+//!
+//! One binary for both paths, told apart by the payload's shape ([`sqs_batch`]): one build, one
+//! configuration and one set of adapters, and the EventBridge path is unchanged. The template
+//! deploys it as two functions, so the S3 path has its own role (S3 and SQS rights), timeout and
+//! reserved concurrency, and a backlog of log files cannot take the EventBridge path's.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -12,11 +18,23 @@ use sesguard::lambda::{Handler, LambdaConfig, emf_lines};
 use sesguard_lambda::Failure;
 use sesguard_lambda::aws::calls::CallCounter;
 use sesguard_lambda::aws::dynamodb::DynamoState;
+use sesguard_lambda::aws::s3::S3Objects;
 use sesguard_lambda::aws::sns::SnsPublisher;
+use sesguard_lambda::sqs::{handle_batch, sqs_batch};
 
 struct App {
     handler: Handler<DynamoState, SnsPublisher>,
+    objects: S3Objects,
     dynamodb_calls: CallCounter,
+}
+
+/// What an invocation answers: nothing for an EventBridge event (`null`), the failed messages
+/// for an SQS batch.
+#[derive(serde::Serialize)]
+#[serde(untagged)]
+enum Response {
+    Event(()),
+    Batch(aws_lambda_events::event::sqs::SqsBatchResponse),
 }
 
 async fn start() -> Result<App, Error> {
@@ -33,6 +51,9 @@ async fn start() -> Result<App, Error> {
             .build(),
     );
     let sns = aws_sdk_sns::Client::new(&sdk);
+    let objects = S3Objects::new(aws_sdk_s3::Client::new(&sdk))
+        .only_bucket(config.trail_bucket.clone())
+        .expected_owner(config.trail_bucket_owner.clone());
     tracing::info!(
         table = %config.table_name,
         topic = %config.topic_arn,
@@ -46,24 +67,25 @@ async fn start() -> Result<App, Error> {
     }
     Ok(App {
         handler: Handler::new(engine, state, SnsPublisher::new(sns, config.topic_arn)),
+        objects,
         dynamodb_calls,
     })
 }
 
 impl App {
-    async fn invoke(&self, event: LambdaEvent<Box<RawValue>>) -> Result<(), Failure> {
+    async fn invoke(&self, event: LambdaEvent<Box<RawValue>>) -> Result<Response, Failure> {
         self.dynamodb_calls.reset();
         let mut counts = Counts::default();
+        if let Some(batch) = sqs_batch(event.payload.get()) {
+            let response = handle_batch(&self.handler, &self.objects, &batch, &mut counts).await;
+            self.metrics(&counts);
+            return Ok(Response::Batch(response));
+        }
         let result = self
             .handler
             .handle(event.payload.get(), &event.context.request_id, &mut counts)
             .await;
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis());
-        for line in emf_lines(&counts, now, self.dynamodb_calls.total()) {
-            println!("{line}");
-        }
+        self.metrics(&counts);
         if let Err(err) = &result {
             tracing::error!(
                 error = %err,
@@ -73,7 +95,16 @@ impl App {
                 "invocation failed; Lambda will retry it"
             );
         }
-        result.map_err(Failure)
+        result.map(Response::Event).map_err(Failure)
+    }
+
+    fn metrics(&self, counts: &Counts) {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis());
+        for line in emf_lines(counts, now, self.dynamodb_calls.total()) {
+            println!("{line}");
+        }
     }
 }
 

@@ -1,7 +1,9 @@
-//! AWS adapters: the DynamoDB State and the SNS Sink. The only place the AWS SDK appears.
+//! AWS adapters: the DynamoDB State, the SNS Sink and the S3 object store. The only place the
+//! AWS SDK appears.
 
 pub mod calls;
 pub mod dynamodb;
+pub mod s3;
 pub mod sns;
 
 use std::time::Duration;
@@ -83,7 +85,8 @@ where
                     | "ProvisionedThroughputExceededException"
                     | "RequestLimitExceeded"
                     | "Throttling"
-                    | "ThrottledException",
+                    | "ThrottledException"
+                    | "SlowDown",
                 ) => FailureKind::Throttled,
                 Some(
                     "InternalServerError"
@@ -94,9 +97,13 @@ where
                 // A 5xx or 429 is the service's failure, whatever error code (if any) it carries.
                 _ if status == 429 => FailureKind::Throttled,
                 _ if status >= 500 => FailureKind::Unavailable,
-                Some("ResourceNotFoundException" | "NotFound" | "NotFoundException") => {
-                    FailureKind::NotFound
-                }
+                Some(
+                    "ResourceNotFoundException"
+                    | "NotFound"
+                    | "NotFoundException"
+                    | "NoSuchKey"
+                    | "NoSuchBucket",
+                ) => FailureKind::NotFound,
                 Some(code)
                     if code.starts_with("AccessDenied")
                         || code.starts_with("KMS")
