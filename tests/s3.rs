@@ -306,6 +306,32 @@ fn a_missing_bucket_is_an_error_naming_it_and_the_rest_is_scanned() {
         run.stdout.lines().count() > 20,
         "the local files were scanned"
     );
+    // An object that lists but cannot be read (archived: GetObject answers InvalidObjectState,
+    // as a denied GetObject answers AccessDenied) is named and counted; the others are read.
+    let config = &trail.config;
+    let s3 = s3_client(config);
+    let cold = format!("{PREFIX}111122223333_CloudTrail_us-east-1_20260302T2359Z_cold.json.gz");
+    rt.block_on(
+        s3.put_object()
+            .bucket(&trail.bucket)
+            .key(&cold)
+            .storage_class(aws_sdk_s3::types::StorageClass::Glacier)
+            .body(ByteStream::from(gzip(r#"{"Records":[]}"#)))
+            .send(),
+    )
+    .expect("put archived object");
+    let run = trail.run(&["scan", "--format", "jsonl", &trail.url("AWSLogs/")]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains(&format!("s3://{}/{cold}: cannot read", trail.bucket)),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stdout.lines().count() > 20,
+        "the other objects were scanned"
+    );
     // A prefix with no log file is like a folder with none: named, exit 2.
     let empty = trail.run(&["scan", &trail.url("nothing-here/")]);
     assert_eq!(empty.code, 2);

@@ -88,12 +88,8 @@ struct BackfillArgs {
     /// s3://bucket/prefix of the trail.
     #[arg(required = true, value_name = "S3_URL")]
     urls: Vec<String>,
-    /// Only log files of days that may hold events at or after this time (UTC date or RFC 3339).
-    #[arg(long, value_name = "DATE")]
-    since: Option<String>,
-    /// Only log files of days that may hold events before this time.
-    #[arg(long, value_name = "DATE")]
-    until: Option<String>,
+    #[command(flatten)]
+    range: TimeRange,
     /// No progress on stderr.
     #[arg(long, short)]
     quiet: bool,
@@ -116,12 +112,8 @@ struct TimelineArgs {
     /// A source address, a network (CIDR), or a service name as CloudTrail writes it.
     #[arg(long, value_name = "IP")]
     source_ip: Option<String>,
-    /// Only calls at or after this event time (a UTC date, or an RFC 3339 time).
-    #[arg(long, value_name = "DATE")]
-    since: Option<String>,
-    /// Only calls before this event time (a UTC date means its midnight, or an RFC 3339 time).
-    #[arg(long, value_name = "DATE")]
-    until: Option<String>,
+    #[command(flatten)]
+    range: TimeRange,
     /// Output format [default: table on a terminal, else jsonl].
     #[arg(long, value_enum)]
     format: Option<Format>,
@@ -214,13 +206,8 @@ struct ScanArgs {
     /// (its number in the config and its reason) or the earlier signal holding the dedup window.
     #[arg(long)]
     explain: bool,
-    /// Only records at or after this event time (a UTC date, or an RFC 3339 time); whole S3
-    /// objects of earlier days are not read (by CloudTrail's key layout).
-    #[arg(long, value_name = "DATE")]
-    since: Option<String>,
-    /// Only records before this event time (a UTC date means its midnight, or an RFC 3339 time).
-    #[arg(long, value_name = "DATE")]
-    until: Option<String>,
+    #[command(flatten)]
+    range: TimeRange,
     /// No summary or progress on stderr (problems are still reported).
     #[arg(long, short)]
     quiet: bool,
@@ -317,7 +304,7 @@ fn scan(args: ScanArgs) -> ExitCode {
         };
         Table::new(destination.width(), color)
     });
-    let (since, until) = match bounds(&args.since, &args.until) {
+    let (since, until) = match args.range.bounds() {
         Ok(bounds) => bounds,
         Err(code) => return code,
     };
@@ -683,7 +670,7 @@ fn list_rules(format: RulesFormat) -> ExitCode {
 
 fn timeline(args: TimelineArgs) -> ExitCode {
     use sesguard::timeline::{self, Address, Query, Tally, Timeline};
-    let (since, until) = match bounds(&args.since, &args.until) {
+    let (since, until) = match args.range.bounds() {
         Ok(bounds) => bounds,
         Err(code) => return code,
     };
@@ -773,22 +760,33 @@ fn timeline(args: TimelineArgs) -> ExitCode {
     }
 }
 
-/// `--since` and `--until` as event-time seconds; a bad one is a usage error (exit 2).
-fn bounds(
-    since: &Option<String>,
-    until: &Option<String>,
-) -> Result<(Option<Seconds>, Option<Seconds>), ExitCode> {
-    let parse = |text: &Option<String>, flag: &str| match text {
-        None => Ok(None),
-        Some(text) => sesguard::time::parse_date_or_time(text)
-            .map(Some)
-            .map_err(|e| format!("{flag}: {e}")),
-    };
-    match (parse(since, "--since"), parse(until, "--until")) {
-        (Ok(since), Ok(until)) => Ok((since, until)),
-        (Err(err), _) | (_, Err(err)) => {
-            eprintln!("sesguard: error: {err}");
-            Err(ExitCode::from(2))
+/// `--since` and `--until`, shared by `scan`, `timeline` and `backfill`.
+#[derive(Args)]
+struct TimeRange {
+    /// Only events at or after this event time (a UTC date, meaning its midnight, or an RFC
+    /// 3339 time); S3 objects of days that cannot hold one are not read (CloudTrail's key layout).
+    #[arg(long, value_name = "DATE")]
+    since: Option<String>,
+    /// Only events before this event time (a UTC date, meaning its midnight, or an RFC 3339 time).
+    #[arg(long, value_name = "DATE")]
+    until: Option<String>,
+}
+
+impl TimeRange {
+    /// The bounds as event-time seconds; a bad one is a usage error (exit 2).
+    fn bounds(&self) -> Result<(Option<Seconds>, Option<Seconds>), ExitCode> {
+        let parse = |text: &Option<String>, flag: &str| match text {
+            None => Ok(None),
+            Some(text) => sesguard::time::parse_date_or_time(text)
+                .map(Some)
+                .map_err(|e| format!("{flag}: {e}")),
+        };
+        match (parse(&self.since, "--since"), parse(&self.until, "--until")) {
+            (Ok(since), Ok(until)) => Ok((since, until)),
+            (Err(err), _) | (_, Err(err)) => {
+                eprintln!("sesguard: error: {err}");
+                Err(ExitCode::from(2))
+            }
         }
     }
 }
@@ -901,7 +899,7 @@ fn list_s3(
 
 #[cfg(feature = "s3")]
 fn backfill(args: BackfillArgs) -> ExitCode {
-    let (since, until) = match bounds(&args.since, &args.until) {
+    let (since, until) = match args.range.bounds() {
         Ok(bounds) => bounds,
         Err(code) => return code,
     };
