@@ -18,7 +18,7 @@ What it does:
   2. starts `cargo lambda watch --bin sesguard-lambda` on a free loopback port (the real binary,
      built and run by cargo-lambda) with the function's environment pointing at moto;
   3. scenario A: invokes every events/*.json in name order; what arrives on SNS must be exactly
-     what `sesguard scan events/ --format jsonl` (with the function's settings) prints (byte for
+     what `sesguard scan --input-order events/ --format jsonl` (with the function's settings) prints (byte for
      byte, as a multiset: signals of every rule, one ses-abuse-chain), with a sane Subject and
      MessageAttributes equal to the signal's fields;
   4. scenario B: duplicate deliveries publish nothing new;
@@ -606,9 +606,11 @@ def is_error_output(code, output):
 
 
 def scan(root, files):
-    """Signal lines of `sesguard scan` over files (in the given order)."""
+    """Signal lines of `sesguard scan --input-order` over files: evaluated in the given order, as
+    the function evaluates what it is given (`scan` otherwise reorders by event time, and then a
+    first-sighting or dedup signal may name another event of the same group)."""
     cmd = [
-        str(root / "target/debug/sesguard"), "scan",
+        str(root / "target/debug/sesguard"), "scan", "--input-order",
         *SCAN_FLAGS,
         "--format", "jsonl", "--quiet",
         *[str(f) for f in files],
