@@ -27,7 +27,7 @@ import os
 import uuid
 from pathlib import Path
 
-from cfn_template import ROOT, as_list, is_intrinsic, load, normalized, of_type, plain, props, target
+from cfn_template import ROOT, as_list, is_intrinsic, kept_out, load, normalized, of_type, plain, props, target
 
 FORWARDER = Path(os.environ.get("SESGUARD_FORWARDER_TEMPLATE") or ROOT / "forwarder.yaml")
 CLOUDTRAIL_STATE = "ENABLED_WITH_ALL_CLOUDTRAIL_MANAGEMENT_EVENTS"
@@ -356,7 +356,7 @@ def check_routing(check, template, forwarder, expected, events_dir: Path):
                     {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(got)])
             for event_id, (file, source, detail_type, detail) in sorted(sent.items()):
                 bodies = arrived.get(event_id, [])
-                if file.startswith("filtered-"):
+                if kept_out(file):
                     check(f"{file} from {region}: not forwarded", not bodies, f"{len(bodies)} arrived")
                 elif source == "aws.iam" and region != "us-east-1":
                     check(f"{file} from {region}: not forwarded (IAM from us-east-1 only)", not bodies,

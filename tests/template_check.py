@@ -35,7 +35,8 @@ import uuid
 from pathlib import Path
 
 # The CloudFormation-aware loading and the Ref/GetAtt helpers, shared with e2e_lambda.py.
-from cfn_template import ROOT, as_list, load, normalized, of_type, plain, props, target
+from cfn_template import (NARROWED_OUT, ROOT, as_list, kept_out, load, normalized, of_type, pattern_call_names, plain,
+                          props, target)
 # The pass/fail reporter, shared with e2e_lambda.py.
 from checks import Checks
 # The organisation-wide deployment (issue 14): the detector's bus and forwarder.yaml.
@@ -169,6 +170,20 @@ def check_patterns(resources, binary: str):
 # ------------------------------------------------------------------ 2. events through moto
 
 
+def granting_twin(envelope):
+    """A copy of an IAM policy sample (new eventID) whose policy grants SES sending."""
+    twin = json.loads(json.dumps(envelope))
+    detail = twin["detail"]
+    detail["eventID"] = f"{detail['eventID']}-grant"
+    params = detail.get("requestParameters") or {}
+    if "policyArn" in params:
+        params["policyArn"] = "arn:aws:iam::aws:policy/AmazonSESFullAccess"
+    if "policyDocument" in params:
+        params["policyDocument"] = json.dumps({"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": "SES:SendRawEmail", "Resource": "*"}]})
+    return twin
+
+
 def check_events(patterns, events_dir: Path):
     import boto3
 
@@ -193,10 +208,15 @@ def check_events(patterns, events_dir: Path):
 
         files = sorted(p for p in events_dir.glob("*.json") if p.is_file())
         check(f"{events_dir} holds sample events", len(files) > 0)
+        samples = [(path.name, json.loads(path.read_text(encoding="utf-8"))) for path in files]
+        # Each sample the narrowing keeps out, made to grant SES sending, must pass: the calls
+        # without a granting sample of their own (AttachGroupPolicy, ...) are shown to arrive.
+        samples += [(f"{name} made to grant sending", granting_twin(envelope))
+                    for name, envelope in samples if name in NARROWED_OUT]
         sent = {}
         calls = {}  # file name -> (EventBridge source, eventName)
-        for path in files:
-            envelope = json.loads(path.read_text(encoding="utf-8"))
+        for name, envelope in samples:
+            path = Path(name)
             entry = {
                 "Source": envelope["source"],
                 "DetailType": envelope["detail-type"],
@@ -229,7 +249,7 @@ def check_events(patterns, events_dir: Path):
 
         for name, event_id in sent.items():
             count = arrived.get(event_id, 0)
-            if name.startswith("filtered-"):
+            if kept_out(name):
                 check(f"{name}: filtered out by the rules", count == 0,
                       f"arrived {count} time(s)")
             else:
@@ -242,7 +262,7 @@ def check_events(patterns, events_dir: Path):
         delivered = {calls[name] for name, event_id in sent.items() if arrived.get(event_id)}
         for pattern in patterns:
             for source in as_list(pattern.get("source")):
-                names = as_list((pattern.get("detail") or {}).get("eventName"))
+                names = pattern_call_names(pattern.get("detail"))
                 missing = sorted(n for n in names if (source, n) not in delivered)
                 check(f"rule for {source}: each of its {len(names)} calls arrives from a sample in "
                       f"{events_dir.name}/", names and not missing, f"no sample delivered for {missing}")

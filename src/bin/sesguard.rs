@@ -638,6 +638,7 @@ fn list_rules(format: RulesFormat) -> ExitCode {
                             "event_source": t.event_source,
                             "event_name": t.event_name,
                             "service_code": t.service_code,
+                            "eventbridge_narrowing": t.narrowing.map(|n| n.pattern()),
                         })).collect::<Vec<_>>(),
                     })
                 })
@@ -660,6 +661,12 @@ fn list_rules(format: RulesFormat) -> ExitCode {
                             t.event_source, t.event_name
                         ),
                         None => println!("    {} {}", t.event_source, t.event_name),
+                    }
+                    if let Some(narrowing) = t.narrowing {
+                        println!(
+                            "        forwarded only where requestParameters.{} may grant it",
+                            narrowing.field
+                        );
                     }
                 }
             }

@@ -69,13 +69,13 @@ pub const RULE: RuleMeta = RuleMeta {
         Trigger::ses("VerifyEmailAddress"),
         Trigger::ses("VerifyDomainIdentity"),
         Trigger::ses("CreateEmailIdentity"),
-        // privilege
-        Trigger::iam("AttachUserPolicy"),
-        Trigger::iam("AttachRolePolicy"),
-        Trigger::iam("AttachGroupPolicy"),
-        Trigger::iam("PutUserPolicy"),
-        Trigger::iam("PutRolePolicy"),
-        Trigger::iam("PutGroupPolicy"),
+        // privilege: the grant rule's calls with its narrowing (the stage is its condition)
+        full_access_granted::TRIGGERS[0],
+        full_access_granted::TRIGGERS[1],
+        full_access_granted::TRIGGERS[2],
+        full_access_granted::TRIGGERS[3],
+        full_access_granted::TRIGGERS[4],
+        full_access_granted::TRIGGERS[5],
         Trigger::iam("CreateUser"),
         Trigger::iam("CreateAccessKey"),
         // evasion

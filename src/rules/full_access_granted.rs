@@ -13,6 +13,7 @@ use std::borrow::Cow;
 use serde_json::Value;
 use wildmatch::WildMatch;
 
+use super::narrowing::{Match, Narrowing};
 use super::{
     Answer, Ask, Call, Context, Decision, Detection, Event, Finding, RuleMeta, SuppressOn,
 };
@@ -35,17 +36,47 @@ pub const RULE: RuleMeta = RuleMeta {
         "If the action is legitimate, consider including the user in a suppression list (a `[[suppressions]]` entry in the sesguard config).",
         "If the results of the triage indicate that an attacker has taken the action, detach or delete the policy, disable the keys of the caller and the grantee, and begin your company's incident response process.",
     ],
-    triggers: &[
-        Trigger::iam("AttachUserPolicy"),
-        Trigger::iam("AttachRolePolicy"),
-        Trigger::iam("AttachGroupPolicy"),
-        Trigger::iam("PutUserPolicy"),
-        Trigger::iam("PutRolePolicy"),
-        Trigger::iam("PutGroupPolicy"),
-    ],
+    triggers: &TRIGGERS,
     suppress_on: SuppressOn::Event,
     seed: "sesguard: Permiso and Datadog Security Labs on SES abuse (attackers grant themselves SES rights)",
     detection: &FullAccessGranted,
+};
+
+/// The calls that can grant SES sending rights, narrowed for EventBridge to those whose policy
+/// may be one (also `ses-abuse-chain`'s `privilege` stage).
+pub const TRIGGERS: [Trigger; 6] = [
+    Trigger::iam("AttachUserPolicy").narrowed(&MANAGED_POLICY),
+    Trigger::iam("AttachRolePolicy").narrowed(&MANAGED_POLICY),
+    Trigger::iam("AttachGroupPolicy").narrowed(&MANAGED_POLICY),
+    Trigger::iam("PutUserPolicy").narrowed(&DOCUMENT_MAY_NAME_SES),
+    Trigger::iam("PutRolePolicy").narrowed(&DOCUMENT_MAY_NAME_SES),
+    Trigger::iam("PutGroupPolicy").narrowed(&DOCUMENT_MAY_NAME_SES),
+];
+
+/// An attached policy can only be `AmazonSESFullAccess` (see [`is_ses_full_access`]).
+const MANAGED_POLICY: Narrowing = Narrowing {
+    field: "policyArn",
+    any: &[Match::Suffix(":iam::aws:policy/AmazonSESFullAccess")],
+};
+
+/// An inline policy's document can only grant sending if an action in it starts with `ses:`:
+/// as text, `ses:` in one of its eight cases, unless a character is written as a JSON `\u`
+/// escape or the document is URL-encoded (`%`), which pass whole ([`allows_sending`] reads
+/// both).
+const DOCUMENT_MAY_NAME_SES: Narrowing = Narrowing {
+    field: "policyDocument",
+    any: &[
+        Match::Wildcard("*ses:*"),
+        Match::Wildcard("*seS:*"),
+        Match::Wildcard("*sEs:*"),
+        Match::Wildcard("*sES:*"),
+        Match::Wildcard("*Ses:*"),
+        Match::Wildcard("*SeS:*"),
+        Match::Wildcard("*SEs:*"),
+        Match::Wildcard("*SES:*"),
+        Match::Wildcard("*\\\\u*"),
+        Match::Wildcard("*%*"),
+    ],
 };
 
 /// A grant of SES sending rights: to whom, and which policy.
@@ -106,12 +137,12 @@ const SENDING: [&str; 2] = ["ses:SendEmail", "ses:SendRawEmail"];
 /// Whether a policy document (JSON, given as an object or as a string, possibly URL-encoded)
 /// has an `Allow` statement with an SES action matching a sending action.
 pub fn allows_sending(raw: &str) -> bool {
-    // Most inline policies name no SES action: skip parsing those (`ses` in any case, also
-    // inside a URL-encoded `ses%3A`).
-    if !raw
-        .as_bytes()
-        .windows(3)
-        .any(|w| w.eq_ignore_ascii_case(b"ses"))
+    // Most inline policies name no SES action: skip parsing those. One that does holds `ses`
+    // in some case, unless its letters are written as JSON `\u` escapes or URL-encoded.
+    let bytes = raw.as_bytes();
+    if !bytes.windows(3).any(|w| w.eq_ignore_ascii_case(b"ses"))
+        && memchr::memmem::find(bytes, b"\\u").is_none()
+        && memchr::memchr(b'%', bytes).is_none()
     {
         return false;
     }
@@ -287,5 +318,84 @@ mod tests {
         assert!(allows_sending(
             r#"{"Statement":{"Effect":"Allow","Action":"ses:*"}}"#
         ));
+    }
+
+    #[test]
+    fn actions_written_with_json_escapes_or_url_encoded_count() {
+        let escaped = r#"{"Statement":{"Effect":"Allow","Action":"\u0053Es\u003aSendEmail"}}"#;
+        assert!(allows_sending(
+            &serde_json::to_string(escaped).unwrap_or_default()
+        ));
+        let encoded = "%7B%22Statement%22%3A%7B%22Effect%22%3A%22Allow%22%2C%22Action%22%3A%22%73%65%73%3A%2A%22%7D%7D";
+        assert!(allows_sending(
+            &serde_json::to_string(encoded).unwrap_or_default()
+        ));
+    }
+
+    #[test]
+    fn every_managed_policy_the_rule_reads_passes_the_narrowing() {
+        for arn in [
+            "arn:aws:iam::aws:policy/AmazonSESFullAccess",
+            "arn:aws-cn:iam::aws:policy/AmazonSESFullAccess",
+            "arn:aws-us-gov:iam::aws:policy/AmazonSESFullAccess",
+        ] {
+            assert!(is_ses_full_access(arn));
+            assert!(
+                MANAGED_POLICY.passes(Some(&Value::String(arn.to_owned()))),
+                "{arn}"
+            );
+        }
+        let other = Value::String("arn:aws:iam::aws:policy/ReadOnlyAccess".to_owned());
+        assert!(!MANAGED_POLICY.passes(Some(&other)));
+    }
+
+    /// Writes `text` with each character upper-cased and/or as a JSON `\u` escape where the
+    /// flags say.
+    fn disguise(text: &str, upper: &[bool], escape: &[bool]) -> String {
+        text.chars()
+            .enumerate()
+            .map(|(i, c)| {
+                let c = if upper[i % upper.len()] {
+                    c.to_ascii_uppercase()
+                } else {
+                    c
+                };
+                if escape[i % escape.len()] {
+                    format!("\\u{:04x}", u32::from(c))
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect()
+    }
+
+    proptest::proptest! {
+        /// The narrowing may cut only what the rule dismisses: whatever case, escapes and
+        /// encoding an action is written in, a document the rule reads as a grant passes.
+        #[test]
+        fn every_document_the_rule_reads_as_a_grant_passes_the_narrowing(
+            action in proptest::sample::select(vec![
+                "ses:*", "ses:Send*", "ses:SendEmail", "ses:SendRawEmail", "ses:Send?mail",
+                "ses:Get*", "s3:*", "*",
+            ]),
+            upper in proptest::collection::vec(proptest::bool::ANY, 1..12),
+            escape in proptest::collection::vec(proptest::bool::weighted(0.2), 1..12),
+            encoding in 0u8..3,
+        ) {
+            let action = disguise(action, &upper, &escape);
+            let doc = format!(
+                r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Action":["s3:GetObject","{action}"],"Resource":"*"}}]}}"#
+            );
+            let doc = match encoding {
+                0 => doc,
+                1 => percent_encoding::utf8_percent_encode(&doc, percent_encoding::NON_ALPHANUMERIC)
+                    .to_string(),
+                _ => doc.replace(' ', "+").replace('"', "%22").replace(':', "%3A"),
+            };
+            let raw = serde_json::to_string(&doc).unwrap_or_default();
+            if allows_sending(&raw) {
+                proptest::prop_assert!(DOCUMENT_MAY_NAME_SES.passes(Some(&Value::String(doc))));
+            }
+        }
     }
 }

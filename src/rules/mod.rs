@@ -11,6 +11,7 @@ pub mod feedback_tampering;
 pub mod full_access_granted;
 pub mod identity_deleted;
 pub mod modification;
+pub mod narrowing;
 pub mod production_access_requested;
 mod rule;
 pub mod sandbox_exit_burst;
@@ -179,34 +180,64 @@ macro_rules! datadog_triage {
 }
 
 /// The EventBridge event patterns that deliver exactly the calls the rules read: one per event
-/// source (and service code). The template's rules must match these; `sesguard rules --format
-/// eventbridge` prints them.
+/// source (and service code). Calls with a [`narrowing::Narrowing`] are grouped by it, and a
+/// source with several groups gets an `$or` of them. The template's rules must match these;
+/// `sesguard rules --format eventbridge` prints them.
 pub fn eventbridge_patterns() -> Vec<serde_json::Value> {
-    let mut groups: Vec<(&str, Option<&str>, Vec<&str>)> = Vec::new();
+    use serde_json::{Value, json};
+    type Group = (Option<&'static narrowing::Narrowing>, Vec<&'static str>);
+    let mut sources: Vec<(&str, Option<&str>, Vec<Group>)> = Vec::new();
     for trigger in all_triggers() {
-        match groups.iter_mut().find(|(source, code, _)| {
+        let index = match sources.iter().position(|(source, code, _)| {
             *source == trigger.event_source && *code == trigger.service_code
         }) {
-            Some((_, _, names)) => names.push(trigger.event_name),
-            None => groups.push((
-                trigger.event_source,
-                trigger.service_code,
-                vec![trigger.event_name],
-            )),
+            Some(index) => index,
+            None => {
+                sources.push((trigger.event_source, trigger.service_code, Vec::new()));
+                sources.len() - 1
+            }
+        };
+        let groups = &mut sources[index].2;
+        match groups.iter_mut().find(|(n, _)| *n == trigger.narrowing) {
+            Some((_, names)) => names.push(trigger.event_name),
+            None => groups.push((trigger.narrowing, vec![trigger.event_name])),
         }
     }
-    groups
+    let group_pattern = |(narrowing, mut names): Group| -> Value {
+        names.sort_unstable();
+        names.dedup();
+        let mut pattern = json!({ "eventName": names });
+        if let Some(narrowing) = narrowing {
+            pattern["requestParameters"] = narrowing.pattern();
+        }
+        pattern
+    };
+    sources
         .into_iter()
-        .map(|(source, code, mut names)| {
-            names.sort_unstable();
+        .map(|(source, code, mut groups)| {
             let service = source.strip_suffix(".amazonaws.com").unwrap_or(source);
-            let mut detail = serde_json::json!({"eventSource": [source], "eventName": names});
+            // Unnarrowed calls first, then by first call name: a stable order.
+            groups.sort_by_key(|(narrowing, names)| {
+                (narrowing.is_some(), names.iter().min().copied())
+            });
+            let mut detail = json!({ "eventSource": [source] });
+            if groups.len() == 1 {
+                if let Some(group) = groups.pop()
+                    && let (Value::Object(detail), Value::Object(group)) =
+                        (&mut detail, group_pattern(group))
+                {
+                    detail.extend(group);
+                }
+            } else {
+                let alternatives: Vec<Value> = groups.into_iter().map(group_pattern).collect();
+                detail["$or"] = Value::Array(alternatives);
+            }
             if let Some(code) = code {
                 // Case-insensitive, as the engine compares it.
                 detail["requestParameters"] =
-                    serde_json::json!({"serviceCode": [{"equals-ignore-case": code}]});
+                    json!({"serviceCode": [{"equals-ignore-case": code}]});
             }
-            serde_json::json!({
+            json!({
                 "source": [format!("aws.{service}")],
                 "detail-type": [crate::record::CLOUDTRAIL_API_CALL],
                 "detail": detail,
@@ -304,21 +335,33 @@ mod tests {
                 "ListServiceQuotas"
             ])
         );
-        // IAM: one pattern, for the grants and SMTP users (delivered in us-east-1 only).
+        // IAM: one pattern, for the grants and SMTP users (delivered in us-east-1 only): the
+        // SMTP user calls by name, the policy calls only where the policy may grant sending.
         assert_eq!(patterns[2]["source"][0], "aws.iam");
-        assert_eq!(patterns[2]["detail"]["eventSource"][0], IAM);
         assert_eq!(
-            patterns[2]["detail"]["eventName"],
-            serde_json::json!([
-                "AttachGroupPolicy",
-                "AttachRolePolicy",
-                "AttachUserPolicy",
-                "CreateAccessKey",
-                "CreateUser",
-                "PutGroupPolicy",
-                "PutRolePolicy",
-                "PutUserPolicy"
-            ])
+            patterns[2]["detail"],
+            serde_json::json!({
+                "eventSource": [IAM],
+                "$or": [
+                    {"eventName": ["CreateAccessKey", "CreateUser"]},
+                    {
+                        "eventName": ["AttachGroupPolicy", "AttachRolePolicy", "AttachUserPolicy"],
+                        "requestParameters": {"policyArn": [
+                            {"suffix": ":iam::aws:policy/AmazonSESFullAccess"}
+                        ]}
+                    },
+                    {
+                        "eventName": ["PutGroupPolicy", "PutRolePolicy", "PutUserPolicy"],
+                        "requestParameters": {"policyDocument": [
+                            {"wildcard": "*ses:*"}, {"wildcard": "*seS:*"},
+                            {"wildcard": "*sEs:*"}, {"wildcard": "*sES:*"},
+                            {"wildcard": "*Ses:*"}, {"wildcard": "*SeS:*"},
+                            {"wildcard": "*SEs:*"}, {"wildcard": "*SES:*"},
+                            {"wildcard": "*\\\\u*"}, {"wildcard": "*%*"}
+                        ]}
+                    }
+                ]
+            })
         );
     }
 }

@@ -5,6 +5,7 @@
 use std::fmt;
 
 use super::event::{Call, Event};
+use super::narrowing::Narrowing;
 use crate::model::{Seconds, Settings, Severity, Subject};
 use crate::record::Record;
 use crate::state::{DistinctAnswer, Mark, Side, Sighting};
@@ -16,6 +17,9 @@ pub struct Trigger {
     pub event_name: &'static str,
     /// Required `requestParameters.serviceCode`, if any (Service Quotas is shared by all services).
     pub service_code: Option<&'static str>,
+    /// What the EventBridge patterns also require of the call, if anything (never checked by
+    /// the engine: the rule's own condition implies it).
+    pub narrowing: Option<&'static Narrowing>,
 }
 
 impl Trigger {
@@ -24,6 +28,7 @@ impl Trigger {
             event_source: super::SES,
             event_name,
             service_code: None,
+            narrowing: None,
         }
     }
 
@@ -32,6 +37,7 @@ impl Trigger {
             event_source: super::IAM,
             event_name,
             service_code: None,
+            narrowing: None,
         }
     }
 
@@ -41,6 +47,15 @@ impl Trigger {
             event_source: super::SERVICE_QUOTAS,
             event_name,
             service_code: Some(service_code),
+            narrowing: None,
+        }
+    }
+
+    /// This trigger, with the EventBridge patterns also requiring `narrowing`.
+    pub const fn narrowed(self, narrowing: &'static Narrowing) -> Self {
+        Trigger {
+            narrowing: Some(narrowing),
+            ..self
         }
     }
 
