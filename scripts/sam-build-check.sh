@@ -103,6 +103,9 @@ if command -v readelf >/dev/null 2>&1; then
 fi
 
 size=$(wc -c <"$bootstrap")
+# The brief's budget for the Lambda binary (arm64): 8 MB, read as 8,000,000 bytes.
+max_size=8000000
+[ "$size" -le "$max_size" ] || fail "bootstrap is $size bytes, over the $max_size-byte budget"
 if command -v file >/dev/null 2>&1; then
   say "$(file -b "$bootstrap")"
 fi
