@@ -209,19 +209,28 @@ fn eventbridge(event: &serde_json::Map<String, Value>) -> Result<Vec<Notice>, No
 
 /// A created object: a log file, or one of the files CloudTrail writes beside them.
 pub fn classify(object: ObjectRef) -> Notice {
-    let reason = if object.key.ends_with('/') {
-        Some(Ignored::Folder)
-    } else {
-        object.key.split('/').find_map(|part| match part {
-            "CloudTrail-Digest" => Some(Ignored::Digest),
-            "CloudTrail-Insight" => Some(Ignored::Insight),
-            _ => None,
-        })
-    };
-    match reason {
+    match not_a_log_file(&object.key) {
         Some(reason) => Notice::Ignored { object, reason },
         None => Notice::LogFile(object),
     }
+}
+
+/// Why a key of a trail bucket holds no API calls, if it does not: a folder, a digest file or an
+/// Insights file, by the folder CloudTrail writes it in (compared ignoring case, as `scan`
+/// always has). One test for the Lambda's notifications and `scan s3://`'s listing.
+pub fn not_a_log_file(key: &str) -> Option<Ignored> {
+    if key.ends_with('/') {
+        return Some(Ignored::Folder);
+    }
+    key.split('/').find_map(|part| {
+        if part.eq_ignore_ascii_case("CloudTrail-Digest") {
+            Some(Ignored::Digest)
+        } else if part.eq_ignore_ascii_case("CloudTrail-Insight") {
+            Some(Ignored::Insight)
+        } else {
+            None
+        }
+    })
 }
 
 /// An S3 event's key as S3 knows it: form URL-decoded (`+` is a space).

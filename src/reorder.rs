@@ -30,12 +30,9 @@ impl Stamp {
     /// parameter; text that misleads this only places its record out of order, since the rules
     /// read the record parsed, and the order still depends on the text alone.
     pub fn of(json: &str) -> Option<Stamp> {
-        static TIME: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"eventTime\""));
         static ID: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"eventID\""));
-        let text = json.as_bytes();
-        let time = string_member(text, &TIME)?;
-        let time = parse_event_time(std::str::from_utf8(time).ok()?).ok()?;
-        let event_id = string_member(text, &ID)
+        let time = event_time(json)?;
+        let event_id = string_member(json.as_bytes(), &ID)
             .and_then(|id| std::str::from_utf8(id).ok())
             .unwrap_or_default();
         Some(Stamp {
@@ -43,6 +40,13 @@ impl Stamp {
             event_id: event_id.to_owned(),
         })
     }
+}
+
+/// A record's `eventTime` from its JSON text, read as [`Stamp::of`] reads it.
+pub fn event_time(json: &str) -> Option<Seconds> {
+    static TIME: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"eventTime\""));
+    let time = string_member(json.as_bytes(), &TIME)?;
+    parse_event_time(std::str::from_utf8(time).ok()?).ok()
 }
 
 /// The text of the string after the first `key` (a quoted member name) in `text`, up to the

@@ -16,6 +16,7 @@ use aws_smithy_http_client::tls;
 
 use crate::input::{Remote, Source};
 use crate::model::Seconds;
+use crate::notification::{Ignored, not_a_log_file};
 use crate::s3url::{S3Url, day_may_hold, is_log_key, key_day};
 
 /// A failure of S3 naming what was asked for.
@@ -117,10 +118,7 @@ impl S3 {
             for object in page.contents() {
                 let Some(key) = object.key() else { continue };
                 if !is_log_key(key) {
-                    if key
-                        .split('/')
-                        .any(|p| p.eq_ignore_ascii_case("CloudTrail-Digest"))
-                    {
+                    if matches!(not_a_log_file(key), Some(Ignored::Digest)) {
                         listing.digests += 1;
                     } else {
                         listing.not_logs += 1;

@@ -59,11 +59,7 @@ impl fmt::Display for S3Url {
 /// (`…/CloudTrail-Digest/…`) or an Insights file (`…/CloudTrail-Insight/…`), with a suffix
 /// `scan` reads.
 pub fn is_log_key(key: &str) -> bool {
-    let skipped = key.split('/').any(|part| {
-        part.eq_ignore_ascii_case("CloudTrail-Digest")
-            || part.eq_ignore_ascii_case("CloudTrail-Insight")
-    });
-    !skipped
+    crate::notification::not_a_log_file(key).is_none()
         && crate::input::SCANNED_SUFFIXES
             .iter()
             .any(|s| key.ends_with(s))

@@ -13,7 +13,6 @@ use crate::model::Seconds;
 use crate::reorder::{Peak, Reorder, Stamp};
 use crate::rules;
 use crate::state::MemoryState;
-use crate::time::parse_event_time;
 
 /// Runs the engine over sources, in order (or in event-time order, see
 /// [`Scanner::reorder_window`]), with one in-memory state.
@@ -528,22 +527,10 @@ fn in_range(json: &str, range: (Option<Seconds>, Option<Seconds>)) -> bool {
     if range == (None, None) {
         return true;
     }
-    let Some(time) = event_time(json) else {
+    let Some(time) = crate::reorder::event_time(json) else {
         return true;
     };
     range.0.is_none_or(|s| time >= s) && range.1.is_none_or(|u| time < u)
-}
-
-/// The record's `eventTime`, found without parsing the record (records the prefilter passed).
-fn event_time(json: &str) -> Option<Seconds> {
-    let key = memchr::memmem::find(json.as_bytes(), b"\"eventTime\"")?;
-    let rest = json[key + 11..]
-        .trim_start()
-        .strip_prefix(':')?
-        .trim_start();
-    let value = rest.strip_prefix('"')?;
-    let end = value.find('"')?;
-    parse_event_time(&value[..end]).ok()
 }
 
 /// Batches are sent when they hold this much record text or this many items.
