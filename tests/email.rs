@@ -161,3 +161,38 @@ fn hostile_identity_strings_stay_on_their_line_neutralised_and_capped() {
         );
     }
 }
+
+/// The fenced block after `<!-- sample: NAME -->` in the README.
+fn readme_sample(readme: &str, name: &str) -> String {
+    let marker = format!("<!-- sample: {name} -->\n```");
+    let at = readme.find(&marker).expect("README sample marker") + marker.len();
+    let body = &readme[at..];
+    let start = body.find('\n').expect("fence line") + 1;
+    let end = body[start..].find("\n```").expect("closing fence") + start;
+    body[start..end].to_owned()
+}
+
+#[test]
+fn the_readme_shows_the_three_renderings_of_one_real_signal() {
+    let readme = std::fs::read_to_string(format!("{}/README.md", env!("CARGO_MANIFEST_DIR")))
+        .expect("README");
+    let signals = sample_signals("ses-DeleteIdentity.json");
+    let signal = signals
+        .iter()
+        .find(|s| s.rule_id == "ses-identity-deleted")
+        .expect("ses-identity-deleted signal");
+    let parse = |text: &str| serde_json::from_str::<serde_json::Value>(text).expect("JSON");
+    assert_eq!(
+        parse(&readme_sample(&readme, "sesguard")),
+        parse(&signal.to_json())
+    );
+    assert_eq!(
+        parse(&readme_sample(&readme, "ocsf")),
+        parse(&sesguard::output::ocsf::to_json(signal))
+    );
+    assert_eq!(
+        format!("{}\n", readme_sample(&readme, "email")),
+        render(signal)
+    );
+    assert!(readme.contains(&format!("<code>{}</code>", signal.short_title())));
+}
