@@ -1,7 +1,9 @@
 //! What sesguard shows: the signal table that fits the terminal and the progress bar (`sesguard
 //! scan`), and the renderings of a signal besides its own JSON ([`crate::signal`]) that the CLI
-//! and the Lambda share: the OCSF Detection Finding ([`ocsf`]) and the e-mail text ([`email`]).
+//! and the Lambda share: the OCSF Detection Finding ([`ocsf`]), the e-mail text ([`email`]) and
+//! the Security Hub finding ([`asff`]).
 
+pub mod asff;
 pub mod email;
 pub mod ocsf;
 pub mod progress;
