@@ -19,8 +19,9 @@
 _emulators_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 _emulators_venv="$_emulators_root/.venv"
 
-# Pinned tools. boto3 is unpinned: moto pins the range it works with.
-_emulators_pins=("moto[server]==5.2.5" "cargo-lambda==1.9.2" "cfn-lint==1.58.0" "boto3")
+# Pinned tools. boto3 is unpinned: moto pins the range it works with. pydantic-ocsf is the OCSF
+# validator of tests/ocsf_check.py (the OCSF 1.5.0 schema and models it ships).
+_emulators_pins=("moto[server]==5.2.5" "cargo-lambda==1.9.2" "cfn-lint==1.58.0" "boto3" "pydantic-ocsf==3.0.0")
 
 _emulators_fail() {
   printf 'emulators: %s\n' "$*" >&2
@@ -34,7 +35,7 @@ source "$_emulators_root/scripts/venv.sh"
 # (a rerun then costs one python start, no pip). The server extra's dependencies (flask) must
 # import too: an extra has no version to compare.
 emulators_venv() {
-  venv_ensure --import flask --import flask_cors --import boto3 \
+  venv_ensure --import flask --import flask_cors --import boto3 --import ocsf.v1_5_0.events \
     "$_emulators_venv" "${_emulators_pins[@]}"
 }
 

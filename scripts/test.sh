@@ -59,6 +59,9 @@ passed=$((passed + 1))
 step "template.yaml, forwarder.yaml: patterns = rules, events/ through EventBridge (moto), security"
 python_checks tests/template_check.py ./target/debug/sesguard
 
+step "scan --format ocsf: every signal of events/ and the scenarios is a valid OCSF 1.5.0 Detection Finding"
+python_checks tests/ocsf_check.py ./target/debug/sesguard
+
 step "end to end: the real sesguard-lambda under cargo lambda watch, against moto"
 python_checks tests/e2e_lambda.py "$PWD"
 

@@ -1208,6 +1208,40 @@ fn jsonl_format_prints_one_json_signal_per_line_with_the_documented_fields() {
 }
 
 #[test]
+fn ocsf_format_prints_one_detection_finding_per_signal_in_the_same_order() {
+    let (_dir, file) = story_file();
+    let jsonl = scan(&["--format", "jsonl", path_str(&file)]);
+    let ocsf = scan(&["--format", "ocsf", path_str(&file)]);
+    ocsf.assert_code(0);
+    let (signals, findings) = (jsonl.signals(), ocsf.signals());
+    assert_eq!(findings.len(), signals.len());
+    assert!(!findings.is_empty());
+    for (signal, finding) in signals.iter().zip(&findings) {
+        assert_eq!(finding["class_uid"], 2004, "{finding}");
+        assert_eq!(finding["metadata"]["version"], "1.5.0");
+        assert_eq!(finding["finding_info"]["uid"], signal["signal_id"]);
+        assert_eq!(
+            finding["finding_info"]["analytic"]["uid"],
+            signal["rule_id"]
+        );
+        assert_eq!(
+            finding["finding_info"]["related_events"][0]["uid"],
+            signal["event_id"]
+        );
+        assert_eq!(
+            finding["evidences"][0]["actor"]["user"]["credential_uid"],
+            signal["access_key_id"]
+        );
+        assert_eq!(finding["cloud"]["account"]["uid"], signal["account_id"]);
+    }
+    // -o writes the chosen format too.
+    let dir = tempdir();
+    let out = dir.path().join("findings.jsonl");
+    scan(&["--format", "ocsf", "-o", path_str(&out), path_str(&file)]).assert_code(0);
+    assert_eq!(fs::read_to_string(&out).expect("read -o"), ocsf.stdout);
+}
+
+#[test]
 fn output_is_jsonl_by_default_when_stdout_is_not_a_terminal() {
     let (_dir, file) = story_file();
     let default = scan(&[path_str(&file)]);

@@ -55,6 +55,7 @@ ENV_VARS = {
     "SESGUARD_SANDBOX_EXIT_REGIONS",
     "SESGUARD_SANDBOX_EXIT_WINDOW_MINUTES",
     "SESGUARD_CHAIN_WINDOW_HOURS",
+    "SESGUARD_SIGNAL_FORMAT",
     "SESGUARD_CONFIG",
 }
 # Operations of the SDK clients, as the Rust SDK's fluent builders name them.
@@ -301,6 +302,15 @@ def check_deployment(template):
     variables = set(((fn.get("Environment") or {}).get("Variables") or {}).keys())
     check("function: environment variables exactly those the Lambda reads", variables == ENV_VARS,
           f"extra {sorted(variables - ENV_VARS)}, missing {sorted(ENV_VARS - variables)}")
+    # SESGUARD_SIGNAL_FORMAT: the names the Lambda accepts (src/output.rs), today's JSON by
+    # default (issue 18); any other value would stop the function at cold start.
+    signal_format = (template.get("Parameters") or {}).get("SignalFormat") or {}
+    check("function: SignalFormat takes sesguard (the default) or ocsf, as SESGUARD_SIGNAL_FORMAT",
+          signal_format.get("Default") == "sesguard"
+          and signal_format.get("AllowedValues") == ["sesguard", "ocsf"]
+          and target(((fn.get("Environment") or {}).get("Variables") or {}).get("SESGUARD_SIGNAL_FORMAT"))
+          == "SignalFormat",
+          json.dumps(signal_format))
     logging = fn.get("LoggingConfig") or {}
     log_group = resources.get(target(logging.get("LogGroup")) or "", {})
     check("function: JSON log format", logging.get("LogFormat") == "JSON")

@@ -14,6 +14,7 @@ use sesguard::engine::{Evaluation, Why};
 use sesguard::file_order;
 use sesguard::input::{self, InputError, Source};
 use sesguard::model::{MINUTE, Seconds};
+use sesguard::output::SignalFormat;
 use sesguard::output::progress::Progress;
 use sesguard::output::table::{Table, escape};
 use sesguard::record::Record;
@@ -132,9 +133,9 @@ struct ScanArgs {
     config: Option<PathBuf>,
     /// Output format [default: table on a terminal, else jsonl].
     #[arg(long, value_enum)]
-    format: Option<Format>,
+    format: Option<ScanFormat>,
     /// Write the signals to FILE instead of standard output, in the chosen format (jsonl
-    /// unless --format table).
+    /// unless --format table or ocsf).
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     output: Option<PathBuf>,
     /// Colour the table by severity: auto (when the output is a terminal and NO_COLOR is not
@@ -222,6 +223,17 @@ enum Format {
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ScanFormat {
+    /// One signal per line, as JSON (what the Lambda publishes).
+    Jsonl,
+    /// A readable table.
+    Table,
+    /// One OCSF 1.5 Detection Finding per line, as JSON (what the Lambda publishes with
+    /// SESGUARD_SIGNAL_FORMAT=ocsf).
+    Ocsf,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum ColorWhen {
     Auto,
     Always,
@@ -292,11 +304,15 @@ fn scan(args: ScanArgs) -> ExitCode {
         }
     };
     let format = args.format.unwrap_or(if destination.is_terminal() {
-        Format::Table
+        ScanFormat::Table
     } else {
-        Format::Jsonl
+        ScanFormat::Jsonl
     });
-    let table = (format == Format::Table).then(|| {
+    let json = match format {
+        ScanFormat::Ocsf => SignalFormat::Ocsf,
+        ScanFormat::Jsonl | ScanFormat::Table => SignalFormat::Sesguard,
+    };
+    let table = (format == ScanFormat::Table).then(|| {
         let color = match args.color {
             ColorWhen::Always => true,
             ColorWhen::Never => false,
@@ -329,6 +345,7 @@ fn scan(args: ScanArgs) -> ExitCode {
     let sink = Terminal(Mutex::new(Screen {
         out: BufWriter::with_capacity(64 * 1024, destination.into_writer()),
         table,
+        json,
         explain,
         progress,
     }));
@@ -450,8 +467,10 @@ struct Terminal<W: Write>(Mutex<Screen<W>>);
 
 struct Screen<W: Write> {
     out: W,
-    /// The table's layout and colours; `None` prints JSON Lines.
+    /// The table's layout and colours; `None` prints JSON Lines …
     table: Option<Table>,
+    /// … in this format.
+    json: SignalFormat,
     explain: Option<Explain>,
     /// The progress bar, when stderr is a terminal.
     progress: Option<Progress>,
@@ -562,7 +581,7 @@ impl<W: Write> Screen<W> {
 
     fn signal(&mut self, signal: &Signal) -> io::Result<()> {
         match &mut self.table {
-            None => writeln!(self.out, "{}", signal.to_json()),
+            None => writeln!(self.out, "{}", self.json.render(signal)),
             Some(table) => self.out.write_all(table.signal(signal).as_bytes()),
         }
     }

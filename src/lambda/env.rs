@@ -17,6 +17,9 @@ pub struct LambdaConfig {
     /// `SESGUARD_TRAIL_BUCKET_OWNER`: the account that must own it (S3's expected bucket owner
     /// check), if set.
     pub trail_bucket_owner: Option<String>,
+    /// `SESGUARD_SIGNAL_FORMAT`: what the SNS message holds, `sesguard` (the signal JSON, the
+    /// default) or `ocsf` (an OCSF Detection Finding).
+    pub signal_format: crate::output::SignalFormat,
 }
 
 /// A configuration the function cannot start with; names the variable.
@@ -43,6 +46,7 @@ pub const TOR_EXIT_LIST: &str = "SESGUARD_TOR_EXIT_LIST";
 pub const CLAIM_LEASE_SECONDS: &str = "SESGUARD_CLAIM_LEASE_SECONDS";
 pub const TRAIL_BUCKET: &str = "SESGUARD_TRAIL_BUCKET";
 pub const TRAIL_BUCKET_OWNER: &str = "SESGUARD_TRAIL_BUCKET_OWNER";
+pub const SIGNAL_FORMAT: &str = "SESGUARD_SIGNAL_FORMAT";
 
 /// The configuration file compiled into the function: used when `SESGUARD_CONFIG` names
 /// `sesguard.toml` and the package holds no such file (SAM's cargo-lambda build ships only the
@@ -74,6 +78,19 @@ impl LambdaConfig {
                 .filter(|v| !v.trim().is_empty())
                 .map(Into::into)
         };
+        let signal_format = match lookup(SIGNAL_FORMAT).filter(|v| !v.trim().is_empty()) {
+            None => crate::output::SignalFormat::default(),
+            Some(text) => {
+                crate::output::SignalFormat::parse(&text).ok_or_else(|| StartupError {
+                    variable: SIGNAL_FORMAT,
+                    message: format!(
+                        "{:?} is not one of {}",
+                        crate::text::truncate(&text, 40),
+                        crate::output::SignalFormat::NAMES.join(", ")
+                    ),
+                })?
+            }
+        };
         Ok(LambdaConfig {
             table_name: required(TABLE_NAME)?,
             topic_arn: required(TOPIC_ARN)?,
@@ -92,6 +109,7 @@ impl LambdaConfig {
                 .map(|s| std::time::Duration::from_secs(u64::from(s))),
             trail_bucket: lookup(TRAIL_BUCKET).filter(|v| !v.trim().is_empty()),
             trail_bucket_owner: lookup(TRAIL_BUCKET_OWNER).filter(|v| !v.trim().is_empty()),
+            signal_format,
         })
     }
 
@@ -170,6 +188,23 @@ mod tests {
         assert!(
             err.to_string().starts_with("SESGUARD_DEDUP_MINUTES: "),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn the_signal_format_defaults_to_sesguard_and_a_wrong_one_is_named() {
+        use crate::output::SignalFormat;
+        let base = [(TABLE_NAME, "t"), (TOPIC_ARN, "arn")];
+        let config = LambdaConfig::from_env(env(&base)).expect("config");
+        assert_eq!(config.signal_format, SignalFormat::Sesguard);
+        let config = LambdaConfig::from_env(env(&[base[0], base[1], (SIGNAL_FORMAT, "ocsf")]))
+            .expect("ocsf");
+        assert_eq!(config.signal_format, SignalFormat::Ocsf);
+        let err = LambdaConfig::from_env(env(&[base[0], base[1], (SIGNAL_FORMAT, "OCSF 1.1")]))
+            .expect_err("unknown format");
+        assert_eq!(
+            err.to_string(),
+            "SESGUARD_SIGNAL_FORMAT: \"OCSF 1.1\" is not one of sesguard, ocsf"
         );
     }
 

@@ -59,6 +59,7 @@ async fn start() -> Result<App, Error> {
         topic = %config.topic_arn,
         suppressions = engine.config().suppressions.len(),
         tor_exits = engine.config().tor.len(),
+        signal_format = config.signal_format.as_str(),
         "sesguard-lambda ready"
     );
     let mut state = DynamoState::new(dynamodb, config.table_name);
@@ -66,7 +67,11 @@ async fn start() -> Result<App, Error> {
         state = state.with_lease(lease);
     }
     Ok(App {
-        handler: Handler::new(engine, state, SnsPublisher::new(sns, config.topic_arn)),
+        handler: Handler::new(
+            engine,
+            state,
+            SnsPublisher::new(sns, config.topic_arn).with_format(config.signal_format),
+        ),
         objects,
         dynamodb_calls,
     })

@@ -907,6 +907,41 @@ async fn the_sns_message_is_the_signal_json_with_attributes_and_a_safe_subject()
     assert_eq!(attributes["region"]["Value"], "us-east-1");
 }
 
+#[tokio::test]
+async fn with_signal_format_ocsf_the_sqs_subscriber_gets_the_ocsf_finding_and_the_attributes() {
+    let Some(endpoint) = endpoint() else { return };
+    let sdk = sdk(&endpoint).await;
+    let (publisher, queue) = topic_with_queue(&sdk).await;
+    let publisher = publisher.with_format(sesguard::output::SignalFormat::Ocsf);
+    let (out, _) = cli(String::new(), sample("ses-DeleteIdentity.json")).await;
+    assert!(!out.signals.is_empty());
+    for signal in &out.signals {
+        sesguard::deliver::Sink::emit(&publisher, signal)
+            .await
+            .expect("publish");
+    }
+    let messages = drain(&sdk, &queue).await;
+    let mut got: Vec<&str> = messages
+        .iter()
+        .map(|m| m["Message"].as_str().unwrap_or_default())
+        .collect();
+    let mut expected: Vec<String> = out
+        .signals
+        .iter()
+        .map(sesguard::output::ocsf::to_json)
+        .collect();
+    got.sort_unstable();
+    expected.sort();
+    assert_eq!(got, expected);
+    for message in &messages {
+        assert_eq!(
+            message["MessageAttributes"]["account_id"]["Value"],
+            "111122223333"
+        );
+        assert!(message["MessageAttributes"]["rule_id"]["Value"].is_string());
+    }
+}
+
 async fn topic_with_queue(sdk: &aws_config::SdkConfig) -> (SnsPublisher, String) {
     let sns = aws_sdk_sns::Client::new(sdk);
     let sqs = aws_sdk_sqs::Client::new(sdk);

@@ -1,0 +1,309 @@
+//! A signal as an AWS Security Finding Format (ASFF) finding, what Security Hub's
+//! `BatchImportFindings` takes (issue 18, item 2: this module is the mapping; the sink that
+//! imports it is not written yet).
+//!
+//! - `Id` is the signal id: a retried or duplicated event re-imports the same finding, which
+//!   Security Hub updates in place, never adding a second one.
+//! - `ProductArn` is the account's own custom integration, `product/<account>/default`, and
+//!   `AwsAccountId` the account importing it (the detector's): Security Hub accepts findings of
+//!   that product only for its own account. The event's account and region are in `Resources`
+//!   and `ProductFields`.
+//! - Severity and types are set through `FindingProviderFields` (and the top-level fields, which
+//!   Security Hub fills from them on create anyway), so a later triage by a person (Workflow,
+//!   severity changes made in the console) is not overwritten by a re-import.
+//! - Every string is cut to the length Security Hub accepts for its field, so a finding is
+//!   always far below [`MAX_FINDING_BYTES`] whatever the caller put in the event.
+
+use serde_json::{Map, Value, json};
+
+use crate::model::Severity;
+use crate::signal::Signal;
+use crate::text::{Arn, truncate};
+
+/// Security Hub's limit for one finding.
+pub const MAX_FINDING_BYTES: usize = 240 * 1024;
+/// Security Hub's limit of findings per `BatchImportFindings` call.
+pub const MAX_BATCH: usize = 100;
+/// ASFF's only schema version.
+const SCHEMA_VERSION: &str = "2018-10-08";
+
+/// The custom integration every account has: `arn:<partition>:securityhub:<region>:<account>:
+/// product/<account>/default`.
+pub fn product_arn(partition: &str, region: &str, account: &str) -> String {
+    format!("arn:{partition}:securityhub:{region}:{account}:product/{account}/default")
+}
+
+/// Security Hub's severity label.
+pub fn severity_label(severity: Severity) -> &'static str {
+    match severity {
+        Severity::Info => "INFORMATIONAL",
+        Severity::Low => "LOW",
+        Severity::Medium => "MEDIUM",
+        Severity::High => "HIGH",
+        Severity::Critical => "CRITICAL",
+    }
+}
+
+/// The finding type: the `TTPs` namespace, the ATT&CK tactic as its category, the technique as
+/// its classifier (`TTPs/Defense Evasion/T1070 indicator-removal`).
+pub fn finding_type(signal: &Signal) -> String {
+    let tactic = match signal.tactic_name.as_str() {
+        "stealth" | "defense-impairment" => "Defense Evasion".to_owned(),
+        other => other
+            .split('-')
+            .map(|word| {
+                let mut chars = word.chars();
+                chars.next().map_or_else(String::new, |first| {
+                    first.to_uppercase().chain(chars).collect::<String>()
+                })
+            })
+            .collect::<Vec<_>>()
+            .join(" "),
+    };
+    truncate(
+        &format!(
+            "TTPs/{tactic}/{} {}",
+            signal.technique, signal.technique_name
+        ),
+        250,
+    )
+}
+
+/// The resources a finding is about: the caller (its ARN; for an assumed role, the role), its
+/// access key, else the event's account.
+fn resources(signal: &Signal) -> Vec<Value> {
+    let s = &signal.subject;
+    let mut out = Vec::new();
+    let caller = s.principal.as_deref().or(s.user_arn.as_deref());
+    if let Some(arn) = caller.and_then(Arn::parse) {
+        let kind = if arn.resource.starts_with("role/") {
+            "AwsIamRole"
+        } else if arn.resource.starts_with("user/") {
+            "AwsIamUser"
+        } else {
+            "Other"
+        };
+        out.push(json!({
+            "Type": kind,
+            "Id": truncate(caller.unwrap_or_default(), 500),
+            "Partition": partition(arn.partition),
+            "Region": truncate(&s.region, 50),
+        }));
+    }
+    if let Some(key) = &s.access_key_id {
+        out.push(json!({
+            "Type": "AwsIamAccessKey",
+            "Id": truncate(key, 500),
+            "Partition": partition(caller.and_then(Arn::parse).map_or("aws", |a| a.partition)),
+            "Region": truncate(&s.region, 50),
+        }));
+    }
+    if out.is_empty() {
+        out.push(json!({
+            "Type": "AwsAccount",
+            "Id": truncate(&format!("AWS::::Account:{}", s.account_id), 500),
+            "Partition": "aws",
+            "Region": truncate(&s.region, 50),
+        }));
+    }
+    out
+}
+
+/// ASFF's `Partition` takes three values.
+fn partition(text: &str) -> &'static str {
+    match text {
+        "aws-cn" => "aws-cn",
+        "aws-us-gov" => "aws-us-gov",
+        _ => "aws",
+    }
+}
+
+/// The finding of `signal` for `product_arn`, imported by `account` (the detector's).
+pub fn finding(signal: &Signal, product_arn: &str, account: &str) -> Value {
+    let s = &signal.subject;
+    let label = severity_label(signal.severity);
+    let kind = finding_type(signal);
+    let mut fields = Map::new();
+    let mut field = |name: &str, value: &str| {
+        // ProductFields values: at most 2048 characters.
+        fields.insert(format!("sesguard/{name}"), truncate(value, 2000).into());
+    };
+    field("rule_id", &signal.rule_id);
+    field("event_id", &s.event_id);
+    field("event_name", &s.event_name);
+    field("event_source", &s.event_source);
+    field("event_time", &s.event_time);
+    field("account_id", &s.account_id);
+    field("region", &s.region);
+    for (name, value) in [
+        ("user_arn", &s.user_arn),
+        ("access_key_id", &s.access_key_id),
+        ("source_ip", &s.source_ip),
+        ("user_agent", &s.user_agent),
+        ("identity", &s.identity),
+        ("error_code", &s.error_code),
+    ] {
+        if let Some(value) = value {
+            field(name, value);
+        }
+    }
+    if !signal.related_event_ids.is_empty() {
+        field("related_event_ids", &signal.related_event_ids.join(","));
+    }
+    if let Some(details) = &signal.details {
+        field(
+            "details",
+            &serde_json::to_string(details).unwrap_or_default(),
+        );
+    }
+    let triage: Vec<String> = signal
+        .triage
+        .iter()
+        .enumerate()
+        .map(|(i, step)| format!("{}. {step}", i + 1))
+        .collect();
+    json!({
+        "SchemaVersion": SCHEMA_VERSION,
+        "Id": truncate(&signal.signal_id, 500),
+        "ProductArn": product_arn,
+        "ProductName": "sesguard",
+        "CompanyName": "sesguard",
+        "GeneratorId": truncate(&signal.rule_id, 500),
+        "AwsAccountId": account,
+        "Region": truncate(&s.region, 50),
+        "Types": [kind],
+        "CreatedAt": s.event_time,
+        "UpdatedAt": s.event_time,
+        "FirstObservedAt": s.event_time,
+        "LastObservedAt": s.event_time,
+        "Severity": {"Label": label, "Original": signal.severity.as_str()},
+        "FindingProviderFields": {
+            "Severity": {"Label": label, "Original": signal.severity.as_str()},
+            "Types": [kind],
+        },
+        "Title": truncate(&signal.title, 250),
+        "Description": truncate(&signal.short_title(), 1000),
+        "Remediation": {"Recommendation": {"Text": truncate(&triage.join(" "), 500)}},
+        "ProductFields": fields,
+        "Resources": resources(signal),
+        "RecordState": "ACTIVE",
+    })
+}
+
+/// `findings` in batches Security Hub takes: at most [`MAX_BATCH`] a call.
+pub fn batches(findings: &[Value]) -> impl Iterator<Item = &[Value]> {
+    findings.chunks(MAX_BATCH)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Subject;
+    use crate::text::capped;
+
+    fn signal(subject: Subject) -> Signal {
+        Signal {
+            signal_id: "31e68675-7450-58c5-a741-4d0d080e441e".to_owned(),
+            rule_id: "ses-identity-deleted".to_owned(),
+            title: "SES identity has been deleted".to_owned(),
+            severity: Severity::Medium,
+            tactic: "TA0005".to_owned(),
+            tactic_name: "stealth".to_owned(),
+            technique: "T1070".to_owned(),
+            technique_name: "indicator-removal".to_owned(),
+            subject,
+            related_event_ids: Vec::new(),
+            details: None,
+            triage: vec!["Was it expected?".to_owned()],
+        }
+    }
+
+    fn subject() -> Subject {
+        Subject {
+            event_id: "5e1093f0".to_owned(),
+            event_name: "DeleteIdentity".to_owned(),
+            event_source: "ses.amazonaws.com".to_owned(),
+            event_time: "2026-03-02T09:40:00Z".to_owned(),
+            account_id: "444455556666".to_owned(),
+            region: "eu-west-1".to_owned(),
+            principal: Some("arn:aws:iam::444455556666:user/leaked".to_owned()),
+            user_arn: Some("arn:aws:iam::444455556666:user/leaked".to_owned()),
+            access_key_id: Some("AKIAIOSFODNN7EXAMPLE".to_owned()),
+            ..Subject::default()
+        }
+    }
+
+    #[test]
+    fn the_finding_is_the_signal_under_its_id_with_severity_types_and_resources() {
+        let arn = product_arn("aws", "us-east-1", "111122223333");
+        assert_eq!(
+            arn,
+            "arn:aws:securityhub:us-east-1:111122223333:product/111122223333/default"
+        );
+        let finding = finding(&signal(subject()), &arn, "111122223333");
+        assert_eq!(finding["Id"], "31e68675-7450-58c5-a741-4d0d080e441e");
+        assert_eq!(finding["ProductArn"], arn.as_str());
+        assert_eq!(finding["AwsAccountId"], "111122223333");
+        assert_eq!(finding["GeneratorId"], "ses-identity-deleted");
+        assert_eq!(
+            finding["FindingProviderFields"]["Severity"]["Label"],
+            "MEDIUM"
+        );
+        assert_eq!(
+            finding["FindingProviderFields"]["Types"][0],
+            "TTPs/Defense Evasion/T1070 indicator-removal"
+        );
+        assert_eq!(finding["Resources"][0]["Type"], "AwsIamUser");
+        assert_eq!(
+            finding["Resources"][0]["Id"],
+            "arn:aws:iam::444455556666:user/leaked"
+        );
+        assert_eq!(finding["Resources"][1]["Type"], "AwsIamAccessKey");
+        assert_eq!(finding["Resources"][1]["Id"], "AKIAIOSFODNN7EXAMPLE");
+        assert_eq!(
+            finding["ProductFields"]["sesguard/account_id"],
+            "444455556666"
+        );
+    }
+
+    #[test]
+    fn hostile_strings_keep_the_finding_far_below_its_limit() {
+        let huge = capped(&"\"\u{202e}\n".repeat(2_000_000));
+        let mut subject = subject();
+        subject.principal = Some(format!("arn:aws:iam::1:role/{huge}"));
+        subject.user_arn = Some(huge.clone());
+        subject.identity = Some(huge.clone());
+        subject.user_agent = Some(huge.clone());
+        subject.event_name = huge.clone();
+        let mut signal = signal(subject);
+        signal.triage = vec![huge.clone(); 10];
+        signal.related_event_ids = vec![huge; 20];
+        let finding = finding(&signal, "arn", "111122223333");
+        let bytes = serde_json::to_string(&finding).map_or(0, |t| t.len());
+        assert!(bytes < MAX_FINDING_BYTES / 4, "{bytes} bytes");
+        assert_eq!(finding["Resources"][0]["Type"], "AwsIamRole");
+    }
+
+    #[test]
+    fn a_caller_without_an_arn_or_key_leaves_the_account_as_the_resource() {
+        let subject = Subject {
+            principal: None,
+            user_arn: None,
+            access_key_id: None,
+            ..subject()
+        };
+        let finding = finding(&signal(subject), "arn", "111122223333");
+        assert_eq!(
+            finding["Resources"],
+            json!([{"Type": "AwsAccount", "Id": "AWS::::Account:444455556666",
+                    "Partition": "aws", "Region": "eu-west-1"}])
+        );
+    }
+
+    #[test]
+    fn batches_hold_at_most_a_hundred_findings() {
+        let findings = vec![Value::Null; 250];
+        let sizes: Vec<usize> = batches(&findings).map(<[Value]>::len).collect();
+        assert_eq!(sizes, [100, 100, 50]);
+    }
+}
