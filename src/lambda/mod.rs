@@ -8,12 +8,14 @@ mod env;
 mod live;
 mod objects;
 mod redact;
+mod tor_fetch;
 
 pub use emf::{config_emf_line, emf_lines};
 pub use env::*;
 pub use live::{ConfigEvents, ConfigStore, Fetched, LiveConfig, Refresh};
 pub use objects::{Message, MessageFailure, ObjectError, ObjectStore, RECORDS_IN_FLIGHT};
 pub use redact::redact_quoted;
+pub use tor_fetch::*;
 
 use std::sync::{Arc, PoisonError, RwLock};
 
