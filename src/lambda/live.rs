@@ -238,7 +238,10 @@ impl<C: ConfigStore> LiveConfig<C> {
             // when there is a text in force.
             Ok(Fetched::NotModified) => Err(format!("{url}: not modified, but no copy is held")),
             Ok(Fetched::Text { text, etag }) => {
-                if current.is_some_and(|c| c.text == text) {
+                // The same text under the same ETag: unchanged (a store that ignored the
+                // condition). Under a new ETag (uploaded again) it is taken, so that the next
+                // check asks about the new ETag and gets its 304.
+                if current.is_some_and(|c| c.text == text && c.etag == etag) {
                     return Ok(None);
                 }
                 Ok(Some(Current { text, etag }))
@@ -414,15 +417,28 @@ mod tests {
                 .is_some_and(|e| e.starts_with("\"etag-"))
         );
 
+        // The same text uploaded again (a new ETag): taken, so later checks get their 304.
+        store.put("sesguard.toml", TWO);
+        changed(
+            live.refresh(t0 + Duration::from_secs(600), &mut ConfigEvents::default())
+                .await,
+        );
+
         // Unchanged since: 304, nothing rebuilt.
         let mut events = ConfigEvents::default();
         assert!(matches!(
-            live.refresh(t0 + Duration::from_secs(600), &mut events)
+            live.refresh(t0 + Duration::from_secs(900), &mut events)
                 .await,
             Refresh::Unchanged
         ));
         assert!(events.checked);
         assert_eq!(events.applied + events.rejected + events.unreadable, 0);
+        let latest = store.objects.lock().unwrap()["sesguard.toml"].1.clone();
+        assert_eq!(
+            store.reads().last().and_then(|r| r.1.clone()),
+            Some(latest),
+            "asked about the new ETag"
+        );
     }
 
     #[tokio::test]
