@@ -784,11 +784,12 @@ def check_runtime_config(template):
 
     # -- the fetcher: its own role, writes only the list
     fetcher = props(default["TorExitListFunction"])
-    check("Tor list: the fetcher is the same sesguard-lambda binary with its own role",
-          (default["TorExitListFunction"].get("Metadata") or {}).get("BuildProperties", {}).get("Binary") == "sesguard-lambda"
+    check("Tor list: the fetcher is the sesguard-tor-fetch binary (crates/lambda) with its own role",
+          (default["TorExitListFunction"].get("Metadata") or {}).get("BuildProperties", {}).get("Binary") == "sesguard-tor-fetch"
+          and 'name = "sesguard-tor-fetch"' in (ROOT / "crates/lambda/Cargo.toml").read_text()
           and target(fetcher.get("Role")) == "TorExitListFunctionRole")
     fetcher_env = set(((fetcher.get("Environment") or {}).get("Variables") or {}))
-    check("Tor list: the fetcher's environment (SESGUARD_TOR_SOURCE_URL makes the binary the fetcher)",
+    check("Tor list: the fetcher's environment (the variables sesguard-tor-fetch reads)",
           fetcher_env == {"SESGUARD_TOR_SOURCE_URL", "SESGUARD_TOR_EXIT_LIST"}
           and '"SESGUARD_TOR_SOURCE_URL"' in source, f"{sorted(fetcher_env)}")
     grants = s3_grants(default, "TorExitListFunctionRole")

@@ -15,8 +15,8 @@ use serde_json::value::RawValue;
 use sesguard::Engine;
 use sesguard::deliver::Counts;
 use sesguard::lambda::{
-    ConfigEvents, Handler, HandlerError, LambdaConfig, LiveConfig, Refresh, TorFetchConfig,
-    config_emf_line, emf_lines, tor_emf_line,
+    ConfigEvents, Handler, HandlerError, LambdaConfig, LiveConfig, Refresh, config_emf_line,
+    emf_lines,
 };
 use sesguard_lambda::Failure;
 use sesguard_lambda::aws::calls::CallCounter;
@@ -168,46 +168,9 @@ fn now_ms() -> u128 {
         .map_or(0, |d| d.as_millis())
 }
 
-/// The Tor exit list fetcher (`SESGUARD_TOR_SOURCE_URL` set): each scheduled invocation
-/// downloads, validates and stores the list ([`sesguard_lambda::tor::refresh`]), whatever its
-/// payload. A run that stored nothing fails, so Lambda retries it and counts an error.
-async fn run_tor_fetcher(config: TorFetchConfig) -> Result<(), Error> {
-    let sdk = sesguard_lambda::aws::sdk_config().await;
-    let s3: &'static aws_sdk_s3::Client = Box::leak(Box::new(aws_sdk_s3::Client::new(&sdk)));
-    let config: &'static TorFetchConfig = Box::leak(Box::new(config));
-    lambda_runtime::run(service_fn(
-        move |_: LambdaEvent<Box<RawValue>>| async move {
-            let outcome = sesguard_lambda::tor::refresh(s3, config).await;
-            println!(
-                "{}",
-                tor_emf_line(
-                    outcome.age_seconds,
-                    outcome.addresses,
-                    !outcome.stored,
-                    now_ms()
-                )
-            );
-            match outcome.error {
-                None => Ok(outcome),
-                Some(error) => Err(Error::from(error)),
-            }
-        },
-    ))
-    .await
-}
-
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     sesguard_lambda::init_logging();
-    if let Some(config) = TorFetchConfig::from_env(|name| std::env::var(name).ok()) {
-        return match config {
-            Ok(config) => run_tor_fetcher(config).await,
-            Err(err) => {
-                tracing::error!(error = %err, "sesguard-lambda (Tor exit list fetcher) cannot start");
-                Err(err.into())
-            }
-        };
-    }
     let app = match start().await {
         Ok(app) => app,
         Err(err) => {
