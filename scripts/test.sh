@@ -104,6 +104,17 @@ if [ "$code" != 2 ] || ! printf '%s' "$no_s3" | grep -q -- '--features s3'; then
 fi
 passed=$((passed + 1))
 
+step "without the s3 feature, config check/push s3://… say how to turn it on (issue 17)"
+set +e
+no_s3=$(./target/release/sesguard config check s3://config-bucket/sesguard.toml 2>&1)
+code=$?
+set -e
+if [ "$code" != 2 ] || ! printf '%s' "$no_s3" | grep -q -- '--features s3'; then
+  echo "config check s3:// without the s3 feature: exit $code, $no_s3" >&2
+  exit 1
+fi
+passed=$((passed + 1))
+
 step "README commands"
 # The newcomer's first command must show signals from events/.
 out=$(cargo run --release --locked --quiet -- scan events/ --quiet)

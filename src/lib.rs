@@ -7,6 +7,7 @@
 //! leaves every stage uses. The engine never knows where it runs.
 
 pub mod config;
+pub mod config_check;
 pub mod deliver;
 pub mod engine;
 pub mod file_order;

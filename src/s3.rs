@@ -26,6 +26,10 @@ pub enum S3Error {
     List { url: String, message: String },
     #[error("cannot start the AWS client: {0}")]
     Runtime(#[from] io::Error),
+    #[error("{url}: cannot read: {message}")]
+    Get { url: String, message: String },
+    #[error("{url}: cannot write: {message}")]
+    Put { url: String, message: String },
 }
 
 /// One object of a listing.
@@ -141,6 +145,50 @@ impl S3 {
             }
         }
         Ok(listing)
+    }
+
+    /// The text of the object `url` names (`sesguard config check s3://…`).
+    pub fn get_text(&self, url: &S3Url) -> Result<String, S3Error> {
+        let failed = |message: String| S3Error::Get {
+            url: url.to_string(),
+            message,
+        };
+        let answer = self
+            .runtime
+            .block_on(
+                self.client
+                    .get_object()
+                    .bucket(&url.bucket)
+                    .key(&url.prefix)
+                    .send(),
+            )
+            .map_err(|err| failed(DisplayErrorContext(&err).to_string()))?;
+        let bytes = self
+            .runtime
+            .block_on(answer.body.collect())
+            .map_err(|err| failed(err.to_string()))?
+            .into_bytes();
+        String::from_utf8(bytes.to_vec()).map_err(|_| failed("not UTF-8 text".to_owned()))
+    }
+
+    /// Writes `text` to the object `url` names (`sesguard config push`); its new ETag.
+    pub fn put_text(&self, url: &S3Url, text: &str) -> Result<Option<String>, S3Error> {
+        let answer = self
+            .runtime
+            .block_on(
+                self.client
+                    .put_object()
+                    .bucket(&url.bucket)
+                    .key(&url.prefix)
+                    .content_type("application/toml")
+                    .body(ByteStream::from(text.as_bytes().to_vec()))
+                    .send(),
+            )
+            .map_err(|err| S3Error::Put {
+                url: url.to_string(),
+                message: DisplayErrorContext(&err).to_string(),
+            })?;
+        Ok(answer.e_tag().map(str::to_owned))
     }
 
     /// An input that streams `object` when read.

@@ -119,6 +119,9 @@ def is_intrinsic(value):
 
 _SUB_VARIABLE = re.compile(r"\$\{([^}!]+)\}")
 
+# What `{"Ref": "AWS::NoValue"}` resolves to: the key (or list item) holding it is dropped.
+NO_VALUE = object()
+
 
 class Resolver:
     """Resolves intrinsic functions against what a test created.
@@ -141,6 +144,31 @@ class Resolver:
         self.refs = dict(refs or {})
         self.attributes = dict(attributes or {})
         self.pseudo = dict(pseudo or {})
+        self.conditions = template.get("Conditions") or {}
+
+    def condition(self, name, where):
+        """A template Condition's value, with the parameters given (else their Default)."""
+        if name not in self.conditions:
+            raise TemplateError(f"{where}: no Condition {name}")
+
+        def value(v):
+            if isinstance(v, dict) and len(v) == 1:
+                (key, arg), = v.items()
+                if key == "Ref":
+                    return self.ref(arg, where)
+                if key == "Condition":
+                    return self.condition(arg, where)
+                if key == "Fn::Equals":
+                    return str(value(arg[0])) == str(value(arg[1]))
+                if key == "Fn::Not":
+                    return not value(arg[0])
+                if key == "Fn::And":
+                    return all(value(a) for a in arg)
+                if key == "Fn::Or":
+                    return any(value(a) for a in arg)
+            return v
+
+        return bool(value(self.conditions[name]))
 
     def ref(self, name, where):
         if name in self.refs:
@@ -176,11 +204,17 @@ class Resolver:
 
     def __call__(self, value, where="value"):
         if isinstance(value, list):
-            return [self(v, f"{where}[{i}]") for i, v in enumerate(value)]
+            items = (self(v, f"{where}[{i}]") for i, v in enumerate(value))
+            return [v for v in items if v is not NO_VALUE]
         if not isinstance(value, dict):
             return value
         if is_intrinsic(value):
             (key, arg), = value.items()
+            if key == "Ref" and arg == "AWS::NoValue":
+                return NO_VALUE
+            if key == "Fn::If":
+                name, yes, no = arg
+                return self(yes if self.condition(name, where) else no, where)
             if key == "Ref":
                 return self.ref(arg, where)
             if key == "Fn::GetAtt":
@@ -191,4 +225,5 @@ class Resolver:
                 sep, parts = arg
                 return sep.join(str(p) for p in self(parts, where))
             raise TemplateError(f"{where}: {key} is not resolved by the tests")
-        return {k: self(v, f"{where}.{k}") for k, v in value.items()}
+        resolved = {k: self(v, f"{where}.{k}") for k, v in value.items()}
+        return {k: v for k, v in resolved.items() if v is not NO_VALUE}

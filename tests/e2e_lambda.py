@@ -49,6 +49,12 @@ What it does:
      and operation timeouts end the invocation well before the function's own timeout, as a
      transient state error (errorType sesguard.StateUnavailable); the retry publishes once.
   E-I add about 40 s (the restarted watch, the SDK's backoff and timeouts, one lease).
+ 12. scenario J (issue 17, before E-I): SESGUARD_CONFIG=s3://<the template's ConfigBucket, in
+     moto>/e2e/sesguard.toml with SESGUARD_CONFIG_REFRESH_SECONDS=1: a suppression pushed to the
+     bucket reaches the warm function (polled: fresh events until one is suppressed, with a
+     deadline; the same process throughout); a bad file is rejected (the log names file and
+     entry, ConfigRejected is emitted) and the last good one stays in force; a second watch
+     started on an invalid file fails its invocation with errorType sesguard.ConfigError.
 
 Prints one line per check and `N passed, M failed` (tests/checks.py; the counts also go to the
 file SESGUARD_CHECKS_REPORT names, if set); exits 1 on any failure.
@@ -244,6 +250,14 @@ class Aws:
         topic = (template.get("Resources") or {}).get(self.topic_id)
         if not topic or topic.get("Type") != "AWS::SNS::Topic":
             raise TemplateError(f"SESGUARD_TOPIC_ARN names {self.topic_id}, not an AWS::SNS::Topic")
+        # The configuration bucket (issue 17): the functions' SESGUARD_TOR_EXIT_LIST (and, with
+        # ConfigKey, SESGUARD_CONFIG) name objects in it.
+        self.s3 = boto3.client("s3", **kw)
+        self.config_bucket = None
+        if "ConfigBucket" in (template.get("Resources") or {}):
+            self.config_bucket = self.name
+            self.s3.create_bucket(Bucket=self.config_bucket)
+            self.resolve.refs["ConfigBucket"] = self.config_bucket
         self.table = self.create_table(table)
         self.resolve.refs[self.table_id] = self.table
         self.resolve.attributes[f"{self.table_id}.Arn"] = self.ddb.describe_table(TableName=self.table)["Table"]["TableArn"]
@@ -1075,6 +1089,106 @@ class Faults:
         note(f"E-I took {time.monotonic() - t0:.1f} s, with two cargo lambda watch starts")
 
 
+# ------------------------------------------------------------------ settings at run time (issue 17)
+
+# A config change must reach a warm function within this long (SESGUARD_CONFIG_REFRESH_SECONDS=1).
+CONFIG_DEADLINE = 60
+CONFIG_ACCOUNT = "777700000090"
+SUPPRESSED = "ses-identity-deleted"
+KEPT = "ses-modification"
+
+
+def config_scenarios(checks, root, aws, function_env, workdir, watches):
+    """J: the configuration in S3 (SESGUARD_CONFIG=s3://..., refreshed every second). A change
+    reaches the warm function without a restart; a bad file is rejected, named in the log, and
+    the last good one stays in force; a function whose file is invalid since its cold start fails
+    its invocations with errorType sesguard.ConfigError."""
+    check = checks.check
+    bucket = aws.config_bucket
+    if not check("J: template.yaml defines the configuration bucket (ConfigBucket)", bool(bucket)):
+        return
+    key = "e2e/sesguard.toml"
+
+    def push(text):
+        aws.s3.put_object(Bucket=bucket, Key=key, Body=text.encode())
+
+    push("dedup_minutes = 60\n")
+    env = {**function_env, "SESGUARD_CONFIG": f"s3://{bucket}/{key}", "SESGUARD_CONFIG_REFRESH_SECONDS": "1"}
+    watch = Watch(root, env, workdir, name="config")
+    watches.append(watch)
+    ready, why = watch.wait_ready()
+    if not check(f"J: cargo lambda watch with SESGUARD_CONFIG=s3://{bucket}/{key}", ready, why):
+        return
+    source = root / SAMPLE
+    counter = iter(range(1000))
+
+    def rules_for_new_event():
+        """Invokes a fresh variant of SAMPLE (its own identity, so no dedup); the rule ids it
+        published, or None if the invocation failed."""
+        n = next(counter)
+        event = variant(source, workdir / f"J-{n}.json", CONFIG_ACCOUNT, f"e2e-config-{n}")
+        code, output = watch.invoke(event)
+        if code is None or is_error_output(code, output):
+            return None, output
+        return sorted(s["rule_id"] for s in rules_of(aws.drain())), output
+
+    got, output = rules_for_new_event()
+    check(f"J: with the first file both {KEPT} and {SUPPRESSED} are published",
+          got is not None and KEPT in got and SUPPRESSED in got, f"{got}: {output.strip()[-300:]}")
+    pids = watch.functions()
+
+    push(f'[[suppressions]]\nrule = "{SUPPRESSED}"\nreason = "e2e: a change at run time"\n')
+    t0 = time.monotonic()
+    history = []
+
+    def suppressed():
+        got, _ = rules_for_new_event()
+        history.append(got)
+        return got is not None and KEPT in got and SUPPRESSED not in got
+
+    took = wait_until(suppressed, CONFIG_DEADLINE, interval=0.2) and time.monotonic() - t0
+    check(f"J: a new suppression in S3 applies to the warm function without a restart ({took or 0:.1f} s, "
+          f"{len(history)} invocations)", bool(took), f"rules per invocation: {history[-5:]}")
+    check("J: ... the same function process throughout (no cold start)",
+          bool(pids) and watch.functions() == pids, f"before {pids}, after {watch.functions()}")
+
+    log_before = len(Path(watch.log_path).read_text(errors="replace"))
+    push('[[suppressions]]\nrule = "ses-no-such-rule"\n')
+
+    def rejected():
+        rules_for_new_event()
+        text = Path(watch.log_path).read_text(errors="replace")[log_before:]
+        return "configuration rejected" in text and text
+
+    log = wait_until(rejected, CONFIG_DEADLINE, interval=0.2)
+    check("J: a bad file is rejected; the log names the file and the entry",
+          bool(log) and f"s3://{bucket}/{key}: suppression 1: unknown rule" in log, (log or "")[-500:])
+    check("J: ... and the ConfigRejected metric is emitted (EMF)", bool(log) and '"ConfigRejected":1' in log)
+    got, output = rules_for_new_event()
+    check(f"J: ... the last good file stays in force ({SUPPRESSED} still suppressed, {KEPT} published)",
+          got is not None and KEPT in got and SUPPRESSED not in got, f"{got}: {output.strip()[-300:]}")
+    watch.stop()
+
+    # A cold start with an invalid file: every invocation fails, typed, and publishes nothing.
+    bad_key = "e2e/invalid.toml"
+    aws.s3.put_object(Bucket=bucket, Key=bad_key, Body=b'[[suppressions]]\nrule = "ses-no-such-rule"\n')
+    watch = Watch(root, {**env, "SESGUARD_CONFIG": f"s3://{bucket}/{bad_key}"}, workdir, name="config-invalid")
+    watches.append(watch)
+    ready, why = watch.wait_ready()
+    if not check("J: cargo lambda watch with an invalid file in S3", ready, why):
+        return
+    event = variant(source, workdir / "J-cold.json", CONFIG_ACCOUNT, "e2e-config-cold")
+    code, output = watch.invoke(event)
+    check("J: a cold start with an invalid file -> the invocation fails with errorType sesguard.ConfigError",
+          is_error_output(code, output) and "sesguard.ConfigError" in output, f"exit {code}: {output.strip()[-500:]}")
+    # cargo lambda invoke wraps the message in a box over several lines: compare without spaces.
+    squashed = re.sub(r"[\s\u2502]+", "", output)
+    check("J: ... naming the file and the entry",
+          f"s3://{bucket}/{bad_key}:suppression1:unknownrule" in squashed, output.strip()[-500:])
+    check("J: ... and publishes nothing", not aws.drain())
+    watch.stop()
+
+
 def run(root, checks):
     endpoint = os.environ.get("SESGUARD_TEST_ENDPOINT")
     if not endpoint:
@@ -1123,7 +1237,9 @@ def run(root, checks):
     SCAN_FLAGS[:] = [
         arg
         for variable, flag in SETTING_FLAGS.items()
-        if variable in template_env
+        # An s3:// object (the Tor exit list in the configuration bucket, not written in moto:
+        # the function uses none) has no `scan` flag.
+        if variable in template_env and not template_env[variable].startswith("s3://")
         for arg in (flag, template_env[variable])
     ]
     note(f"deployed with {STACK_PARAMETERS}; sesguard scan {' '.join(SCAN_FLAGS)}")
@@ -1272,6 +1388,11 @@ def run(root, checks):
         checks.check("D: ... and publishes nothing for a quiet event", not aws.drain())
         note(f"scenarios A-D took {time.monotonic() - started:.1f} s")
         watch.stop()
+
+        # ---------------------------------------------------------------- J: config in S3
+        t0 = time.monotonic()
+        config_scenarios(checks, root, aws, function_env, workdir, watches)
+        note(f"J took {time.monotonic() - t0:.1f} s")
 
         # ---------------------------------------------------------------- E-H: faults
         proxy = FaultProxy(endpoint).start()

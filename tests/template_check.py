@@ -57,6 +57,9 @@ ENV_VARS = {
     "SESGUARD_CHAIN_WINDOW_HOURS",
     "SESGUARD_SIGNAL_FORMAT",
     "SESGUARD_CONFIG",
+    # issue 17: the configuration and the Tor exit list in S3 (with the default parameters)
+    "SESGUARD_CONFIG_REFRESH_SECONDS",
+    "SESGUARD_TOR_EXIT_LIST",
 }
 # Operations of the SDK clients, as the Rust SDK's fluent builders name them.
 DYNAMODB_OPERATIONS = {
@@ -288,7 +291,9 @@ def check_deployment(template):
     statements = iam_statements(resources)
 
     # -- function
-    check("one function, SesguardFunction", list(functions) == ["SesguardFunction"], f"{list(functions)}")
+    # The detector, and the Tor exit list fetcher (issue 17; on with the default parameters).
+    check("functions: SesguardFunction and TorExitListFunction",
+          sorted(functions) == ["SesguardFunction", "TorExitListFunction"], f"{list(functions)}")
     fn = props(functions.get("SesguardFunction", {}))
     meta = functions.get("SesguardFunction", {}).get("Metadata") or {}
     check("function: provided.al2023, arm64, handler bootstrap",
@@ -684,6 +689,7 @@ def check_trail_ingestion(template):
                 for action in as_list(st.get("Action")):
                     for resource in as_list(st.get("Resource")):
                         where = target(resource) or (resource.get("Fn::Sub") if isinstance(resource, dict) else resource)
+                        where = json.dumps(where, sort_keys=True) if isinstance(where, (list, dict)) else where
                         keys = {k for c in (st.get("Condition") or {}).values() for k in c}
                         out.add((action, where, next(iter(sorted(keys)), None)))
         return out
@@ -709,6 +715,147 @@ def check_trail_ingestion(template):
           roles == ["SesguardFunctionRole", "TrailIngestFunctionRole"], f"{roles}")
 
 
+# ------------------------------------------------------------------ 5. settings at run time (issue 17)
+
+TOR_KEY = "tor-exit-list.txt"
+CONFIG_PARAMETERS = {"ConfigKey": "sesguard.toml"}
+
+
+def s3_grants(resources, role):
+    """(action, resource as written, condition) of every s3: action a role allows."""
+    out = []
+    for pol in props(resources.get(role, {})).get("Policies") or []:
+        for st in as_list(pol.get("PolicyDocument", {}).get("Statement")):
+            if st.get("Effect") != "Allow":
+                continue
+            for action in as_list(st.get("Action")):
+                if isinstance(action, str) and action.lower().startswith("s3:"):
+                    for resource in as_list(st.get("Resource")):
+                        out.append((action, json.dumps(resource, sort_keys=True), st.get("Condition")))
+    return out
+
+
+def object_key(resource_json):
+    """The object key of an `arn:...:s3:::${Bucket}/<key>` resource (None for a bucket ARN)."""
+    text = json.loads(resource_json)
+    if isinstance(text, dict) and "Fn::Sub" in text:
+        sub = text["Fn::Sub"]
+        text = sub[0] if isinstance(sub, list) else sub
+    if not isinstance(text, str) or "/" not in text.split(":::", 1)[-1]:
+        return None
+    return text.split(":::", 1)[-1].split("/", 1)[1]
+
+
+def check_runtime_config(template):
+    code = (ROOT / "src/lambda").glob("*.rs")
+    source = "\n".join(p.read_text(encoding="utf-8") for p in code)
+    params = template.get("Parameters") or {}
+    check("runtime config: TorExitListUrl defaults to the Tor Project's bulk exit list over HTTPS",
+          params.get("TorExitListUrl", {}).get("Default") == "https://check.torproject.org/torbulkexitlist")
+    check("runtime config: ConfigKey empty by default (the packaged sesguard.toml, as before)",
+          params.get("ConfigKey", {}).get("Default") == "")
+
+    default = with_parameters(template, {})["Resources"]
+    # -- the bucket: encrypted, versioned, public access blocked, TLS only
+    bucket = props(default.get("ConfigBucket", {}))
+    check("config bucket: created when ConfigBucketName is empty", "ConfigBucket" in default)
+    sse = [r.get("ServerSideEncryptionByDefault", {}).get("SSEAlgorithm")
+           for r in as_list((bucket.get("BucketEncryption") or {}).get("ServerSideEncryptionConfiguration"))]
+    check("config bucket: encrypted at rest (SSE)", bool(sse) and all(a in ("AES256", "aws:kms", "aws:kms:dsse") for a in sse), f"{sse}")
+    check("config bucket: versioned", (bucket.get("VersioningConfiguration") or {}).get("Status") == "Enabled")
+    block = bucket.get("PublicAccessBlockConfiguration") or {}
+    check("config bucket: every public access blocked",
+          all(block.get(k) is True for k in ("BlockPublicAcls", "BlockPublicPolicy", "IgnorePublicAcls", "RestrictPublicBuckets")),
+          json.dumps(block))
+    policies = [props(p) for p in of_type(default, "AWS::S3::BucketPolicy").values()
+                if target(props(p).get("Bucket")) == "ConfigBucket"]
+    tls = [st for p in policies for st in as_list(p.get("PolicyDocument", {}).get("Statement"))
+           if st.get("Effect") == "Deny"
+           and ((st.get("Condition") or {}).get("Bool") or {}).get("aws:SecureTransport") in ("false", False)]
+    covered = {target(r) or json.dumps(r) for st in tls for r in as_list(st.get("Resource"))}
+    check("config bucket: its policy denies every request without TLS, on the bucket and its objects",
+          len(tls) == 1 and "s3:*" in as_list(tls[0].get("Action")) and len(covered) == 2, f"{tls}")
+    given = with_parameters(template, {"ConfigBucketName": "my-config-bucket", **CONFIG_PARAMETERS})["Resources"]
+    check("config bucket: an existing one by ConfigBucketName (none created, no policy put on it)",
+          "ConfigBucket" not in given and not of_type(given, "AWS::S3::BucketPolicy"))
+
+    # -- least privilege: the detectors read exactly the two objects, write nothing
+    for parameters, label in (({}, "defaults"), (CONFIG_PARAMETERS, "ConfigKey set")):
+        resources = with_parameters(template, {**TRAIL_PARAMETERS, **parameters})["Resources"]
+        for role in ("SesguardFunctionRole", "TrailIngestFunctionRole"):
+            grants = s3_grants(resources, role)
+            config_bucket = [g for g in grants if "Trail" not in g[1]]
+            objects = sorted(object_key(g[1]) for g in config_bucket if g[0] == "s3:GetObject")
+            want = sorted([TOR_KEY] + (["${ConfigKey}"] if parameters else []))
+            check(f"{role} ({label}): s3:GetObject on exactly the config objects {want}", objects == want, f"{config_bucket}")
+            lists = [g for g in config_bucket if g[0] == "s3:ListBucket"]
+            prefixes = [((g[2] or {}).get("StringEquals") or {}).get("s3:prefix") for g in lists]
+            check(f"{role} ({label}): s3:ListBucket only for those keys (an s3:prefix condition)",
+                  len(lists) == 1 and sorted(as_list(prefixes[0]), key=json.dumps) == sorted(
+                      [TOR_KEY] + ([{"Ref": "ConfigKey"}] if parameters else []), key=json.dumps),
+                  f"{lists}")
+            writes = [g for g in config_bucket if g[0] not in ("s3:GetObject", "s3:ListBucket")]
+            check(f"{role} ({label}): cannot write or delete in the configuration bucket", not writes, f"{writes}")
+    off = with_parameters(template, {"TorExitListUrl": ""})
+    off_resources = off["Resources"]
+    check("runtime config: neither ConfigKey nor TorExitListUrl -> the detector's role has no S3 right",
+          not s3_grants(off_resources, "SesguardFunctionRole"), f"{s3_grants(off_resources, 'SesguardFunctionRole')}")
+    variables = (props(off_resources["SesguardFunction"]).get("Environment") or {}).get("Variables") or {}
+    check("runtime config: ... and the packaged sesguard.toml, no SESGUARD_TOR_EXIT_LIST (the function as before)",
+          variables.get("SESGUARD_CONFIG") == "sesguard.toml" and "SESGUARD_TOR_EXIT_LIST" not in variables, f"{variables}")
+    tor_names = {"TorExitListFunction", "TorExitListFunctionRole", "TorExitListSchedule",
+                 "TorExitListScheduleRole", "TorExitListAgeAlarm", "TorExitListLogGroup"}
+    check("Tor list: TorExitListUrl empty -> no fetcher, schedule or alarm", not tor_names & set(off_resources),
+          f"{sorted(tor_names & set(off_resources))}")
+    check("Tor list: its resources with the default parameters", tor_names <= set(default),
+          f"missing {sorted(tor_names - set(default))}")
+    if not tor_names <= set(default):
+        return
+
+    # -- the fetcher: its own role, writes only the list
+    fetcher = props(default["TorExitListFunction"])
+    check("Tor list: the fetcher is the sesguard-tor-fetch binary (crates/lambda) with its own role",
+          (default["TorExitListFunction"].get("Metadata") or {}).get("BuildProperties", {}).get("Binary") == "sesguard-tor-fetch"
+          and 'name = "sesguard-tor-fetch"' in (ROOT / "crates/lambda/Cargo.toml").read_text()
+          and target(fetcher.get("Role")) == "TorExitListFunctionRole")
+    fetcher_env = set(((fetcher.get("Environment") or {}).get("Variables") or {}))
+    check("Tor list: the fetcher's environment (the variables sesguard-tor-fetch reads)",
+          fetcher_env == {"SESGUARD_TOR_SOURCE_URL", "SESGUARD_TOR_EXIT_LIST"}
+          and '"SESGUARD_TOR_SOURCE_URL"' in source, f"{sorted(fetcher_env)}")
+    grants = s3_grants(default, "TorExitListFunctionRole")
+    keys = {(g[0], object_key(g[1])) for g in grants if g[0] != "s3:ListBucket"}
+    check("Tor list: the fetcher may s3:PutObject and s3:GetObject the list's key only",
+          keys == {("s3:PutObject", TOR_KEY), ("s3:GetObject", TOR_KEY)}, f"{grants}")
+    lists = [g for g in grants if g[0] == "s3:ListBucket"]
+    check("Tor list: the fetcher's s3:ListBucket is held to the list's key",
+          len(lists) == 1 and ((lists[0][2] or {}).get("StringEquals") or {}).get("s3:prefix") == TOR_KEY, f"{lists}")
+    other = [(w, st) for w, st in iam_statements(default) if w.startswith("TorExitListFunctionRole")
+             and not any(isinstance(a, str) and (a.startswith("s3:") or a.startswith("logs:")) for a in as_list(st.get("Action")))]
+    check("Tor list: the fetcher's role has no other right (no table, topic, queue)", not other, f"{other}")
+    schedule = props(default["TorExitListSchedule"])
+    check("Tor list: scheduled hourly, invoking the fetcher",
+          schedule.get("ScheduleExpression") == "rate(1 hour)"
+          and target((schedule.get("Target") or {}).get("Arn")) == "TorExitListFunction")
+    invoke = [st for w, st in iam_statements(default) if w.startswith("TorExitListScheduleRole")]
+    check("Tor list: the schedule's role may only invoke the fetcher",
+          len(invoke) == 1 and as_list(invoke[0].get("Action")) == ["lambda:InvokeFunction"]
+          and [target(r) for r in as_list(invoke[0].get("Resource"))] == ["TorExitListFunction"], f"{invoke}")
+    trust = as_list(props(default["TorExitListScheduleRole"]).get("AssumeRolePolicyDocument", {}).get("Statement"))
+    check("Tor list: only EventBridge Scheduler of this account assumes the schedule's role",
+          len(trust) == 1 and (trust[0].get("Principal") or {}).get("Service") == "scheduler.amazonaws.com"
+          and "aws:SourceAccount" in ((trust[0].get("Condition") or {}).get("StringEquals") or {}))
+
+    # -- alarms: on metrics the code emits, to the health topic
+    alarms = {props(a).get("MetricName"): props(a) for a in of_type(default, "AWS::CloudWatch::Alarm").values()}
+    for metric, threshold in (("ConfigRejected", 0), ("ConfigUnreadable", 0), ("TorExitListAgeSeconds", 86400)):
+        alarm = alarms.get(metric) or {}
+        check(f"alarm: {metric} > {threshold} -> the health topic (a metric the function emits)",
+              alarm.get("Namespace") == "sesguard" and alarm.get("Threshold") == threshold
+              and alarm.get("ComparisonOperator") == "GreaterThanThreshold"
+              and [target(a) for a in as_list(alarm.get("AlarmActions"))] == ["HealthTopic"]
+              and f'"{metric}"' in source, json.dumps(alarm)[:300])
+
+
 def main() -> int:
     if len(sys.argv) not in (2, 3):
         print(__doc__, file=sys.stderr)
@@ -723,6 +870,8 @@ def main() -> int:
     # check_trail_ingestion checks it on.
     check_deployment(with_parameters(template, {}))
     check_trail_ingestion(template)
+    # Issue 17: the configuration bucket, the Tor exit list fetcher, their rights and alarms.
+    check_runtime_config(template)
     # Issue 14: the detector's own bus, forwarder.yaml, and the routing between them.
     expected = json.loads(subprocess.run([binary, "rules", "--format", "eventbridge"], check=True,
                                          capture_output=True, text=True).stdout)

@@ -79,6 +79,35 @@ enum Command {
     /// Exit status: 0 every object queued; 1 some prefix could not be listed or some
     /// notification was refused; 2 usage error.
     Backfill(BackfillArgs),
+    /// Check a configuration file, or check it and upload it to S3 for the deployed function.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Validate a configuration offline as the function does, print every problem with its
+    /// entry, and list the suppressions with their expiry (expired ones, and those that expire
+    /// within 14 days, flagged).
+    ///
+    /// SOURCE is a file or s3://bucket/key (built with --features s3).
+    ///
+    /// Exit status: 0 valid (expired suppressions are flagged, not errors); 2 invalid or
+    /// unreadable, or a usage error.
+    Check {
+        #[arg(value_name = "FILE|S3_URL")]
+        source: String,
+    },
+    /// Validate FILE, then upload it to s3://bucket/key (the object the function's
+    /// SESGUARD_CONFIG names): an invalid file is never uploaded. Needs the s3 feature.
+    ///
+    /// Exit status: 0 uploaded; 2 invalid, unreadable, not uploaded, or a usage error.
+    Push {
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        #[arg(value_name = "S3_URL")]
+        destination: String,
+    },
 }
 
 #[derive(Args)]
@@ -262,7 +291,127 @@ fn main() -> ExitCode {
         Command::Rules { format } => list_rules(format),
         Command::Timeline(args) => timeline(args),
         Command::Backfill(args) => backfill(args),
+        Command::Config(command) => config_command(command),
     }
+}
+
+/// `config check` and `config push`.
+fn config_command(command: ConfigCommand) -> ExitCode {
+    let (source, destination) = match command {
+        ConfigCommand::Check { source } => (source, None),
+        ConfigCommand::Push { file, destination } => {
+            (file.display().to_string(), Some(destination))
+        }
+    };
+    let destination = match destination.as_deref().map(S3Url::parse) {
+        None => None,
+        Some(Ok(url)) if !url.prefix.is_empty() && !url.prefix.ends_with('/') => Some(url),
+        Some(Ok(url)) => {
+            eprintln!("sesguard: error: {url}: name the object (s3://bucket/key), not a folder");
+            return ExitCode::from(2);
+        }
+        Some(Err(err)) => {
+            eprintln!("sesguard: error: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    let from_s3 = S3Url::is_s3(&source);
+    let text = if from_s3 {
+        match S3Url::parse(&source).and_then(|url| read_s3_text(&url)) {
+            Ok(text) => text,
+            Err(err) => {
+                eprintln!("sesguard: error: {err}");
+                return ExitCode::from(2);
+            }
+        }
+    } else {
+        match std::fs::read_to_string(&source) {
+            Ok(text) => text,
+            Err(err) => {
+                eprintln!("sesguard: error: cannot read {source}: {err}");
+                return ExitCode::from(2);
+            }
+        }
+    };
+    let report = sesguard::config_check::check(
+        &text,
+        std::path::Path::new(&source),
+        from_s3 || destination.is_some(),
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| {
+            Seconds::try_from(d.as_secs()).unwrap_or(Seconds::MAX)
+        });
+    for problem in &report.problems {
+        eprintln!("sesguard: error: {problem}");
+    }
+    for entry in &report.suppressions {
+        println!("{}", sesguard::config_check::describe(entry, now));
+    }
+    if !report.is_valid() {
+        eprintln!(
+            "{source}: {} problem(s); {}",
+            report.problems.len(),
+            if destination.is_some() {
+                "not uploaded"
+            } else {
+                "the function would reject it"
+            }
+        );
+        return ExitCode::from(2);
+    }
+    eprintln!(
+        "{source}: valid, {} suppression(s)",
+        report.suppressions.len()
+    );
+    let Some(destination) = destination else {
+        return ExitCode::SUCCESS;
+    };
+    match write_s3_text(&destination, &text) {
+        Ok(etag) => {
+            eprintln!(
+                "uploaded to {destination} (ETag {}); the function applies it within \
+                 SESGUARD_CONFIG_REFRESH_SECONDS",
+                etag.as_deref().unwrap_or("-")
+            );
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("sesguard: error: {err}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+#[cfg(feature = "s3")]
+fn read_s3_text(url: &S3Url) -> Result<String, String> {
+    let s3 = sesguard::s3::S3::from_env().map_err(|e| e.to_string())?;
+    s3.get_text(url).map_err(|e| e.to_string())
+}
+
+#[cfg(feature = "s3")]
+fn write_s3_text(url: &S3Url, text: &str) -> Result<Option<String>, String> {
+    let s3 = sesguard::s3::S3::from_env().map_err(|e| e.to_string())?;
+    s3.put_text(url, text).map_err(|e| e.to_string())
+}
+
+#[cfg(not(feature = "s3"))]
+fn read_s3_text(url: &S3Url) -> Result<String, String> {
+    Err(no_s3_feature(url))
+}
+
+#[cfg(not(feature = "s3"))]
+fn write_s3_text(url: &S3Url, _text: &str) -> Result<Option<String>, String> {
+    Err(no_s3_feature(url))
+}
+
+#[cfg(not(feature = "s3"))]
+fn no_s3_feature(url: &S3Url) -> String {
+    format!(
+        "{url}: this sesguard was built without S3 support. Build it with the s3 feature: \
+         `cargo install --path . --features s3`"
+    )
 }
 
 fn scan(args: ScanArgs) -> ExitCode {

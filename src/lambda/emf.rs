@@ -50,9 +50,65 @@ pub fn emf_lines(counts: &Counts, timestamp_ms: u128, dynamodb_calls: u64) -> Ve
     lines
 }
 
+/// The EMF line of the configuration checks of one invocation (`None` when S3 was not asked):
+/// `ConfigRejected` (a new file or Tor list failed validation; the last good one stays),
+/// `ConfigUnreadable` (a read failed) and `ConfigApplied`. template.yaml alarms on the first two.
+pub fn config_emf_line(events: &super::ConfigEvents, timestamp_ms: u128) -> Option<String> {
+    if !events.checked {
+        return None;
+    }
+    let totals = [
+        ("ConfigRejected", events.rejected),
+        ("ConfigUnreadable", events.unreadable),
+        ("ConfigApplied", events.applied),
+    ];
+    Some(metric_line(&totals, timestamp_ms))
+}
+
+/// One EMF line of counts without dimensions (namespace `sesguard`).
+pub(super) fn metric_line(totals: &[(&str, u64)], timestamp_ms: u128) -> String {
+    let mut line = serde_json::json!({
+        "_aws": {
+            "Timestamp": timestamp_ms as u64,
+            "CloudWatchMetrics": [{
+                "Namespace": "sesguard",
+                "Dimensions": [[]],
+                "Metrics": totals
+                    .iter()
+                    .map(|(name, _)| serde_json::json!({"Name": name, "Unit": "Count"}))
+                    .collect::<Vec<_>>(),
+            }],
+        },
+    });
+    for (name, value) in totals {
+        line[*name] = serde_json::json!(value);
+    }
+    line.to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_config_line_is_written_only_when_s3_was_asked() {
+        let mut events = super::super::ConfigEvents::default();
+        assert_eq!(config_emf_line(&events, 1), None);
+        events.checked = true;
+        events.rejected = 1;
+        let line: serde_json::Value =
+            serde_json::from_str(&config_emf_line(&events, 1).expect("a line")).expect("json");
+        assert_eq!(line["ConfigRejected"], 1);
+        assert_eq!(line["ConfigUnreadable"], 0);
+        let names: Vec<&str> = line["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+            .as_array()
+            .map(|m| m.iter().filter_map(|m| m["Name"].as_str()).collect())
+            .unwrap_or_default();
+        assert_eq!(
+            names,
+            ["ConfigRejected", "ConfigUnreadable", "ConfigApplied"]
+        );
+    }
 
     #[test]
     fn emf_lines_carry_every_metric_and_one_line_per_rule() {

@@ -9,6 +9,15 @@ pub struct LambdaConfig {
     pub overrides: crate::config::Overrides,
     /// `SESGUARD_CONFIG`: the TOML file (relative paths are relative to `LAMBDA_TASK_ROOT`).
     pub config_path: Option<std::path::PathBuf>,
+    /// `SESGUARD_CONFIG` when it is `s3://bucket/key` (`config_path` is then `None`): read at
+    /// the cold start and again every `config_refresh` ([`super::LiveConfig`]).
+    pub config_url: Option<crate::s3url::S3Url>,
+    /// `SESGUARD_TOR_EXIT_LIST` when it is `s3://bucket/key` (`overrides.tor_exit_list` is then
+    /// `None`): read like `config_url`.
+    pub tor_url: Option<crate::s3url::S3Url>,
+    /// `SESGUARD_CONFIG_REFRESH_SECONDS` (default [`DEFAULT_CONFIG_REFRESH`]): how often a warm
+    /// function asks S3 whether `config_url` or `tor_url` changed.
+    pub config_refresh: std::time::Duration,
     /// `SESGUARD_CLAIM_LEASE_SECONDS`, if set.
     pub claim_lease: Option<std::time::Duration>,
     /// `SESGUARD_TRAIL_BUCKET`: the only bucket the S3 path reads, if set (a notification naming
@@ -47,6 +56,30 @@ pub const CLAIM_LEASE_SECONDS: &str = "SESGUARD_CLAIM_LEASE_SECONDS";
 pub const TRAIL_BUCKET: &str = "SESGUARD_TRAIL_BUCKET";
 pub const TRAIL_BUCKET_OWNER: &str = "SESGUARD_TRAIL_BUCKET_OWNER";
 pub const SIGNAL_FORMAT: &str = "SESGUARD_SIGNAL_FORMAT";
+/// Seconds between two checks of a configuration (or Tor list) in S3 by a warm function.
+pub const CONFIG_REFRESH_SECONDS: &str = "SESGUARD_CONFIG_REFRESH_SECONDS";
+/// Five minutes: a change applies within minutes, for one conditional GetObject per warm
+/// instance per refresh.
+pub const DEFAULT_CONFIG_REFRESH: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// `s3://bucket/key` of one object (a key, not a prefix), if `value` is an `s3://` URL.
+fn s3_object(
+    variable: &'static str,
+    value: Option<&str>,
+) -> Result<Option<crate::s3url::S3Url>, StartupError> {
+    let Some(value) = value.filter(|v| crate::s3url::S3Url::is_s3(v)) else {
+        return Ok(None);
+    };
+    let url = crate::s3url::S3Url::parse(value.trim())
+        .map_err(|message| StartupError { variable, message })?;
+    if url.prefix.is_empty() || url.prefix.ends_with('/') {
+        return Err(StartupError {
+            variable,
+            message: format!("{value}: name an object (s3://bucket/key), not a bucket or folder"),
+        });
+    }
+    Ok(Some(url))
+}
 
 /// The configuration file compiled into the function: used when `SESGUARD_CONFIG` names
 /// `sesguard.toml` and the package holds no such file (SAM's cargo-lambda build ships only the
@@ -91,6 +124,8 @@ impl LambdaConfig {
                 })?
             }
         };
+        let config_url = s3_object(CONFIG, lookup(CONFIG).as_deref())?;
+        let tor_url = s3_object(TOR_EXIT_LIST, lookup(TOR_EXIT_LIST).as_deref())?;
         Ok(LambdaConfig {
             table_name: required(TABLE_NAME)?,
             topic_arn: required(TOPIC_ARN)?,
@@ -102,9 +137,14 @@ impl LambdaConfig {
                 sandbox_exit_regions: number(SANDBOX_EXIT_REGIONS)?,
                 sandbox_exit_window_minutes: number(SANDBOX_EXIT_WINDOW_MINUTES)?,
                 chain_window_hours: number(CHAIN_WINDOW_HOURS)?,
-                tor_exit_list: path(TOR_EXIT_LIST),
+                tor_exit_list: path(TOR_EXIT_LIST).filter(|_| tor_url.is_none()),
             },
-            config_path: path(CONFIG),
+            config_path: path(CONFIG).filter(|_| config_url.is_none()),
+            config_url,
+            tor_url,
+            config_refresh: number(CONFIG_REFRESH_SECONDS)?.map_or(DEFAULT_CONFIG_REFRESH, |s| {
+                std::time::Duration::from_secs(u64::from(s))
+            }),
             claim_lease: number(CLAIM_LEASE_SECONDS)?
                 .map(|s| std::time::Duration::from_secs(u64::from(s))),
             trail_bucket: lookup(TRAIL_BUCKET).filter(|v| !v.trim().is_empty()),
@@ -206,6 +246,55 @@ mod tests {
             err.to_string(),
             "SESGUARD_SIGNAL_FORMAT: \"OCSF 1.1\" is not one of sesguard, ocsf"
         );
+    }
+
+    #[test]
+    fn s3_urls_name_objects_read_at_run_time_and_paths_stay_paths() {
+        let config = LambdaConfig::from_env(env(&[
+            (TABLE_NAME, "t"),
+            (TOPIC_ARN, "arn"),
+            (CONFIG, "s3://config-bucket/sesguard.toml"),
+            (TOR_EXIT_LIST, "s3://config-bucket/tor-exit-list.txt"),
+            (CONFIG_REFRESH_SECONDS, "1"),
+        ]))
+        .expect("config");
+        assert_eq!(config.config_path, None);
+        assert_eq!(config.overrides.tor_exit_list, None);
+        let url = config.config_url.as_ref().expect("config url");
+        assert_eq!(
+            (url.bucket.as_str(), url.prefix.as_str()),
+            ("config-bucket", "sesguard.toml")
+        );
+        assert_eq!(
+            config.tor_url.as_ref().map(|u| u.prefix.as_str()),
+            Some("tor-exit-list.txt")
+        );
+        assert_eq!(config.config_refresh, std::time::Duration::from_secs(1));
+
+        let packaged = LambdaConfig::from_env(env(&[
+            (TABLE_NAME, "t"),
+            (TOPIC_ARN, "arn"),
+            (CONFIG, "sesguard.toml"),
+        ]))
+        .expect("config");
+        assert_eq!(packaged.config_url, None);
+        assert_eq!(packaged.tor_url, None);
+        assert_eq!(
+            packaged.config_path.as_deref(),
+            Some(std::path::Path::new("sesguard.toml"))
+        );
+        assert_eq!(packaged.config_refresh, DEFAULT_CONFIG_REFRESH);
+
+        for bad in [
+            "s3://config-bucket",
+            "s3://config-bucket/folder/",
+            "s3://Bad_Bucket/x",
+        ] {
+            let err =
+                LambdaConfig::from_env(env(&[(TABLE_NAME, "t"), (TOPIC_ARN, "a"), (CONFIG, bad)]))
+                    .expect_err(bad);
+            assert!(err.to_string().starts_with("SESGUARD_CONFIG: "), "{err}");
+        }
     }
 
     #[test]

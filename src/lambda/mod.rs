@@ -5,15 +5,19 @@
 
 mod emf;
 mod env;
+mod live;
 mod objects;
 mod redact;
+mod tor_fetch;
 
-pub use emf::emf_lines;
+pub use emf::{config_emf_line, emf_lines};
 pub use env::*;
+pub use live::{ConfigEvents, ConfigStore, Fetched, LiveConfig, Refresh};
 pub use objects::{Message, MessageFailure, ObjectError, ObjectStore, RECORDS_IN_FLIGHT};
 pub use redact::redact_quoted;
+pub use tor_fetch::*;
 
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 
 use crate::deliver::{Counts, DeliverError, Delivery, Sink, SinkError};
 use crate::engine::Engine;
@@ -38,6 +42,11 @@ pub enum HandlerError {
     /// A log file named by an S3 notification could not be fetched or read to its end.
     #[error(transparent)]
     Object(#[from] ObjectError),
+    /// The function has no good configuration (`SESGUARD_CONFIG` in S3 unreadable or invalid
+    /// since the cold start): nothing is evaluated with settings or suppressions other than the
+    /// user's, so the event is retried and, failing that, kept in the failure queue.
+    #[error("no usable configuration: {0}")]
+    Config(String),
 }
 
 impl HandlerError {
@@ -51,6 +60,8 @@ impl HandlerError {
             HandlerError::Publish(err) => err.is_transient(),
             HandlerError::InFlight(_) => true,
             HandlerError::Object(err) => err.is_transient(),
+            // A fixed file is picked up at the next invocation.
+            HandlerError::Config(_) => true,
         }
     }
 
@@ -65,14 +76,18 @@ impl HandlerError {
             HandlerError::InFlight(_) => "sesguard.SignalInFlight",
             HandlerError::Object(err) if err.is_transient() => "sesguard.LogFileUnavailable",
             HandlerError::Object(_) => "sesguard.LogFileError",
+            HandlerError::Config(_) => "sesguard.ConfigError",
         }
     }
 }
 
 /// The engine with its state and sink. [`Handler::handle`] takes an EventBridge event;
 /// [`Handler::handle_messages`] a batch of SQS messages naming log files in S3.
+///
+/// The engine can be replaced between invocations ([`Handler::replace_engine`]: a configuration
+/// reloaded from S3); an invocation evaluates every record with the engine it started with.
 pub struct Handler<S, K> {
-    engine: Engine,
+    engine: RwLock<Arc<Engine>>,
     state: S,
     sink: K,
 }
@@ -96,10 +111,23 @@ impl Visitor for Found {
 impl<S: State, K: Sink> Handler<S, K> {
     pub fn new(engine: Engine, state: S, sink: K) -> Self {
         Handler {
-            engine,
+            engine: RwLock::new(Arc::new(engine)),
             state,
             sink,
         }
+    }
+
+    /// The engine invocations start with now.
+    pub fn engine(&self) -> Arc<Engine> {
+        self.engine
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Makes later invocations use `engine` (one in progress keeps the one it started with).
+    pub fn replace_engine(&self, engine: Engine) {
+        *self.engine.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(engine);
     }
 
     pub fn state(&self) -> &S {
@@ -123,8 +151,9 @@ impl<S: State, K: Sink> Handler<S, K> {
         let mut found = Found::default();
         input::read_value(payload, &Position::file(&name), &mut found);
         let mut problems = found.errors;
+        let engine = self.engine();
         let delivery = Delivery {
-            engine: &self.engine,
+            engine: &engine,
             state: &self.state,
             sink: &self.sink,
         };
@@ -208,6 +237,11 @@ mod tests {
                 HandlerError::Object(ObjectError::new(kind(false), "S3 GetObject: injected")),
                 "sesguard.LogFileError",
                 false,
+            ),
+            (
+                HandlerError::Config("s3://b/sesguard.toml: suppression 2: …".into()),
+                "sesguard.ConfigError",
+                true,
             ),
         ] {
             assert_eq!(err.is_transient(), transient, "{err}");

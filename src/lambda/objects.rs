@@ -154,8 +154,9 @@ impl<S: State, K: Sink> Handler<S, K> {
                 (forward.records, forward.not_shown)
             })
         };
+        let engine = self.engine();
         let delivery = Delivery {
-            engine: &self.engine,
+            engine: &engine,
             state: &self.state,
             sink: &self.sink,
         };

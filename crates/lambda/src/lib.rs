@@ -5,6 +5,7 @@
 
 pub mod aws;
 pub mod sqs;
+pub mod tor;
 
 use sesguard::lambda::HandlerError;
 use tracing_subscriber::EnvFilter;

@@ -8,13 +8,16 @@
 //! deploys it as two functions, so the S3 path has its own role (S3 and SQS rights), timeout and
 //! reserved concurrency, and a backlog of log files cannot take the EventBridge path's.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use serde_json::value::RawValue;
 use sesguard::Engine;
 use sesguard::deliver::Counts;
-use sesguard::lambda::{Handler, LambdaConfig, emf_lines};
+use sesguard::lambda::{
+    ConfigEvents, Handler, HandlerError, LambdaConfig, LiveConfig, Refresh, config_emf_line,
+    emf_lines,
+};
 use sesguard_lambda::Failure;
 use sesguard_lambda::aws::calls::CallCounter;
 use sesguard_lambda::aws::dynamodb::DynamoState;
@@ -26,6 +29,9 @@ struct App {
     handler: Handler<DynamoState, SnsPublisher>,
     objects: S3Objects,
     dynamodb_calls: CallCounter,
+    /// The configuration in S3 (`SESGUARD_CONFIG` or `SESGUARD_TOR_EXIT_LIST` an s3:// URL),
+    /// checked at the start of invocations; `None`: loaded once at the cold start, as before.
+    live: Option<LiveConfig<S3Objects>>,
 }
 
 /// What an invocation answers: nothing for an EventBridge event (`null`), the failed messages
@@ -40,10 +46,23 @@ enum Response {
 async fn start() -> Result<App, Error> {
     let config = LambdaConfig::from_env(|name| std::env::var(name).ok())?;
     let task_root = std::env::var_os("LAMBDA_TASK_ROOT").map(std::path::PathBuf::from);
-    let engine = Engine::new(config.engine_config(task_root.as_deref())?);
     // Honours AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_DYNAMODB / _SNS, so the same binary runs
     // against a local emulator.
     let sdk = sesguard_lambda::aws::sdk_config().await;
+    let s3 = aws_sdk_s3::Client::new(&sdk);
+    // A configuration in S3 is read below, after the clients are built: a file that cannot be
+    // used then fails the invocations (retried, then the failure queue) instead of the start.
+    let live = LiveConfig::<S3Objects>::is_live(&config).then(|| {
+        LiveConfig::new(
+            S3Objects::new(s3.clone()),
+            config.clone(),
+            task_root.clone(),
+        )
+    });
+    let engine = match live {
+        Some(_) => Engine::default(),
+        None => Engine::new(config.engine_config(task_root.as_deref())?),
+    };
     let dynamodb_calls = CallCounter::new();
     let dynamodb = aws_sdk_dynamodb::Client::from_conf(
         aws_sdk_dynamodb::config::Builder::from(&sdk)
@@ -51,22 +70,24 @@ async fn start() -> Result<App, Error> {
             .build(),
     );
     let sns = aws_sdk_sns::Client::new(&sdk);
-    let objects = S3Objects::new(aws_sdk_s3::Client::new(&sdk))
+    let objects = S3Objects::new(s3)
         .only_bucket(config.trail_bucket.clone())
         .expected_owner(config.trail_bucket_owner.clone());
-    tracing::info!(
-        table = %config.table_name,
-        topic = %config.topic_arn,
-        suppressions = engine.config().suppressions.len(),
-        tor_exits = engine.config().tor.len(),
-        signal_format = config.signal_format.as_str(),
-        "sesguard-lambda ready"
-    );
+    if live.is_none() {
+        tracing::info!(
+            table = %config.table_name,
+            topic = %config.topic_arn,
+            suppressions = engine.config().suppressions.len(),
+            tor_exits = engine.config().tor.len(),
+            signal_format = config.signal_format.as_str(),
+            "sesguard-lambda ready"
+        );
+    }
     let mut state = DynamoState::new(dynamodb, config.table_name);
     if let Some(lease) = config.claim_lease {
         state = state.with_lease(lease);
     }
-    Ok(App {
+    let app = App {
         handler: Handler::new(
             engine,
             state,
@@ -74,11 +95,47 @@ async fn start() -> Result<App, Error> {
         ),
         objects,
         dynamodb_calls,
-    })
+        live,
+    };
+    // The cold start's read; if it fails, each invocation tries again (and fails until then).
+    if let Err(err) = app.refresh_config().await {
+        tracing::error!(error = %err, "no usable configuration yet: invocations fail until there is one");
+    }
+    Ok(app)
 }
 
 impl App {
+    /// Reads the configuration in S3 if it is due (or not read yet), and swaps the engine if it
+    /// changed. Fails only without a good configuration since the cold start.
+    async fn refresh_config(&self) -> Result<(), HandlerError> {
+        let Some(live) = &self.live else {
+            return Ok(());
+        };
+        let mut events = ConfigEvents::default();
+        let result = match live.refresh(Instant::now(), &mut events).await {
+            Refresh::Unchanged => Ok(()),
+            Refresh::Changed(config) => {
+                self.handler.replace_engine(Engine::new(config));
+                Ok(())
+            }
+            Refresh::Unusable(message) => Err(HandlerError::Config(message)),
+        };
+        if let Some(line) = config_emf_line(&events, now_ms()) {
+            println!("{line}");
+        }
+        result
+    }
+
     async fn invoke(&self, event: LambdaEvent<Box<RawValue>>) -> Result<Response, Failure> {
+        if let Err(err) = self.refresh_config().await {
+            tracing::error!(
+                error = %err,
+                error_type = err.error_type(),
+                request_id = %event.context.request_id,
+                "invocation failed: no usable configuration; Lambda will retry it"
+            );
+            return Err(Failure(err));
+        }
         self.dynamodb_calls.reset();
         let mut counts = Counts::default();
         if let Some(batch) = sqs_batch(event.payload.get()) {
@@ -104,13 +161,16 @@ impl App {
     }
 
     fn metrics(&self, counts: &Counts) {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis());
-        for line in emf_lines(counts, now, self.dynamodb_calls.total()) {
+        for line in emf_lines(counts, now_ms(), self.dynamodb_calls.total()) {
             println!("{line}");
         }
     }
+}
+
+fn now_ms() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis())
 }
 
 #[tokio::main]
