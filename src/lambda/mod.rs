@@ -7,11 +7,13 @@ mod emf;
 mod env;
 mod objects;
 mod redact;
+mod redrive;
 
 pub use emf::emf_lines;
 pub use env::*;
 pub use objects::{Message, MessageFailure, ObjectError, ObjectStore, RECORDS_IN_FLIGHT};
 pub use redact::redact_quoted;
+pub use redrive::is_redriven_event;
 
 use std::sync::Arc;
 
