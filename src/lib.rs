@@ -10,6 +10,7 @@ pub mod config;
 pub mod deliver;
 pub mod engine;
 pub mod file_order;
+pub mod heartbeat;
 pub mod input;
 pub mod lambda;
 pub mod model;

@@ -25,7 +25,7 @@ use crate::input::{self, InputError, Position, Visitor};
 use crate::model::FailureKind;
 use crate::notification::{self, Notice, ObjectRef};
 use crate::rules;
-use crate::state::State;
+use crate::state::{HeartbeatStore, State};
 use crate::text::truncate;
 
 crate::port_error!(
@@ -65,7 +65,7 @@ pub const RECORDS_IN_FLIGHT: usize = 64;
 /// Problems of one file reported in full; the rest are counted.
 const PROBLEMS_SHOWN: usize = 10;
 
-impl<S: State, K: Sink> Handler<S, K> {
+impl<S: State + HeartbeatStore, K: Sink> Handler<S, K> {
     /// One SQS batch: each message on its own, in order (log file notifications, or redriven
     /// events: [`super::is_redriven_event`]). Returns the messages that failed.
     pub async fn handle_messages<O: ObjectStore>(
