@@ -688,6 +688,12 @@ fn list_rules(format: RulesFormat, config: Option<&std::path::Path>) -> ExitCode
                     }
                 }
             }
+            // Not rules (no CloudTrail call triggers them): the function's heartbeat gives them.
+            println!();
+            println!("pipeline signals (the function's heartbeat, not rules):");
+            for (id, severity, title) in sesguard::heartbeat::SIGNALS {
+                println!("{id}  {}  {title}", severity.as_str());
+            }
         }
     }
     ExitCode::SUCCESS

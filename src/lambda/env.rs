@@ -17,6 +17,9 @@ pub struct LambdaConfig {
     /// `SESGUARD_TRAIL_BUCKET_OWNER`: the account that must own it (S3's expected bucket owner
     /// check), if set.
     pub trail_bucket_owner: Option<String>,
+    /// `SESGUARD_HEARTBEAT_ROLE_ARN`: the function's own role, whose heartbeat canaries are
+    /// recorded and never evaluated (see `crate::heartbeat`), if set.
+    pub heartbeat_role_arn: Option<String>,
 }
 
 /// A configuration the function cannot start with; names the variable.
@@ -43,6 +46,7 @@ pub const TOR_EXIT_LIST: &str = "SESGUARD_TOR_EXIT_LIST";
 pub const CLAIM_LEASE_SECONDS: &str = "SESGUARD_CLAIM_LEASE_SECONDS";
 pub const TRAIL_BUCKET: &str = "SESGUARD_TRAIL_BUCKET";
 pub const TRAIL_BUCKET_OWNER: &str = "SESGUARD_TRAIL_BUCKET_OWNER";
+pub const HEARTBEAT_ROLE_ARN: &str = "SESGUARD_HEARTBEAT_ROLE_ARN";
 
 /// The configuration file compiled into the function: used when `SESGUARD_CONFIG` names
 /// `sesguard.toml` and the package holds no such file (SAM's cargo-lambda build ships only the
@@ -92,6 +96,15 @@ impl LambdaConfig {
                 .map(|s| std::time::Duration::from_secs(u64::from(s))),
             trail_bucket: lookup(TRAIL_BUCKET).filter(|v| !v.trim().is_empty()),
             trail_bucket_owner: lookup(TRAIL_BUCKET_OWNER).filter(|v| !v.trim().is_empty()),
+            heartbeat_role_arn: match lookup(HEARTBEAT_ROLE_ARN).filter(|v| !v.trim().is_empty()) {
+                Some(arn) if !arn.starts_with("arn:") || !arn.contains(":role/") => {
+                    return Err(StartupError {
+                        variable: HEARTBEAT_ROLE_ARN,
+                        message: format!("{arn:?} is not an IAM role ARN"),
+                    });
+                }
+                other => other,
+            },
         })
     }
 
@@ -169,6 +182,33 @@ mod tests {
         .expect_err("bad number");
         assert!(
             err.to_string().starts_with("SESGUARD_DEDUP_MINUTES: "),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_heartbeat_role_is_a_role_arn() {
+        let config = LambdaConfig::from_env(env(&[
+            (TABLE_NAME, "t"),
+            (TOPIC_ARN, "arn"),
+            (
+                HEARTBEAT_ROLE_ARN,
+                "arn:aws:iam::111122223333:role/sesguard",
+            ),
+        ]))
+        .expect("config");
+        assert_eq!(
+            config.heartbeat_role_arn.as_deref(),
+            Some("arn:aws:iam::111122223333:role/sesguard")
+        );
+        let err = LambdaConfig::from_env(env(&[
+            (TABLE_NAME, "t"),
+            (TOPIC_ARN, "arn"),
+            (HEARTBEAT_ROLE_ARN, "sesguard"),
+        ]))
+        .expect_err("not an ARN");
+        assert!(
+            err.to_string().starts_with("SESGUARD_HEARTBEAT_ROLE_ARN: "),
             "{err}"
         );
     }
