@@ -20,9 +20,14 @@
 //! allow_broad = false                    # true lets a glob or CIDR match anything (with a reason)
 //! expires = "2027-01-01"                 # optional; compared with event time
 //! reason = "deploy pipeline health check"
+//!
+//! [rules."ses-modification"]
+//! enabled = false                        # not evaluated, no state written
+//! [rules."ses-identity-deleted"]
+//! shadow = true                          # evaluated and stateful; signals logged, not published
 //! ```
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
@@ -68,6 +73,13 @@ pub enum ConfigError {
     },
     #[error("{name}: {message}")]
     Setting { name: String, message: String },
+    /// A `[rules."<id>"]` table that cannot be used (an unknown rule id, contradicting modes).
+    #[error("{path}: [rules.{id:?}]: {message}")]
+    Rule {
+        path: PathBuf,
+        id: String,
+        message: String,
+    },
 }
 
 /// Overrides from flags or environment variables; `None` keeps the file's value.
@@ -97,6 +109,93 @@ pub struct Config {
     pub settings: Settings,
     pub suppressions: Vec<Suppression>,
     pub tor: TorList,
+    /// Each rule's mode (`[rules."<id>"]`): live unless the file says otherwise.
+    pub modes: RuleModes,
+}
+
+/// How a rule runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mode {
+    /// Evaluated; its signals are published.
+    #[default]
+    Live,
+    /// Evaluated and stateful; its signals are marked `shadow`, logged and counted, not
+    /// published (the Lambda) or printed with the mark (`sesguard scan`).
+    Shadow,
+    /// Not evaluated at all: no state read or written.
+    Disabled,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Live => "live",
+            Mode::Shadow => "shadow",
+            Mode::Disabled => "disabled",
+        }
+    }
+}
+
+/// The rules not live, by id (data for the engine, which never names a rule).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RuleModes {
+    modes: BTreeMap<&'static str, Mode>,
+}
+
+impl RuleModes {
+    /// The mode of the rule `id` (live when the configuration does not name it).
+    pub fn of(&self, id: &str) -> Mode {
+        self.modes.get(id).copied().unwrap_or_default()
+    }
+
+    /// Sets a rule's mode (registered rule ids only: the id is the registry's).
+    pub fn set(&mut self, id: &'static str, mode: Mode) {
+        if mode == Mode::Live {
+            self.modes.remove(id);
+        } else {
+            self.modes.insert(id, mode);
+        }
+    }
+
+    fn compile(path: &Path, file: &BTreeMap<String, RuleFile>) -> Result<RuleModes, ConfigError> {
+        let mut modes = RuleModes::default();
+        for (id, spec) in file {
+            let failed = |message: String| ConfigError::Rule {
+                path: path.to_owned(),
+                id: truncate(id, 100),
+                message,
+            };
+            let rule = rules::by_id(id).ok_or_else(|| {
+                let known: Vec<&str> = rules::ALL.iter().map(|r| r.id).collect();
+                failed(format!(
+                    "unknown rule id; the rules are {}",
+                    known.join(", ")
+                ))
+            })?;
+            let mode = match (spec.enabled.unwrap_or(true), spec.shadow.unwrap_or(false)) {
+                (true, false) => Mode::Live,
+                (true, true) => Mode::Shadow,
+                (false, false) => Mode::Disabled,
+                (false, true) => {
+                    return Err(failed(
+                        "enabled = false and shadow = true contradict each other: a disabled \
+                         rule is not evaluated, a shadow rule is; keep one"
+                            .to_owned(),
+                    ));
+                }
+            };
+            modes.set(rule.id, mode);
+        }
+        Ok(modes)
+    }
+}
+
+/// One `[rules."<id>"]` table.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuleFile {
+    enabled: Option<bool>,
+    shadow: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -112,6 +211,8 @@ struct ConfigFile {
     tor_exit_list: Option<PathBuf>,
     #[serde(default)]
     suppressions: Vec<SuppressionFile>,
+    #[serde(default)]
+    rules: BTreeMap<String, RuleFile>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -166,6 +267,7 @@ impl Config {
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let modes = RuleModes::compile(path, &file.rules)?;
         let mut settings = Settings::default();
         let days = |v: u32| Seconds::from(v) * DAY;
         let minutes = |v: u32| Seconds::from(v) * MINUTE;
@@ -247,6 +349,7 @@ impl Config {
             settings,
             suppressions,
             tor,
+            modes,
         })
     }
 }

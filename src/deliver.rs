@@ -66,6 +66,12 @@ pub trait Sink: Sync {
     /// Objects in `position`'s file that are not CloudTrail records: `count` of them, the first
     /// at `position` being `found` (said once per file; see [`crate::input::NotCloudTrail`]).
     fn not_cloudtrail(&self, _position: &Position, _found: &str, _count: u64) {}
+    /// Whether shadow signals (of rules in shadow mode) are emitted to this sink too, as the CLI
+    /// prints them with their mark. Otherwise (SNS) the delivery logs and counts them and never
+    /// emits them.
+    fn takes_shadow(&self) -> bool {
+        false
+    }
     /// Called now and then with the counts so far (for a progress display).
     fn progress(&self, _counts: &Counts) {}
     /// A record that some rule matched, after its signals were emitted: which dedup keys they
@@ -113,6 +119,11 @@ impl Sink for Collect {
         self.keep(|kept| kept.problems.push(error.clone()));
     }
 
+    /// Kept with their `shadow` mark, so tests see what a shadow rule decided.
+    fn takes_shadow(&self) -> bool {
+        true
+    }
+
     fn problems_not_shown(&self, file: &str, count: u64) {
         self.keep(|kept| kept.not_shown.push((file.to_owned(), count)));
     }
@@ -138,6 +149,9 @@ pub struct Counts {
     pub matched: u64,
     /// Signals emitted, per rule id.
     pub signals: BTreeMap<&'static str, u64>,
+    /// Signals of rules in shadow mode, per rule id: logged (and printed by the CLI), never
+    /// published; not in [`Counts::signals`].
+    pub shadow: BTreeMap<&'static str, u64>,
     pub suppressed: u64,
     pub deduplicated: u64,
     /// Records that came more than the reorder window behind the newest, evaluated as they
@@ -223,6 +237,20 @@ impl fmt::Display for Counts {
                 .collect();
             write!(f, " ({})", by_rule.join(", "))?;
         }
+        if !self.shadow.is_empty() {
+            let total: u64 = self.shadow.values().sum();
+            let by_rule: Vec<String> = self
+                .shadow
+                .iter()
+                .map(|(rule, n)| format!("{rule} {n}"))
+                .collect();
+            write!(
+                f,
+                ", {} ({})",
+                counted(total, "shadow signal", "shadow signals"),
+                by_rule.join(", ")
+            )?;
+        }
         write!(
             f,
             ", {} suppressed, {} deduplicated",
@@ -301,7 +329,8 @@ impl<S: State, K: Sink> Delivery<'_, S, K> {
         counts.deduplicated += evaluation.deduplicated as u64;
         counts.in_flight += evaluation.in_flight as u64;
         for signal in &evaluation.signals {
-            if let Err(err) = self.sink.emit(signal).await {
+            let emitted = !signal.shadow || self.sink.takes_shadow();
+            if emitted && let Err(err) = self.sink.emit(signal).await {
                 counts.publish_errors += 1;
                 return Err(err.into());
             }
@@ -313,7 +342,12 @@ impl<S: State, K: Sink> Delivery<'_, S, K> {
                 tracing::warn!(signal_id = %signal.signal_id, error = %err, "signal published but not marked");
             }
             let rule = rules::by_id(&signal.rule_id).map_or("unknown", |r| r.id);
-            *counts.signals.entry(rule).or_default() += 1;
+            let (tally, message) = if signal.shadow {
+                (&mut counts.shadow, "shadow signal, not published")
+            } else {
+                (&mut counts.signals, "signal published")
+            };
+            *tally.entry(rule).or_default() += 1;
             tracing::info!(
                 signal_id = %signal.signal_id,
                 rule_id = %signal.rule_id,
@@ -321,7 +355,8 @@ impl<S: State, K: Sink> Delivery<'_, S, K> {
                 event_id = %signal.subject.event_id,
                 account_id = %signal.subject.account_id,
                 region = %signal.subject.region,
-                "signal published"
+                shadow = signal.shadow,
+                "{message}"
             );
         }
         if evaluation.matched {

@@ -10,7 +10,7 @@
 
 use std::borrow::Cow;
 
-use crate::config::Config;
+use crate::config::{Config, Mode};
 pub use crate::model::Settings;
 use crate::model::{DAY, Seconds, Subject};
 use crate::record::{Params, Record, RecordError};
@@ -98,7 +98,7 @@ impl Engine {
             return Ok(out);
         }
         let params = record.request_parameters().map_err(RecordError::from)?;
-        let triggered = triggered(record, &params)?;
+        let triggered = triggered(record, &params, &self.config)?;
         if triggered.is_empty() {
             return Ok(out);
         }
@@ -174,10 +174,12 @@ impl Engine {
         state: &S,
         out: &mut Evaluation,
     ) -> Result<(), StateError> {
-        let signal = Signal::of(finding);
+        let mut signal = Signal::of(finding);
+        // The finding's rule, not the event's: a finding may be another rule's (the chain).
+        signal.shadow = self.config.modes.of(&signal.rule_id) == Mode::Shadow;
         let expires = event.time.saturating_add(CLAIM_RETENTION);
         match state
-            .claim_signal(&signal.signal_id, event.time, expires)
+            .claim_signal(&signal.claim_id(), event.time, expires)
             .await?
         {
             Claim::Fresh | Claim::Unfinished => {
@@ -201,7 +203,7 @@ impl Engine {
 
     /// Records that `signal` was emitted, so evaluating its event again gives nothing.
     pub async fn published<S: State>(&self, signal: &Signal, state: &S) -> Result<(), StateError> {
-        state.mark_published(&signal.signal_id).await
+        state.mark_published(&signal.claim_id()).await
     }
 
     /// The index of the first suppression entry that matches, if any.
@@ -225,10 +227,12 @@ fn finding_rule(signal: &Signal) -> &'static str {
 }
 
 /// The rules that read this record's call (`requestParameters.serviceCode` is read only when a
-/// trigger of the call needs it).
+/// trigger of the call needs it), disabled rules left out: a call only they read costs no state
+/// call at all.
 fn triggered(
     record: &Record<'_>,
     params: &Params<'_>,
+    config: &Config,
 ) -> Result<Vec<&'static RuleMeta>, RecordError> {
     let service_code = || {
         params
@@ -241,6 +245,9 @@ fn triggered(
     };
     let mut triggered = Vec::new();
     for rule in rules::ALL {
+        if config.modes.of(rule.id) == Mode::Disabled {
+            continue;
+        }
         if rule.triggered_by(record, service_code)? && rule.detection.considers(&call) {
             triggered.push(rule);
         }

@@ -11,6 +11,7 @@ pub mod config_check;
 pub mod deliver;
 pub mod engine;
 pub mod file_order;
+pub mod heartbeat;
 pub mod input;
 pub mod lambda;
 pub mod model;

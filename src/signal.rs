@@ -31,6 +31,10 @@ pub struct Signal {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub details: Option<serde_json::Map<String, serde_json::Value>>,
     pub triage: Vec<String>,
+    /// Given by a rule in shadow mode (`[rules."<id>"] shadow = true`): logged and counted,
+    /// never published. Absent from the JSON of every other signal, whose text is unchanged.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub shadow: bool,
 }
 
 impl Signal {
@@ -73,6 +77,18 @@ impl Signal {
             related_event_ids,
             details,
             triage,
+            shadow: false,
+        }
+    }
+
+    /// The key the signal is claimed under in the state: its id, or for a shadow signal its id
+    /// under `shadow|`, so a rule turned live later publishes what its shadow run only logged
+    /// (a replayed event finds no claim marked published by the shadow run).
+    pub fn claim_id(&self) -> std::borrow::Cow<'_, str> {
+        if self.shadow {
+            std::borrow::Cow::Owned(format!("shadow|{}", self.signal_id))
+        } else {
+            std::borrow::Cow::Borrowed(&self.signal_id)
         }
     }
 

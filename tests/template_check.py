@@ -525,8 +525,17 @@ def check_deployment(template):
     check("alarm: function Throttles > 0 -> topic", alarm_for("Throttles", "SesguardFunction"))
     # (alarm_for accepts any topic of the template; which one is checked above: the health topic)
     for name in sorted(queues):
+        if name in REDRIVE_QUEUES:
+            # A redrive queue holds messages while it is drained: its alarm is on their age.
+            check(f"alarm: oldest message in {name} older than its drain time -> topic",
+                  any(a.get("MetricName") == "ApproximateAgeOfOldestMessage"
+                      and [target(d.get("Value")) for d in a.get("Dimensions") or []] == [name]
+                      and any(target(x) in topics for x in as_list(a.get("AlarmActions")))
+                      for a in alarms))
+            continue
         check(f"alarm: messages visible in {name} > 0 -> topic",
               alarm_for("ApproximateNumberOfMessagesVisible", name))
+    check_redrive(resources, statements)
 
     # -- parameters and outputs
     params = template.get("Parameters", {})
@@ -537,8 +546,36 @@ def check_deployment(template):
     check("parameters with their defaults", got == want, f"{got}")
     outputs = {target(o.get("Value")) for o in (template.get("Outputs") or {}).values()}
     needed = set(topics) | set(tables) | set(queues) | {"SesguardFunction"}
-    check("outputs: both topics, table, both queues, function", needed <= outputs,
+    check("outputs: both topics, table, every queue, function", needed <= outputs,
           f"missing {sorted(needed - outputs)}")
+
+
+# ------------------------------------------------------------------ redrive (issue 17)
+
+# Each redrive queue and the queue it redrives (its dead-letter queue: a message that still
+# fails goes back there, and SQS's move task takes only dead-letter queues as sources).
+REDRIVE_QUEUES = {"FailureRedriveQueue": "FunctionFailureQueue", "RuleRedriveQueue": "RuleDeadLetterQueue"}
+REDRIVE_ACTIONS = {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"}
+
+
+def check_redrive(resources, statements):
+    mappings = [props(m) for m in of_type(resources, "AWS::Lambda::EventSourceMapping").values()]
+    for queue, source in sorted(REDRIVE_QUEUES.items()):
+        p = props(resources.get(queue, {}))
+        redrive = p.get("RedrivePolicy") or {}
+        check(f"redrive: {queue} sends what still fails back to {source}",
+              target(redrive.get("deadLetterTargetArn")) == source
+              and isinstance(redrive.get("maxReceiveCount"), int), json.dumps(plain(redrive)))
+        check(f"redrive: {queue}'s visibility timeout is at least six times the function's timeout",
+              (p.get("VisibilityTimeout") or 0) >= 6 * 30, f"{p.get('VisibilityTimeout')}")
+        esm = [m for m in mappings if target(m.get("EventSourceArn")) == queue]
+        check(f"redrive: the function consumes {queue} with ReportBatchItemFailures",
+              len(esm) == 1 and target(esm[0].get("FunctionName")) == "SesguardFunction"
+              and esm[0].get("FunctionResponseTypes") == ["ReportBatchItemFailures"],
+              json.dumps(plain(esm))[:300])
+        granted = role_actions_on(statements, queue)
+        check(f"redrive: the role may only receive, delete and read attributes on {queue}",
+              granted == REDRIVE_ACTIONS, f"{sorted(granted)}")
 
 
 # ------------------------------------------------------------------ 4. S3 ingestion (optional)
@@ -695,7 +732,8 @@ def check_trail_ingestion(template):
         return out
 
     base = {g for g in grants("SesguardFunctionRole")
-            if g[0] != "sqs:SendMessage" and not g[0].startswith("logs:")}
+            if g[0] != "sqs:SendMessage" and not g[0].startswith("logs:")
+            and g[1] not in REDRIVE_QUEUES}
     trail = {g for g in grants("TrailIngestFunctionRole") if not g[0].startswith("logs:")}
     check("S3 ingestion: its role grants exactly the EventBridge function's rights plus s3:GetObject on "
           "the trail prefix, kms:Decrypt of the trail key through S3, and the queue's receive/delete/attributes",

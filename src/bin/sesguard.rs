@@ -52,11 +52,16 @@ enum Command {
     /// configuration error, or a PATH that does not exist or a directory without an input file
     /// (after everything else was scanned).
     Scan(ScanArgs),
-    /// List the detections and the API calls each one reads.
+    /// List the detections, each one's mode (live, shadow or disabled, from --config) and the
+    /// API calls each one reads.
     Rules {
         /// Output format.
         #[arg(long, value_enum, default_value_t = RulesFormat::Table)]
         format: RulesFormat,
+        /// The TOML file whose [rules."<id>"] tables set the modes shown (every rule is live
+        /// without one).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
     },
     /// Every CloudTrail call (any service) by a principal, an access key or a source address,
     /// in event-time order: the triage step "what else did this caller do, what else came from
@@ -288,7 +293,7 @@ fn main() -> ExitCode {
         .init();
     match cli.command {
         Command::Scan(args) => scan(args),
-        Command::Rules { format } => list_rules(format),
+        Command::Rules { format, config } => list_rules(format, config.as_deref()),
         Command::Timeline(args) => timeline(args),
         Command::Backfill(args) => backfill(args),
         Command::Config(command) => config_command(command),
@@ -741,6 +746,11 @@ impl<W: Write + Send> Sink for Terminal<W> {
         Ok(self.screen().signal(signal)?)
     }
 
+    /// Printed with their mark (`shadow` in the table, `"shadow": true` in JSON Lines).
+    fn takes_shadow(&self) -> bool {
+        true
+    }
+
     fn problem(&self, error: &InputError) {
         self.screen().note(|| eprintln!("sesguard: {error}"));
     }
@@ -789,7 +799,15 @@ impl<W: Write + Send> Sink for Terminal<W> {
     }
 }
 
-fn list_rules(format: RulesFormat) -> ExitCode {
+fn list_rules(format: RulesFormat, config: Option<&std::path::Path>) -> ExitCode {
+    let config = match Config::load(config, &Overrides::default()) {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("sesguard: error: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    let mode = |id: &str| config.modes.of(id).as_str();
     match format {
         RulesFormat::Json => {
             let list: Vec<serde_json::Value> = rules::ALL
@@ -799,6 +817,7 @@ fn list_rules(format: RulesFormat) -> ExitCode {
                         "rule_id": rule.id,
                         "title": rule.title,
                         "severity": rule.severity,
+                        "mode": mode(rule.id),
                         "tactic": rule.tactic,
                         "technique": rule.technique,
                         "seed": rule.seed,
@@ -821,7 +840,13 @@ fn list_rules(format: RulesFormat) -> ExitCode {
         }
         RulesFormat::Table => {
             for rule in rules::ALL {
-                println!("{}  {}  {}", rule.id, rule.severity.as_str(), rule.title);
+                println!(
+                    "{}  {}  {}  {}",
+                    rule.id,
+                    rule.severity.as_str(),
+                    mode(rule.id),
+                    rule.title
+                );
                 for t in rule.triggers {
                     match t.service_code {
                         Some(code) => println!(
@@ -837,6 +862,12 @@ fn list_rules(format: RulesFormat) -> ExitCode {
                         );
                     }
                 }
+            }
+            // Not rules (no CloudTrail call triggers them): the function's heartbeat gives them.
+            println!();
+            println!("pipeline signals (the function's heartbeat, not rules):");
+            for (id, severity, title) in sesguard::heartbeat::SIGNALS {
+                println!("{id}  {}  {title}", severity.as_str());
             }
         }
     }

@@ -9,6 +9,7 @@ pub fn emf_lines(counts: &Counts, timestamp_ms: u128, dynamodb_calls: u64) -> Ve
         ("EventsEvaluated", counts.matched),
         ("Records", counts.records),
         ("SignalsPublished", counts.signal_count()),
+        ("ShadowSignals", counts.shadow.values().sum()),
         ("Suppressed", counts.suppressed),
         ("Deduplicated", counts.deduplicated),
         ("Malformed", counts.malformed),
@@ -30,22 +31,28 @@ pub fn emf_lines(counts: &Counts, timestamp_ms: u128, dynamodb_calls: u64) -> Ve
         line[name] = serde_json::json!(value);
     }
     let mut lines = vec![line.to_string()];
-    for (rule, count) in &counts.signals {
-        lines.push(
-            serde_json::json!({
+    // One line per rule and metric: published signals, and shadow signals (logged, not
+    // published) under their own name so a shadow rule's volume is seen before it goes live.
+    let per_rule = [
+        ("SignalsPublished", &counts.signals),
+        ("ShadowSignals", &counts.shadow),
+    ];
+    for (name, tally) in per_rule {
+        for (rule, count) in tally {
+            let mut line = serde_json::json!({
                 "_aws": {
                     "Timestamp": timestamp_ms as u64,
                     "CloudWatchMetrics": [{
                         "Namespace": "sesguard",
                         "Dimensions": [["Rule"]],
-                        "Metrics": [metric("SignalsPublished")],
+                        "Metrics": [metric(name)],
                     }],
                 },
                 "Rule": rule,
-                "SignalsPublished": count,
-            })
-            .to_string(),
-        );
+            });
+            line[name] = serde_json::json!(count);
+            lines.push(line.to_string());
+        }
     }
     lines
 }
@@ -149,6 +156,28 @@ mod tests {
         assert_eq!(
             by_rule["_aws"]["CloudWatchMetrics"][0]["Dimensions"][0][0],
             "Rule"
+        );
+    }
+
+    #[test]
+    fn shadow_signals_are_counted_apart_from_published_ones() {
+        let counts = Counts {
+            signals: std::collections::BTreeMap::from([("ses-modification", 1)]),
+            shadow: std::collections::BTreeMap::from([("ses-identity-deleted", 3)]),
+            ..Counts::default()
+        };
+        let lines = emf_lines(&counts, 0, 0);
+        assert_eq!(lines.len(), 3, "{lines:?}");
+        let totals: serde_json::Value = serde_json::from_str(&lines[0]).expect("json");
+        assert_eq!(totals["SignalsPublished"], 1);
+        assert_eq!(totals["ShadowSignals"], 3);
+        let shadow: serde_json::Value = serde_json::from_str(&lines[2]).expect("json");
+        assert_eq!(shadow["Rule"], "ses-identity-deleted");
+        assert_eq!(shadow["ShadowSignals"], 3);
+        assert!(shadow.get("SignalsPublished").is_none(), "{shadow}");
+        assert_eq!(
+            shadow["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Name"],
+            "ShadowSignals"
         );
     }
 }

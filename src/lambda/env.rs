@@ -29,6 +29,9 @@ pub struct LambdaConfig {
     /// `SESGUARD_SIGNAL_FORMAT`: what the SNS message holds, `sesguard` (the signal JSON, the
     /// default) or `ocsf` (an OCSF Detection Finding).
     pub signal_format: crate::output::SignalFormat,
+    /// `SESGUARD_HEARTBEAT_ROLE_ARN`: the function's own role, whose heartbeat canaries are
+    /// recorded and never evaluated (see `crate::heartbeat`), if set.
+    pub heartbeat_role_arn: Option<String>,
 }
 
 /// A configuration the function cannot start with; names the variable.
@@ -80,6 +83,7 @@ fn s3_object(
     }
     Ok(Some(url))
 }
+pub const HEARTBEAT_ROLE_ARN: &str = "SESGUARD_HEARTBEAT_ROLE_ARN";
 
 /// The configuration file compiled into the function: used when `SESGUARD_CONFIG` names
 /// `sesguard.toml` and the package holds no such file (SAM's cargo-lambda build ships only the
@@ -150,6 +154,15 @@ impl LambdaConfig {
             trail_bucket: lookup(TRAIL_BUCKET).filter(|v| !v.trim().is_empty()),
             trail_bucket_owner: lookup(TRAIL_BUCKET_OWNER).filter(|v| !v.trim().is_empty()),
             signal_format,
+            heartbeat_role_arn: match lookup(HEARTBEAT_ROLE_ARN).filter(|v| !v.trim().is_empty()) {
+                Some(arn) if !arn.starts_with("arn:") || !arn.contains(":role/") => {
+                    return Err(StartupError {
+                        variable: HEARTBEAT_ROLE_ARN,
+                        message: format!("{arn:?} is not an IAM role ARN"),
+                    });
+                }
+                other => other,
+            },
         })
     }
 
@@ -295,6 +308,33 @@ mod tests {
                     .expect_err(bad);
             assert!(err.to_string().starts_with("SESGUARD_CONFIG: "), "{err}");
         }
+    }
+
+    #[test]
+    fn the_heartbeat_role_is_a_role_arn() {
+        let config = LambdaConfig::from_env(env(&[
+            (TABLE_NAME, "t"),
+            (TOPIC_ARN, "arn"),
+            (
+                HEARTBEAT_ROLE_ARN,
+                "arn:aws:iam::111122223333:role/sesguard",
+            ),
+        ]))
+        .expect("config");
+        assert_eq!(
+            config.heartbeat_role_arn.as_deref(),
+            Some("arn:aws:iam::111122223333:role/sesguard")
+        );
+        let err = LambdaConfig::from_env(env(&[
+            (TABLE_NAME, "t"),
+            (TOPIC_ARN, "arn"),
+            (HEARTBEAT_ROLE_ARN, "sesguard"),
+        ]))
+        .expect_err("not an ARN");
+        assert!(
+            err.to_string().starts_with("SESGUARD_HEARTBEAT_ROLE_ARN: "),
+            "{err}"
+        );
     }
 
     #[test]

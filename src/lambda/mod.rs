@@ -8,6 +8,7 @@ mod env;
 mod live;
 mod objects;
 mod redact;
+mod redrive;
 mod tor_fetch;
 
 pub use emf::{config_emf_line, emf_lines};
@@ -15,14 +16,18 @@ pub use env::*;
 pub use live::{ConfigEvents, ConfigStore, Fetched, LiveConfig, Refresh};
 pub use objects::{Message, MessageFailure, ObjectError, ObjectStore, RECORDS_IN_FLIGHT};
 pub use redact::redact_quoted;
+pub use redrive::is_redriven_event;
 pub use tor_fetch::*;
 
 use std::sync::{Arc, PoisonError, RwLock};
 
 use crate::deliver::{Counts, DeliverError, Delivery, Sink, SinkError};
 use crate::engine::Engine;
+use crate::heartbeat::{self, Canary, Heartbeat, HeartbeatError};
 use crate::input::{self, InputError, Position, Visitor};
-use crate::state::{State, StateError};
+use crate::record::Record;
+use crate::signal::Signal;
+use crate::state::{HeartbeatStore, State, StateError};
 use crate::text::truncate;
 
 #[derive(Debug, thiserror::Error)]
@@ -90,6 +95,8 @@ pub struct Handler<S, K> {
     engine: RwLock<Arc<Engine>>,
     state: S,
     sink: K,
+    /// The function's own heartbeat canary, recognised before any rule runs.
+    canary: Option<Canary>,
 }
 
 #[derive(Default)]
@@ -108,12 +115,13 @@ impl Visitor for Found {
     }
 }
 
-impl<S: State, K: Sink> Handler<S, K> {
+impl<S: State + HeartbeatStore, K: Sink> Handler<S, K> {
     pub fn new(engine: Engine, state: S, sink: K) -> Self {
         Handler {
             engine: RwLock::new(Arc::new(engine)),
             state,
             sink,
+            canary: None,
         }
     }
 
@@ -128,6 +136,43 @@ impl<S: State, K: Sink> Handler<S, K> {
     /// Makes later invocations use `engine` (one in progress keeps the one it started with).
     pub fn replace_engine(&self, engine: Engine) {
         *self.engine.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(engine);
+    }
+
+    /// Recognises `canary` (the function's own heartbeat calls): recorded, never evaluated.
+    pub fn with_canary(mut self, canary: Canary) -> Self {
+        self.canary = Some(canary);
+        self
+    }
+
+    /// One heartbeat run at wall-clock `now` (see [`crate::heartbeat`]): the pipeline signals
+    /// published.
+    pub async fn heartbeat(
+        &self,
+        heartbeat: &Heartbeat,
+        now: crate::model::Seconds,
+    ) -> Result<Vec<Signal>, HandlerError> {
+        heartbeat::run(heartbeat, &self.state, &self.sink, now)
+            .await
+            .map_err(|err| match err {
+                HeartbeatError::State(err) => HandlerError::State(err),
+                HeartbeatError::Publish(err) => HandlerError::Publish(err),
+            })
+    }
+
+    /// Records the record in `json` if it is the function's canary; whether it was.
+    async fn canary(&self, json: &str) -> Result<bool, StateError> {
+        let Some(canary) = &self.canary else {
+            return Ok(false);
+        };
+        if !Canary::may_be(json) {
+            return Ok(false);
+        }
+        let Some((region, at)) = Record::parse(json).ok().and_then(|r| canary.seen_in(&r)) else {
+            return Ok(false);
+        };
+        self.state.canary_seen(&region, at).await?;
+        tracing::debug!(region = %region, "heartbeat canary seen");
+        Ok(true)
     }
 
     pub fn state(&self) -> &S {
@@ -160,6 +205,10 @@ impl<S: State, K: Sink> Handler<S, K> {
         let in_flight_before = counts.in_flight;
         for (json, position) in &found.records {
             counts.records += 1;
+            // Before the rules: the canary is no event of the account (no sighting, no stage).
+            if self.canary(json).await? {
+                continue;
+            }
             match delivery.record(json, position, counts).await {
                 Ok(()) => {}
                 Err(DeliverError::Malformed(problem)) => problems.push(problem),

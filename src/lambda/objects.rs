@@ -25,7 +25,7 @@ use crate::input::{self, InputError, Position, Visitor};
 use crate::model::FailureKind;
 use crate::notification::{self, Notice, ObjectRef};
 use crate::rules;
-use crate::state::State;
+use crate::state::{HeartbeatStore, State};
 use crate::text::truncate;
 
 crate::port_error!(
@@ -65,8 +65,9 @@ pub const RECORDS_IN_FLIGHT: usize = 64;
 /// Problems of one file reported in full; the rest are counted.
 const PROBLEMS_SHOWN: usize = 10;
 
-impl<S: State, K: Sink> Handler<S, K> {
-    /// One SQS batch: each message on its own, in order. Returns the messages that failed.
+impl<S: State + HeartbeatStore, K: Sink> Handler<S, K> {
+    /// One SQS batch: each message on its own, in order (log file notifications, or redriven
+    /// events: [`super::is_redriven_event`]). Returns the messages that failed.
     pub async fn handle_messages<O: ObjectStore>(
         &self,
         store: &O,
@@ -75,7 +76,15 @@ impl<S: State, K: Sink> Handler<S, K> {
     ) -> Vec<MessageFailure> {
         let mut failures = Vec::new();
         for message in messages {
-            if let Err(error) = self.handle_message(store, message.body, counts).await {
+            // A redriven event (from the failure queue or the rules' dead-letter queue, via a
+            // redrive queue) is evaluated as an invocation with it would be; anything else is a
+            // log file notification.
+            let result = if super::is_redriven_event(message.body) {
+                self.handle(message.body, message.id, counts).await
+            } else {
+                self.handle_message(store, message.body, counts).await
+            };
+            if let Err(error) = result {
                 tracing::error!(
                     message_id = %truncate(message.id, 100),
                     error = %truncate(&error.to_string(), 2000),

@@ -213,6 +213,7 @@ mod tests {
             technique_name: "indicator-removal".to_owned(),
             subject,
             related_event_ids: Vec::new(),
+            shadow: false,
             details: None,
             triage: vec!["Was it expected?".to_owned()],
         }

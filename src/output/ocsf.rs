@@ -431,6 +431,7 @@ mod tests {
                 ..Subject::default()
             },
             related_event_ids: vec!["7097adec".to_owned()],
+            shadow: false,
             details: Some(Map::from_iter([("paired_adds".to_owned(), 1.into())])),
             triage: vec!["Was it expected?".to_owned(), "Rotate the key.".to_owned()],
         }

@@ -148,11 +148,14 @@ impl Cells {
             Some(code) => format!("{} ({code})", s.event_name),
             None => s.event_name.clone(),
         };
-        let severity = if s.tor {
-            format!("{} tor", signal.severity.as_str())
-        } else {
-            signal.severity.as_str().to_owned()
-        };
+        let mut severity = signal.severity.as_str().to_owned();
+        if s.tor {
+            severity.push_str(" tor");
+        }
+        if signal.shadow {
+            // A shadow rule's signal, printed but not published by the function.
+            severity.push_str(" shadow");
+        }
         Cells {
             time: escape(&s.event_time),
             severity,
@@ -313,6 +316,7 @@ mod tests {
             related_event_ids: Vec::new(),
             details: None,
             triage: Vec::new(),
+            shadow: false,
         }
     }
 

@@ -4,8 +4,8 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use super::{
-    Claim, DistinctAnswer, Mark, Occurrence, PairOutcome, PairStep, Seen, Side, Sighting, State,
-    StateError, keep_newest_marks, pairs,
+    Claim, DistinctAnswer, HeartbeatStore, Mark, Occurrence, PairOutcome, PairStep, RegionView,
+    Seen, Side, Sighting, State, StateError, keep_newest_marks, pairs,
 };
 use crate::model::{FailureKind, Seconds};
 
@@ -28,6 +28,8 @@ struct Inner {
     sets: HashMap<String, SetEntry>,
     newest: Seconds,
     operations: u64,
+    /// The heartbeat's regions (wall-clock times, never pruned: one entry per watched region).
+    heartbeats: HashMap<String, RegionView>,
 }
 
 #[derive(Debug, Default)]
@@ -161,6 +163,48 @@ impl Inner {
             .filter(|(s, other, _)| *s != side && pairs(side, mark.time, other.time, window))
             .map(|(_, other, _)| other.clone())
             .collect()
+    }
+}
+
+/// The heartbeat's times are wall clock, not event time: they do not move `newest` (pruning).
+impl HeartbeatStore for MemoryState {
+    async fn canary_seen(&self, region: &str, at: Seconds) -> Result<(), StateError> {
+        let mut inner = self.lock()?;
+        let view = inner.heartbeats.entry(region.to_owned()).or_default();
+        view.last_seen = Some(view.last_seen.map_or(at, |seen| seen.max(at)));
+        Ok(())
+    }
+
+    async fn check_region(&self, region: &str, now: Seconds) -> Result<RegionView, StateError> {
+        let mut inner = self.lock()?;
+        let view = inner
+            .heartbeats
+            .entry(region.to_owned())
+            .or_insert_with(|| RegionView {
+                first_checked: now,
+                ..RegionView::default()
+            });
+        if view.first_checked == 0 {
+            // Seen (canary) before any check: the first check is now.
+            view.first_checked = now;
+        }
+        Ok(*view)
+    }
+
+    async fn open_outage(&self, region: &str, since: Seconds) -> Result<Seconds, StateError> {
+        let mut inner = self.lock()?;
+        let view = inner.heartbeats.entry(region.to_owned()).or_default();
+        Ok(*view.outage_since.get_or_insert(since))
+    }
+
+    async fn close_outage(&self, region: &str, since: Seconds) -> Result<(), StateError> {
+        let mut inner = self.lock()?;
+        if let Some(view) = inner.heartbeats.get_mut(region)
+            && view.outage_since == Some(since)
+        {
+            view.outage_since = None;
+        }
+        Ok(())
     }
 }
 

@@ -7,10 +7,12 @@
 //! it is published again. All times are event times ([`Seconds`]); an entry whose expiry is
 //! before the current event's time counts as absent, whether or not it was removed yet.
 
+mod heartbeat;
 mod memory;
 
 use std::future::Future;
 
+pub use heartbeat::{HeartbeatStore, RegionView};
 pub use memory::MemoryState;
 
 use crate::model::{Seconds, Subject};

@@ -87,12 +87,17 @@ async fn start() -> Result<App, Error> {
     if let Some(lease) = config.claim_lease {
         state = state.with_lease(lease);
     }
+    let mut handler = Handler::new(
+        engine,
+        state,
+        SnsPublisher::new(sns, config.topic_arn).with_format(config.signal_format),
+    );
+    if let Some(role) = config.heartbeat_role_arn {
+        // The function's own GetSendQuota canaries are recorded, never evaluated by a rule.
+        handler = handler.with_canary(sesguard::heartbeat::Canary::new(role));
+    }
     let app = App {
-        handler: Handler::new(
-            engine,
-            state,
-            SnsPublisher::new(sns, config.topic_arn).with_format(config.signal_format),
-        ),
+        handler,
         objects,
         dynamodb_calls,
         live,

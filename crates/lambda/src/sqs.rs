@@ -5,7 +5,7 @@
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use sesguard::deliver::{Counts, Sink};
 use sesguard::lambda::{Handler, Message, ObjectStore};
-use sesguard::state::State;
+use sesguard::state::{HeartbeatStore, State};
 
 /// The SQS batch in `payload`, if it is one: every record from `aws:sqs`. The same binary
 /// serves EventBridge events, which never have that shape (an EventBridge envelope has no
@@ -25,7 +25,7 @@ pub fn sqs_batch(payload: &str) -> Option<SqsEvent> {
 }
 
 /// Runs one SQS batch through the handler; the response names the messages that failed.
-pub async fn handle_batch<S: State, K: Sink, O: ObjectStore>(
+pub async fn handle_batch<S: State + HeartbeatStore, K: Sink, O: ObjectStore>(
     handler: &Handler<S, K>,
     store: &O,
     event: &SqsEvent,

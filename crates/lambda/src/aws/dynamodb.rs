@@ -16,6 +16,7 @@
 //! | `window#<key>` | `opened`, `opened_by`, `expires_at` = opened + window + 1 day | [`State::open_window`] (R1/R3 dedup) |
 //! | `pair#<key>` (one per identity: account, region, name) | R4: one attribute per remembered event, `a:<eventID>` (add) or `d:<eventID>` (delete), holding `{"time","event_id","subject"}` as JSON, the newest 32 of each side kept (older ones and stale ones removed, at most 20 a call); R5: its dedup window, `w_opened`, `w_by`; `expires_at` = newest event + max(sequence window, dedup window) + 1 day | [`State::pair_and_window`] (R4 and R5) |
 //! | `set#<key>` | two attributes per value, `f:<value>` and `l:<value>`, its first and last occurrence as `"<time> <eventID>"`; at most the caller's `max` values; its gate, `g_at` and `g_by`; `expires_at` = newest time + window + 1 day | [`State::distinct_in_window`], [`State::count_in_window`] (the burst and the chain) |
+//! | `heartbeat#<region>` | `last_seen` (when the newest canary seen was made), `first_checked`, `outage_since` (while a region is blind); wall-clock seconds, no expiry (one item per watched region) | [`HeartbeatStore`] (`sesguard::heartbeat`: never an event's state; no rule key starts with `heartbeat#`) |
 //! | `signal#<signal_id>` | `status` (`pending` or `published`), `claimed_at` (wall-clock ms, for the lease), `until` (event time + 2 days), `expires_at` | [`State::claim_signal`], [`State::mark_published`] |
 //!
 //! Keys longer than [`MAX_KEY_CHARS`] (attacker-chosen identity names can be megabytes) are
@@ -64,6 +65,7 @@ use sesguard::state::{
     Seen, Side, Sighting, State, StateError, keep_newest_marks, pairs, record_distinct,
     window_opens,
 };
+use sesguard::state::{HeartbeatStore, RegionView};
 
 /// The key attribute and the TTL attribute; `template.yaml` must declare the same names.
 pub const KEY_ATTRIBUTE: &str = "pk";
@@ -1016,6 +1018,74 @@ impl State for DynamoState {
             )
             .await?;
         Ok(())
+    }
+}
+
+/// The heartbeat's items: one per region, wall-clock seconds. Each operation is one UpdateItem
+/// (the actions the role already has), conditional where two runs may race.
+impl HeartbeatStore for DynamoState {
+    async fn canary_seen(&self, region: &str, at: Seconds) -> Result<(), StateError> {
+        // An older canary arriving late leaves the newer time (the condition fails: fine).
+        self.update(
+            &item_key("heartbeat", region),
+            "SET last_seen = :at",
+            Some("attribute_not_exists(last_seen) OR last_seen < :at"),
+            &[],
+            vec![(":at", n(at))],
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn check_region(&self, region: &str, now: Seconds) -> Result<RegionView, StateError> {
+        let old = self
+            .update(
+                &item_key("heartbeat", region),
+                "SET first_checked = if_not_exists(first_checked, :now)",
+                None,
+                &[],
+                vec![(":now", n(now))],
+            )
+            .await?
+            .unwrap_or_else(|old| old);
+        let number_of = |name: &str| old.as_ref().and_then(|item| number(item, name));
+        Ok(RegionView {
+            last_seen: number_of("last_seen"),
+            first_checked: number_of("first_checked").unwrap_or(now),
+            outage_since: number_of("outage_since"),
+        })
+    }
+
+    async fn open_outage(&self, region: &str, since: Seconds) -> Result<Seconds, StateError> {
+        let outcome = self
+            .update(
+                &item_key("heartbeat", region),
+                "SET outage_since = :since",
+                Some("attribute_not_exists(outage_since)"),
+                &[],
+                vec![(":since", n(since))],
+            )
+            .await?;
+        Ok(match outcome {
+            Ok(_) => since,
+            // Another run opened it first: its start is the outage's.
+            Err(old) => old
+                .as_ref()
+                .and_then(|item| number(item, "outage_since"))
+                .unwrap_or(since),
+        })
+    }
+
+    async fn close_outage(&self, region: &str, since: Seconds) -> Result<(), StateError> {
+        self.update(
+            &item_key("heartbeat", region),
+            "REMOVE outage_since",
+            Some("outage_since = :since"),
+            &[],
+            vec![(":since", n(since))],
+        )
+        .await
+        .map(|_| ())
     }
 }
 

@@ -175,6 +175,7 @@ mod tests {
                 ..Subject::default()
             },
             related_event_ids: vec!["7097adec-0000-4000-8000-000000000000".to_owned(); 20],
+            shadow: false,
             details: None,
             triage: vec!["Determine if the call was expected: `…`".to_owned(); 8],
         }
