@@ -20,6 +20,10 @@ pub struct LambdaConfig {
     /// `SESGUARD_SIGNAL_FORMAT`: what the SNS message holds, `sesguard` (the signal JSON, the
     /// default) or `ocsf` (an OCSF Detection Finding).
     pub signal_format: crate::output::SignalFormat,
+    /// `SESGUARD_SECURITY_HUB_PRODUCT_ARN`: when set, every signal is imported into Security Hub
+    /// as a finding of this product (the account's `product/<account>/default`) before it is
+    /// published to SNS.
+    pub security_hub: Option<crate::output::asff::ProductArn>,
 }
 
 /// A configuration the function cannot start with; names the variable.
@@ -47,6 +51,7 @@ pub const CLAIM_LEASE_SECONDS: &str = "SESGUARD_CLAIM_LEASE_SECONDS";
 pub const TRAIL_BUCKET: &str = "SESGUARD_TRAIL_BUCKET";
 pub const TRAIL_BUCKET_OWNER: &str = "SESGUARD_TRAIL_BUCKET_OWNER";
 pub const SIGNAL_FORMAT: &str = "SESGUARD_SIGNAL_FORMAT";
+pub const SECURITY_HUB_PRODUCT_ARN: &str = "SESGUARD_SECURITY_HUB_PRODUCT_ARN";
 
 /// The configuration file compiled into the function: used when `SESGUARD_CONFIG` names
 /// `sesguard.toml` and the package holds no such file (SAM's cargo-lambda build ships only the
@@ -91,6 +96,18 @@ impl LambdaConfig {
                 })?
             }
         };
+        let security_hub = match lookup(SECURITY_HUB_PRODUCT_ARN).filter(|v| !v.trim().is_empty()) {
+            None => None,
+            Some(text) => Some(
+                crate::output::asff::ProductArn::parse(text.trim()).ok_or_else(|| StartupError {
+                    variable: SECURITY_HUB_PRODUCT_ARN,
+                    message: format!(
+                        "{:?} is not arn:<partition>:securityhub:<region>:<account>:product/<account>/default",
+                        crate::text::truncate(&text, 120)
+                    ),
+                })?,
+            ),
+        };
         Ok(LambdaConfig {
             table_name: required(TABLE_NAME)?,
             topic_arn: required(TOPIC_ARN)?,
@@ -110,6 +127,7 @@ impl LambdaConfig {
             trail_bucket: lookup(TRAIL_BUCKET).filter(|v| !v.trim().is_empty()),
             trail_bucket_owner: lookup(TRAIL_BUCKET_OWNER).filter(|v| !v.trim().is_empty()),
             signal_format,
+            security_hub,
         })
     }
 
@@ -205,6 +223,36 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "SESGUARD_SIGNAL_FORMAT: \"OCSF 1.1\" is not one of sesguard, ocsf"
+        );
+    }
+
+    #[test]
+    fn security_hub_is_off_unless_its_product_arn_is_set_and_a_wrong_one_is_named() {
+        let base = [(TABLE_NAME, "t"), (TOPIC_ARN, "arn")];
+        assert_eq!(
+            LambdaConfig::from_env(env(&base))
+                .expect("config")
+                .security_hub,
+            None
+        );
+        let arn = "arn:aws:securityhub:eu-west-1:111122223333:product/111122223333/default";
+        let config =
+            LambdaConfig::from_env(env(&[base[0], base[1], (SECURITY_HUB_PRODUCT_ARN, arn)]))
+                .expect("config");
+        assert_eq!(config.security_hub.map(|p| p.arn()).as_deref(), Some(arn));
+        let err = LambdaConfig::from_env(env(&[
+            base[0],
+            base[1],
+            (
+                SECURITY_HUB_PRODUCT_ARN,
+                "arn:aws:securityhub:eu-west-1:111122223333:hub/default",
+            ),
+        ]))
+        .expect_err("not a product ARN");
+        assert!(
+            err.to_string()
+                .starts_with("SESGUARD_SECURITY_HUB_PRODUCT_ARN: "),
+            "{err}"
         );
     }
 
