@@ -1,5 +1,6 @@
 //! `sesguard-lambda`: one EventBridge event per invocation, or one SQS batch of S3
-//! notifications naming CloudTrail log files → engine → DynamoDB state → SNS. Builds
+//! notifications naming CloudTrail log files → engine → DynamoDB state → (Security Hub, when
+//! enabled) → SNS. Builds
 //! configuration and AWS clients once per container; the work is in `sesguard::lambda` and the
 //! adapters in `sesguard_lambda::aws`.
 //!
@@ -19,11 +20,12 @@ use sesguard_lambda::Failure;
 use sesguard_lambda::aws::calls::CallCounter;
 use sesguard_lambda::aws::dynamodb::DynamoState;
 use sesguard_lambda::aws::s3::S3Objects;
+use sesguard_lambda::aws::security_hub::{ImportThen, SecurityHub};
 use sesguard_lambda::aws::sns::SnsPublisher;
 use sesguard_lambda::sqs::{handle_batch, sqs_batch};
 
 struct App {
-    handler: Handler<DynamoState, SnsPublisher>,
+    handler: Handler<DynamoState, ImportThen<SnsPublisher>>,
     objects: S3Objects,
     dynamodb_calls: CallCounter,
 }
@@ -54,8 +56,15 @@ async fn start() -> Result<App, Error> {
     let objects = S3Objects::new(aws_sdk_s3::Client::new(&sdk))
         .only_bucket(config.trail_bucket.clone())
         .expected_owner(config.trail_bucket_owner.clone());
+    // Security Hub (SESGUARD_SECURITY_HUB_PRODUCT_ARN, set by the template's EnableSecurityHub):
+    // each signal is imported before it is published.
+    let security_hub = match config.security_hub.clone() {
+        None => None,
+        Some(product) => Some(SecurityHub::new(&sdk, product)?),
+    };
     tracing::info!(
         table = %config.table_name,
+        security_hub = security_hub.is_some(),
         topic = %config.topic_arn,
         suppressions = engine.config().suppressions.len(),
         tor_exits = engine.config().tor.len(),
@@ -70,7 +79,10 @@ async fn start() -> Result<App, Error> {
         handler: Handler::new(
             engine,
             state,
-            SnsPublisher::new(sns, config.topic_arn).with_format(config.signal_format),
+            ImportThen::new(
+                security_hub,
+                SnsPublisher::new(sns, config.topic_arn).with_format(config.signal_format),
+            ),
         ),
         objects,
         dynamodb_calls,
