@@ -133,8 +133,9 @@ impl SecurityHub {
                         error = %err,
                         "Security Hub did not import the findings"
                     );
-                    return Err(SinkError::new(err.kind(), format!("Security Hub: {err}"))
-                        .with_source(err));
+                    return Err(
+                        SinkError::new(err.kind(), format!("Security Hub: {err}")).with_source(err)
+                    );
                 }
             }
         }
@@ -250,7 +251,10 @@ mod tests {
             "https://securityhub.eu-west-1.amazonaws.com"
         );
         assert_eq!(
-            endpoint(env(&[("AWS_ENDPOINT_URL", "http://127.0.0.1:5000/")]), &product),
+            endpoint(
+                env(&[("AWS_ENDPOINT_URL", "http://127.0.0.1:5000/")]),
+                &product
+            ),
             "http://127.0.0.1:5000"
         );
         assert_eq!(
