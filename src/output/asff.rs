@@ -263,6 +263,9 @@ pub enum ImportError {
     /// The call's answer is not `BatchImportFindings`' (a proxy, a truncated body).
     #[error("BatchImportFindings answered HTTP {status} with an unreadable body")]
     Unreadable { status: u16 },
+    /// A finding over [`MAX_FINDING_BYTES`] (the mapping's caps make it impossible), not sent.
+    #[error("finding {id} is over {MAX_FINDING_BYTES} bytes")]
+    TooLarge { id: String },
     /// The call could not be made or timed out (`timed_out`), or no credentials were found.
     #[error("BatchImportFindings: {message}")]
     Call { message: String, timed_out: bool },
@@ -283,6 +286,7 @@ impl ImportError {
             } => FailureKind::Denied,
             ImportError::Status { .. } => FailureKind::Invalid,
             ImportError::Rejected(_) | ImportError::Unreadable { .. } => FailureKind::Unavailable,
+            ImportError::TooLarge { .. } => FailureKind::TooLarge,
             ImportError::Call {
                 timed_out: true, ..
             } => FailureKind::TimedOut,

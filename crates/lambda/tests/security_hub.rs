@@ -299,3 +299,21 @@ async fn two_hundred_and_fifty_signals_are_imported_in_three_calls() {
         [100, 100, 50]
     );
 }
+
+#[tokio::test]
+async fn a_finding_over_240_kb_is_refused_without_a_call() {
+    let (url, calls) = stub().await;
+    let mut finding = asff::finding(&signal("too-big"), &product().arn(), ACCOUNT);
+    finding["Description"] = Value::String("x".repeat(asff::MAX_FINDING_BYTES));
+    let err = hub(&url)
+        .import_findings(&[finding])
+        .await
+        .expect_err("too large");
+    assert_eq!(err.kind, FailureKind::TooLarge, "{err}");
+    assert!(err.to_string().contains("too-big"), "{err}");
+    assert_eq!(
+        HandlerError::Publish(err).error_type(),
+        "sesguard.SecurityHubError"
+    );
+    assert!(calls.lock().unwrap_or_else(|e| e.into_inner()).is_empty());
+}

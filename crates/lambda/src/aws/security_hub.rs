@@ -118,6 +118,17 @@ impl SecurityHub {
 
     /// `findings` (ASFF JSON) as they are, in calls of at most [`asff::MAX_BATCH`].
     pub async fn import_findings(&self, findings: &[Value]) -> Result<u64, SinkError> {
+        // The mapping caps every field far below Security Hub's limit (asff's tests); a finding
+        // over it would be refused on every retry, so it is refused here, named, not sent.
+        if let Some(big) = findings
+            .iter()
+            .find(|f| serde_json::to_string(f).map_or(0, |t| t.len()) > asff::MAX_FINDING_BYTES)
+        {
+            let err = ImportError::TooLarge {
+                id: sesguard::text::truncate(big["Id"].as_str().unwrap_or("unknown"), 100),
+            };
+            return Err(SinkError::new(err.kind(), format!("Security Hub: {err}")).with_source(err));
+        }
         let mut imported = 0;
         for batch in asff::batches(findings) {
             let body = serde_json::json!({ "Findings": batch }).to_string();
