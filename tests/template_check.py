@@ -894,6 +894,52 @@ def check_runtime_config(template):
               and f'"{metric}"' in source, json.dumps(alarm)[:300])
 
 
+SECURITY_HUB_PRODUCT = (
+    "arn:${AWS::Partition}:securityhub:${AWS::Region}:${AWS::AccountId}:product/${AWS::AccountId}/default"
+)
+SECURITY_HUB_FUNCTIONS = {"SesguardFunction": "SesguardFunctionRole", "TrailIngestFunction": "TrailIngestFunctionRole"}
+
+
+def check_security_hub(template):
+    """EnableSecurityHub (issue 18): off by default; on, both functions (each publishes signals)
+    get SESGUARD_SECURITY_HUB_PRODUCT_ARN and one statement: securityhub:BatchImportFindings on
+    the account's own default product, nothing else of Security Hub."""
+    param = (template.get("Parameters") or {}).get("EnableSecurityHub") or {}
+    check("Security Hub: EnableSecurityHub is false by default, true or false",
+          param.get("Default") == "false" and param.get("AllowedValues") == ["true", "false"],
+          json.dumps(param))
+
+    def hub_statements(resources):
+        return [(where, st) for where, st in iam_statements(resources)
+                if any(str(a).lower().startswith("securityhub:") for a in as_list(st.get("Action")))]
+
+    def variable(resources, function):
+        fn = props(resources.get(function, {}))
+        return ((fn.get("Environment") or {}).get("Variables") or {}).get("SESGUARD_SECURITY_HUB_PRODUCT_ARN")
+
+    for parameters in ({}, TRAIL_PARAMETERS):
+        off = with_parameters(template, parameters)["Resources"]
+        check(f"Security Hub: off by default, no statement and no variable ({len(parameters)} other parameters)",
+              not hub_statements(off)
+              and all(variable(off, f) is None for f in SECURITY_HUB_FUNCTIONS),
+              f"{[w for w, _ in hub_statements(off)]}")
+    on = with_parameters(template, {**TRAIL_PARAMETERS, "EnableSecurityHub": "true"})["Resources"]
+    statements = hub_statements(on)
+    for function, role in SECURITY_HUB_FUNCTIONS.items():
+        mine = [st for where, st in statements if where.startswith(f"{role}/")]
+        check(f"Security Hub: {role} gains exactly securityhub:BatchImportFindings on the account's default product",
+              len(mine) == 1 and mine[0].get("Effect") == "Allow"
+              and as_list(mine[0].get("Action")) == ["securityhub:BatchImportFindings"]
+              and as_list(mine[0].get("Resource")) == [{"Fn::Sub": SECURITY_HUB_PRODUCT}]
+              and not mine[0].get("Condition") and "NotAction" not in mine[0],
+              json.dumps(plain(mine))[:300])
+        check(f"Security Hub: {function} gets SESGUARD_SECURITY_HUB_PRODUCT_ARN, the same product",
+              variable(on, function) == {"Fn::Sub": SECURITY_HUB_PRODUCT}, json.dumps(plain(variable(on, function))))
+    check("Security Hub: no other role gains a Security Hub action",
+          {w.split("/")[0] for w, _ in statements} == set(SECURITY_HUB_FUNCTIONS.values()),
+          f"{sorted({w.split('/')[0] for w, _ in statements})}")
+
+
 def main() -> int:
     if len(sys.argv) not in (2, 3):
         print(__doc__, file=sys.stderr)
@@ -910,6 +956,7 @@ def main() -> int:
     check_trail_ingestion(template)
     # Issue 17: the configuration bucket, the Tor exit list fetcher, their rights and alarms.
     check_runtime_config(template)
+    check_security_hub(template)
     # Issue 14: the detector's own bus, forwarder.yaml, and the routing between them.
     expected = json.loads(subprocess.run([binary, "rules", "--format", "eventbridge"], check=True,
                                          capture_output=True, text=True).stdout)

@@ -32,6 +32,10 @@ pub struct LambdaConfig {
     /// `SESGUARD_HEARTBEAT_ROLE_ARN`: the function's own role, whose heartbeat canaries are
     /// recorded and never evaluated (see `crate::heartbeat`), if set.
     pub heartbeat_role_arn: Option<String>,
+    /// `SESGUARD_SECURITY_HUB_PRODUCT_ARN`: when set, every signal is imported into Security Hub
+    /// as a finding of this product (the account's `product/<account>/default`) before it is
+    /// published to SNS.
+    pub security_hub: Option<crate::output::asff::ProductArn>,
 }
 
 /// A configuration the function cannot start with; names the variable.
@@ -84,6 +88,7 @@ fn s3_object(
     Ok(Some(url))
 }
 pub const HEARTBEAT_ROLE_ARN: &str = "SESGUARD_HEARTBEAT_ROLE_ARN";
+pub const SECURITY_HUB_PRODUCT_ARN: &str = "SESGUARD_SECURITY_HUB_PRODUCT_ARN";
 
 /// The configuration file compiled into the function: used when `SESGUARD_CONFIG` names
 /// `sesguard.toml` and the package holds no such file (SAM's cargo-lambda build ships only the
@@ -130,6 +135,18 @@ impl LambdaConfig {
         };
         let config_url = s3_object(CONFIG, lookup(CONFIG).as_deref())?;
         let tor_url = s3_object(TOR_EXIT_LIST, lookup(TOR_EXIT_LIST).as_deref())?;
+        let security_hub = match lookup(SECURITY_HUB_PRODUCT_ARN).filter(|v| !v.trim().is_empty()) {
+            None => None,
+            Some(text) => Some(
+                crate::output::asff::ProductArn::parse(text.trim()).ok_or_else(|| StartupError {
+                    variable: SECURITY_HUB_PRODUCT_ARN,
+                    message: format!(
+                        "{:?} is not arn:<partition>:securityhub:<region>:<account>:product/<account>/default",
+                        crate::text::truncate(&text, 120)
+                    ),
+                })?,
+            ),
+        };
         Ok(LambdaConfig {
             table_name: required(TABLE_NAME)?,
             topic_arn: required(TOPIC_ARN)?,
@@ -163,6 +180,7 @@ impl LambdaConfig {
                 }
                 other => other,
             },
+            security_hub,
         })
     }
 
@@ -333,6 +351,36 @@ mod tests {
         .expect_err("not an ARN");
         assert!(
             err.to_string().starts_with("SESGUARD_HEARTBEAT_ROLE_ARN: "),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn security_hub_is_off_unless_its_product_arn_is_set_and_a_wrong_one_is_named() {
+        let base = [(TABLE_NAME, "t"), (TOPIC_ARN, "arn")];
+        assert_eq!(
+            LambdaConfig::from_env(env(&base))
+                .expect("config")
+                .security_hub,
+            None
+        );
+        let arn = "arn:aws:securityhub:eu-west-1:111122223333:product/111122223333/default";
+        let config =
+            LambdaConfig::from_env(env(&[base[0], base[1], (SECURITY_HUB_PRODUCT_ARN, arn)]))
+                .expect("config");
+        assert_eq!(config.security_hub.map(|p| p.arn()).as_deref(), Some(arn));
+        let err = LambdaConfig::from_env(env(&[
+            base[0],
+            base[1],
+            (
+                SECURITY_HUB_PRODUCT_ARN,
+                "arn:aws:securityhub:eu-west-1:111122223333:hub/default",
+            ),
+        ]))
+        .expect_err("not a product ARN");
+        assert!(
+            err.to_string()
+                .starts_with("SESGUARD_SECURITY_HUB_PRODUCT_ARN: "),
             "{err}"
         );
     }

@@ -76,6 +76,10 @@ impl HandlerError {
             HandlerError::Malformed(_) => "sesguard.MalformedEvent",
             HandlerError::State(err) if err.is_transient() => "sesguard.StateUnavailable",
             HandlerError::State(_) => "sesguard.StateError",
+            HandlerError::Publish(err) if from_security_hub(err) && err.is_transient() => {
+                "sesguard.SecurityHubUnavailable"
+            }
+            HandlerError::Publish(err) if from_security_hub(err) => "sesguard.SecurityHubError",
             HandlerError::Publish(err) if err.is_transient() => "sesguard.PublishUnavailable",
             HandlerError::Publish(_) => "sesguard.PublishError",
             HandlerError::InFlight(_) => "sesguard.SignalInFlight",
@@ -84,6 +88,14 @@ impl HandlerError {
             HandlerError::Config(_) => "sesguard.ConfigError",
         }
     }
+}
+
+/// Whether a sink error is Security Hub's (the import that runs before the SNS publish).
+fn from_security_hub(err: &SinkError) -> bool {
+    err.source.as_ref().is_some_and(|s| {
+        s.downcast_ref::<crate::output::asff::ImportError>()
+            .is_some()
+    })
 }
 
 /// The engine with its state and sink. [`Handler::handle`] takes an EventBridge event;
@@ -276,6 +288,26 @@ mod tests {
             (state(false), "sesguard.StateError", false),
             (publish(true), "sesguard.PublishUnavailable", true),
             (publish(false), "sesguard.PublishError", false),
+            (
+                HandlerError::Publish(
+                    SinkError::new(FailureKind::Unavailable, "Security Hub: injected")
+                        .with_source(crate::output::asff::ImportError::Rejected(Vec::new())),
+                ),
+                "sesguard.SecurityHubUnavailable",
+                true,
+            ),
+            (
+                HandlerError::Publish(
+                    SinkError::new(FailureKind::Denied, "Security Hub: injected").with_source(
+                        crate::output::asff::ImportError::Status {
+                            status: 403,
+                            code: "AccessDeniedException".to_owned(),
+                        },
+                    ),
+                ),
+                "sesguard.SecurityHubError",
+                false,
+            ),
             (HandlerError::InFlight(2), "sesguard.SignalInFlight", true),
             (
                 HandlerError::Object(ObjectError::new(kind(true), "S3 GetObject: injected")),

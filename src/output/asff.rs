@@ -1,6 +1,6 @@
 //! A signal as an AWS Security Finding Format (ASFF) finding, what Security Hub's
-//! `BatchImportFindings` takes (issue 18, item 2: this module is the mapping; the sink that
-//! imports it is not written yet).
+//! `BatchImportFindings` takes (issue 18, item 2), and what its answer means ([`import_result`]).
+//! The call itself is the Lambda's (`sesguard_lambda::aws::security_hub`).
 //!
 //! - `Id` is the signal id: a retried or duplicated event re-imports the same finding, which
 //!   Security Hub updates in place, never adding a second one.
@@ -190,6 +190,186 @@ pub fn finding(signal: &Signal, product_arn: &str, account: &str) -> Value {
     })
 }
 
+/// A product ARN of the account's own custom integration, read back into its parts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProductArn {
+    pub partition: String,
+    pub region: String,
+    pub account: String,
+}
+
+impl ProductArn {
+    /// `arn:<partition>:securityhub:<region>:<account>:product/<account>/default`, else `None`.
+    pub fn parse(text: &str) -> Option<Self> {
+        let mut parts = text.splitn(6, ':');
+        let (arn, partition, service, region, account, resource) = (
+            parts.next()?,
+            parts.next()?,
+            parts.next()?,
+            parts.next()?,
+            parts.next()?,
+            parts.next()?,
+        );
+        let plain =
+            |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+        let ok = arn == "arn"
+            && service == "securityhub"
+            && plain(partition)
+            && plain(region)
+            && account.len() == 12
+            && account.bytes().all(|b| b.is_ascii_digit())
+            && resource == format!("product/{account}/default");
+        ok.then(|| ProductArn {
+            partition: partition.to_owned(),
+            region: region.to_owned(),
+            account: account.to_owned(),
+        })
+    }
+
+    pub fn arn(&self) -> String {
+        product_arn(&self.partition, &self.region, &self.account)
+    }
+
+    /// Security Hub's regional endpoint.
+    pub fn endpoint(&self) -> String {
+        let suffix = if self.partition == "aws-cn" {
+            "amazonaws.com.cn"
+        } else {
+            "amazonaws.com"
+        };
+        format!("https://securityhub.{}.{suffix}", self.region)
+    }
+}
+
+/// One finding `BatchImportFindings` did not take: its Id (a signal id: sesguard's own text) and
+/// Security Hub's error code, cut to letters, digits and `._-` (its message, which may quote
+/// the finding's attacker-chosen fields, is not kept).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejected {
+    pub id: String,
+    pub code: String,
+}
+
+/// Why an import failed. Every one of them fails the invocation, which Lambda retries: the same
+/// Ids update the findings already imported.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    /// The call answered with an HTTP error (`code`: Security Hub's error type, sanitised).
+    #[error("BatchImportFindings answered HTTP {status} {code}")]
+    Status { status: u16, code: String },
+    /// The call succeeded but some findings were not imported.
+    #[error("BatchImportFindings failed {} finding(s): {}", .0.len(), describe_rejected(.0))]
+    Rejected(Vec<Rejected>),
+    /// The call's answer is not `BatchImportFindings`' (a proxy, a truncated body).
+    #[error("BatchImportFindings answered HTTP {status} with an unreadable body")]
+    Unreadable { status: u16 },
+    /// A finding over [`MAX_FINDING_BYTES`] (the mapping's caps make it impossible), not sent.
+    #[error("finding {id} is over {MAX_FINDING_BYTES} bytes")]
+    TooLarge { id: String },
+    /// The call could not be made or timed out (`timed_out`), or no credentials were found.
+    #[error("BatchImportFindings: {message}")]
+    Call { message: String, timed_out: bool },
+}
+
+impl ImportError {
+    /// What kind of failure it is: throttling and a 5xx, a timeout, a network failure and
+    /// rejected findings are transient (the issue: "failed findings fail the invocation as a
+    /// transient error"); a 401/403 (Security Hub not enabled, the permission missing) needs a
+    /// person, another 4xx is an invalid request.
+    pub fn kind(&self) -> crate::model::FailureKind {
+        use crate::model::FailureKind;
+        match self {
+            ImportError::Status { status: 429, .. } => FailureKind::Throttled,
+            ImportError::Status { status, .. } if *status >= 500 => FailureKind::Unavailable,
+            ImportError::Status {
+                status: 401 | 403, ..
+            } => FailureKind::Denied,
+            ImportError::Status { .. } => FailureKind::Invalid,
+            ImportError::Rejected(_) | ImportError::Unreadable { .. } => FailureKind::Unavailable,
+            ImportError::TooLarge { .. } => FailureKind::TooLarge,
+            ImportError::Call {
+                timed_out: true, ..
+            } => FailureKind::TimedOut,
+            ImportError::Call { .. } => FailureKind::Unavailable,
+        }
+    }
+}
+
+fn describe_rejected(rejected: &[Rejected]) -> String {
+    let mut shown: Vec<String> = rejected
+        .iter()
+        .take(10)
+        .map(|r| format!("{} ({})", r.id, r.code))
+        .collect();
+    if rejected.len() > 10 {
+        shown.push(format!("and {} more", rejected.len() - 10));
+    }
+    shown.join(", ")
+}
+
+/// `text` as an error code or id safe for a log line: letters, digits and `._-`, at most
+/// `max` of them.
+fn sanitised(text: &str, max: usize) -> String {
+    let kept: String = text
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        .take(max)
+        .collect();
+    if kept.is_empty() {
+        "unknown".to_owned()
+    } else {
+        kept
+    }
+}
+
+/// What a `BatchImportFindings` answer (`status`, `body`) means: `Ok(imported)` when every
+/// finding was taken.
+pub fn import_result(status: u16, body: &[u8]) -> Result<u64, ImportError> {
+    let parsed: Option<Value> = serde_json::from_slice(body).ok();
+    if !(200..300).contains(&status) {
+        // REST-JSON errors name their type in `__type`, `code` or the `x-amzn-errortype`
+        // header (the caller passes the body only; the type is enough to act on).
+        let code = parsed
+            .as_ref()
+            .and_then(|v| {
+                v.get("__type")
+                    .or_else(|| v.get("code"))
+                    .or_else(|| v.get("Code"))
+            })
+            .and_then(Value::as_str)
+            .map(|t| t.rsplit('#').next().unwrap_or(t))
+            .map_or_else(|| "unknown".to_owned(), |t| sanitised(t, 64));
+        return Err(ImportError::Status { status, code });
+    }
+    let Some(answer) = parsed.filter(|v| v.get("SuccessCount").is_some()) else {
+        return Err(ImportError::Unreadable { status });
+    };
+    let failed_count = answer["FailedCount"].as_u64().unwrap_or(0);
+    let rejected: Vec<Rejected> = answer["FailedFindings"]
+        .as_array()
+        .map(|failed| {
+            failed
+                .iter()
+                .map(|f| Rejected {
+                    id: sanitised(f["Id"].as_str().unwrap_or(""), 100),
+                    code: sanitised(f["ErrorCode"].as_str().unwrap_or(""), 64),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    if failed_count > 0 || !rejected.is_empty() {
+        return Err(ImportError::Rejected(if rejected.is_empty() {
+            vec![Rejected {
+                id: "unknown".to_owned(),
+                code: format!("{failed_count}-failed"),
+            }]
+        } else {
+            rejected
+        }));
+    }
+    Ok(answer["SuccessCount"].as_u64().unwrap_or(0))
+}
+
 /// `findings` in batches Security Hub takes: at most [`MAX_BATCH`] a call.
 pub fn batches(findings: &[Value]) -> impl Iterator<Item = &[Value]> {
     findings.chunks(MAX_BATCH)
@@ -306,5 +486,77 @@ mod tests {
         let findings = vec![Value::Null; 250];
         let sizes: Vec<usize> = batches(&findings).map(<[Value]>::len).collect();
         assert_eq!(sizes, [100, 100, 50]);
+    }
+
+    #[test]
+    fn the_product_arn_is_read_back_and_anything_else_refused() {
+        let arn = ProductArn::parse(
+            "arn:aws:securityhub:eu-west-1:111122223333:product/111122223333/default",
+        )
+        .expect("arn");
+        assert_eq!(arn.account, "111122223333");
+        assert_eq!(
+            arn.endpoint(),
+            "https://securityhub.eu-west-1.amazonaws.com"
+        );
+        assert_eq!(
+            arn.arn(),
+            "arn:aws:securityhub:eu-west-1:111122223333:product/111122223333/default"
+        );
+        for bad in [
+            "arn:aws:securityhub:eu-west-1:111122223333:product/444455556666/default",
+            "arn:aws:sns:eu-west-1:111122223333:product/111122223333/default",
+            "arn:aws:securityhub:eu-west-1:1111:product/1111/default",
+            "arn:aws:securityhub:eu west:111122223333:product/111122223333/default",
+            "arn:aws:securityhub::111122223333:product/111122223333/default",
+            "product/111122223333/default",
+        ] {
+            assert_eq!(ProductArn::parse(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn an_answer_with_failed_findings_or_an_http_error_is_an_import_error() {
+        use crate::model::FailureKind;
+        assert_eq!(
+            import_result(
+                200,
+                br#"{"FailedCount":0,"SuccessCount":2,"FailedFindings":[]}"#
+            )
+            .expect("imported"),
+            2
+        );
+        let err = import_result(
+            200,
+            br#"{"FailedCount":1,"SuccessCount":0,"FailedFindings":[{"Id":"sig-1\n\u202e<b>","ErrorCode":"InvalidInput \u001b[31m","ErrorMessage":"Finding field evil\u202e"}]}"#,
+        )
+        .expect_err("rejected");
+        assert_eq!(err.kind(), FailureKind::Unavailable);
+        assert!(err.kind().is_transient());
+        assert_eq!(
+            err.to_string(),
+            "BatchImportFindings failed 1 finding(s): sig-1b (InvalidInput31m)"
+        );
+        let err = import_result(200, br#"{"FailedCount":3,"SuccessCount":0}"#).expect_err("3");
+        assert!(matches!(err, ImportError::Rejected(_)), "{err}");
+        for (status, kind) in [
+            (429, FailureKind::Throttled),
+            (500, FailureKind::Unavailable),
+            (503, FailureKind::Unavailable),
+            (403, FailureKind::Denied),
+            (400, FailureKind::Invalid),
+        ] {
+            let err = import_result(status, br#"{"__type":"x#InvalidAccessException"}"#)
+                .expect_err("status");
+            assert_eq!(err.kind(), kind, "{status}");
+            assert_eq!(
+                err.to_string(),
+                format!("BatchImportFindings answered HTTP {status} InvalidAccessException")
+            );
+        }
+        assert!(matches!(
+            import_result(200, b"<html>"),
+            Err(ImportError::Unreadable { status: 200 })
+        ));
     }
 }

@@ -1,5 +1,6 @@
 //! `sesguard-lambda`: one EventBridge event per invocation, or one SQS batch of S3
-//! notifications naming CloudTrail log files → engine → DynamoDB state → SNS. Builds
+//! notifications naming CloudTrail log files → engine → DynamoDB state → (Security Hub, when
+//! enabled) → SNS. Builds
 //! configuration and AWS clients once per container; the work is in `sesguard::lambda` and the
 //! adapters in `sesguard_lambda::aws`.
 //!
@@ -22,11 +23,12 @@ use sesguard_lambda::Failure;
 use sesguard_lambda::aws::calls::CallCounter;
 use sesguard_lambda::aws::dynamodb::DynamoState;
 use sesguard_lambda::aws::s3::S3Objects;
+use sesguard_lambda::aws::security_hub::{ImportThen, SecurityHub};
 use sesguard_lambda::aws::sns::SnsPublisher;
 use sesguard_lambda::sqs::{handle_batch, sqs_batch};
 
 struct App {
-    handler: Handler<DynamoState, SnsPublisher>,
+    handler: Handler<DynamoState, ImportThen<SnsPublisher>>,
     objects: S3Objects,
     dynamodb_calls: CallCounter,
     /// The configuration in S3 (`SESGUARD_CONFIG` or `SESGUARD_TOR_EXIT_LIST` an s3:// URL),
@@ -73,9 +75,16 @@ async fn start() -> Result<App, Error> {
     let objects = S3Objects::new(s3)
         .only_bucket(config.trail_bucket.clone())
         .expected_owner(config.trail_bucket_owner.clone());
+    // Security Hub (SESGUARD_SECURITY_HUB_PRODUCT_ARN, set by the template's EnableSecurityHub):
+    // each signal is imported before it is published.
+    let security_hub = match config.security_hub.clone() {
+        None => None,
+        Some(product) => Some(SecurityHub::new(&sdk, product)?),
+    };
     if live.is_none() {
         tracing::info!(
             table = %config.table_name,
+            security_hub = security_hub.is_some(),
             topic = %config.topic_arn,
             suppressions = engine.config().suppressions.len(),
             tor_exits = engine.config().tor.len(),
@@ -90,7 +99,10 @@ async fn start() -> Result<App, Error> {
     let mut handler = Handler::new(
         engine,
         state,
-        SnsPublisher::new(sns, config.topic_arn).with_format(config.signal_format),
+        ImportThen::new(
+            security_hub,
+            SnsPublisher::new(sns, config.topic_arn).with_format(config.signal_format),
+        ),
     );
     if let Some(role) = config.heartbeat_role_arn {
         // The function's own GetSendQuota canaries are recorded, never evaluated by a rule.
