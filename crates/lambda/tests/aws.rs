@@ -6,15 +6,14 @@
 //! Without `SESGUARD_TEST_ENDPOINT` these tests skip with a message, unless
 //! `SESGUARD_REQUIRE_EMULATORS` is set (as in CI), where they fail.
 
+mod support;
+use support::*;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
-    ScalarAttributeType, TimeToLiveSpecification,
-};
+use aws_sdk_dynamodb::types::{AttributeValue, TimeToLiveSpecification};
 use serde_json::Value;
 use sesguard::config::{Config, Overrides};
 use sesguard::deliver::{Collect, Counts};
@@ -27,73 +26,9 @@ use sesguard_lambda::aws::calls::CallCounter;
 use sesguard_lambda::aws::dynamodb::{DynamoState, KEY_ATTRIBUTE, TTL_ATTRIBUTE, item_key};
 use sesguard_lambda::aws::sns::SnsPublisher;
 
-fn endpoint() -> Option<String> {
-    match std::env::var("SESGUARD_TEST_ENDPOINT") {
-        Ok(endpoint) if !endpoint.is_empty() => Some(endpoint),
-        _ => {
-            assert!(
-                std::env::var_os("SESGUARD_REQUIRE_EMULATORS").is_none(),
-                "SESGUARD_REQUIRE_EMULATORS is set but SESGUARD_TEST_ENDPOINT is not"
-            );
-            eprintln!(
-                "skipped: no SESGUARD_TEST_ENDPOINT (run ./scripts/test.sh for the emulator tests)"
-            );
-            None
-        }
-    }
-}
-
-async fn sdk(endpoint: &str) -> aws_config::SdkConfig {
-    // The Lambda's own HTTP client.
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .http_client(sesguard_lambda::aws::http_client())
-        .endpoint_url(endpoint)
-        .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-            "testing", "testing", None, None, "tests",
-        ))
-        .load()
-        .await
-}
-
-/// The sample events at the workspace root.
-const EVENTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../events");
-
-static UNIQUE: AtomicU64 = AtomicU64::new(0);
-
-fn unique(prefix: &str) -> String {
-    format!(
-        "{prefix}-{}-{}",
-        std::process::id(),
-        UNIQUE.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
 /// A fresh table with the template's key schema and TTL attribute.
 async fn table(sdk: &aws_config::SdkConfig, counter: Option<CallCounter>) -> DynamoState {
-    let admin = aws_sdk_dynamodb::Client::new(sdk);
-    let name = unique("sesguard-state");
-    admin
-        .create_table()
-        .table_name(&name)
-        .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name(KEY_ATTRIBUTE)
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .expect("attribute"),
-        )
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name(KEY_ATTRIBUTE)
-                .key_type(KeyType::Hash)
-                .build()
-                .expect("key"),
-        )
-        .send()
-        .await
-        .expect("create table");
+    let (admin, name) = create_table(sdk, "sesguard-state").await;
     admin
         .update_time_to_live()
         .table_name(&name)

@@ -6,6 +6,9 @@
 //! Skipped without `SESGUARD_TEST_ENDPOINT` (failing instead under `SESGUARD_REQUIRE_EMULATORS`),
 //! as crates/lambda/tests/aws.rs.
 
+mod support;
+use support::*;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -14,20 +17,6 @@ use sesguard::lambda::{ConfigEvents, ConfigStore, Fetched, LambdaConfig, LiveCon
 use sesguard::model::FailureKind;
 use sesguard::s3url::S3Url;
 use sesguard_lambda::aws::s3::S3Objects;
-
-fn endpoint() -> Option<String> {
-    match std::env::var("SESGUARD_TEST_ENDPOINT") {
-        Ok(endpoint) if !endpoint.is_empty() => Some(endpoint),
-        _ => {
-            assert!(
-                std::env::var_os("SESGUARD_REQUIRE_EMULATORS").is_none(),
-                "SESGUARD_REQUIRE_EMULATORS is set but SESGUARD_TEST_ENDPOINT is not"
-            );
-            eprintln!("skipped: no SESGUARD_TEST_ENDPOINT (run ./scripts/test.sh)");
-            None
-        }
-    }
-}
 
 static UNIQUE: AtomicU64 = AtomicU64::new(0);
 

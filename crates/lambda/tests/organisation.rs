@@ -12,6 +12,9 @@
 //! Without `SESGUARD_TEST_ENDPOINT` the test skips with a message, unless
 //! `SESGUARD_REQUIRE_EMULATORS` is set (as in CI), where it fails.
 
+mod support;
+use support::*;
+
 use std::collections::BTreeSet;
 use std::path::Path;
 
@@ -26,22 +29,6 @@ use sesguard::lambda::Handler;
 use sesguard::scan::scan_text;
 use sesguard::{Engine, Signal};
 use sesguard_lambda::aws::dynamodb::{DynamoState, KEY_ATTRIBUTE, TTL_ATTRIBUTE};
-
-fn endpoint() -> Option<String> {
-    match std::env::var("SESGUARD_TEST_ENDPOINT") {
-        Ok(endpoint) if !endpoint.is_empty() => Some(endpoint),
-        _ => {
-            assert!(
-                std::env::var_os("SESGUARD_REQUIRE_EMULATORS").is_none(),
-                "SESGUARD_REQUIRE_EMULATORS is set but SESGUARD_TEST_ENDPOINT is not"
-            );
-            eprintln!(
-                "skipped: no SESGUARD_TEST_ENDPOINT (run ./scripts/test.sh for the emulator tests)"
-            );
-            None
-        }
-    }
-}
 
 /// A fresh table with the template's key schema and TTL attribute, through the Lambda's own
 /// HTTP client.

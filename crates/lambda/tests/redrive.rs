@@ -13,144 +13,19 @@
 //! Skipped without `SESGUARD_TEST_ENDPOINT` (failing instead under `SESGUARD_REQUIRE_EMULATORS`),
 //! as crates/lambda/tests/aws.rs.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+mod support;
+use support::*;
 
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-};
-use aws_sdk_sqs::types::QueueAttributeName;
 use serde_json::{Value, json};
 use sesguard::Engine;
 use sesguard::config::{Config, Overrides};
 use sesguard::deliver::Counts;
 use sesguard::lambda::Handler;
 use sesguard::scan::scan_text;
-use sesguard_lambda::aws::dynamodb::{DynamoState, KEY_ATTRIBUTE};
+use sesguard_lambda::aws::dynamodb::DynamoState;
 use sesguard_lambda::aws::s3::S3Objects;
 use sesguard_lambda::aws::sns::SnsPublisher;
 use sesguard_lambda::sqs::{handle_batch, sqs_batch};
-
-fn endpoint() -> Option<String> {
-    match std::env::var("SESGUARD_TEST_ENDPOINT") {
-        Ok(endpoint) if !endpoint.is_empty() => Some(endpoint),
-        _ => {
-            assert!(
-                std::env::var_os("SESGUARD_REQUIRE_EMULATORS").is_none(),
-                "SESGUARD_REQUIRE_EMULATORS is set but SESGUARD_TEST_ENDPOINT is not"
-            );
-            eprintln!("skipped: no SESGUARD_TEST_ENDPOINT (run ./scripts/test.sh)");
-            None
-        }
-    }
-}
-
-async fn sdk(endpoint: &str) -> aws_config::SdkConfig {
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .http_client(sesguard_lambda::aws::http_client())
-        .endpoint_url(endpoint)
-        .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-            "testing", "testing", None, None, "tests",
-        ))
-        .load()
-        .await
-}
-
-static UNIQUE: AtomicU64 = AtomicU64::new(0);
-
-fn unique(prefix: &str) -> String {
-    format!(
-        "{prefix}-{}-{}",
-        std::process::id(),
-        UNIQUE.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-const EVENTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../events");
-
-fn sample(name: &str) -> String {
-    std::fs::read_to_string(format!("{EVENTS}/{name}")).expect("sample event")
-}
-
-async fn table(sdk: &aws_config::SdkConfig) -> DynamoState {
-    let client = aws_sdk_dynamodb::Client::new(sdk);
-    let name = unique("sesguard-redrive-state");
-    let attribute = AttributeDefinition::builder()
-        .attribute_name(KEY_ATTRIBUTE)
-        .attribute_type(ScalarAttributeType::S)
-        .build()
-        .expect("attribute");
-    let key = KeySchemaElement::builder()
-        .attribute_name(KEY_ATTRIBUTE)
-        .key_type(KeyType::Hash)
-        .build()
-        .expect("key");
-    client
-        .create_table()
-        .table_name(&name)
-        .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(attribute)
-        .key_schema(key)
-        .send()
-        .await
-        .expect("create table");
-    DynamoState::new(client, name)
-}
-
-struct Queue {
-    url: String,
-    arn: String,
-}
-
-async fn queue(sqs: &aws_sdk_sqs::Client, name: &str, dead_letter: Option<&Queue>) -> Queue {
-    let mut create = sqs.create_queue().queue_name(unique(name));
-    if let Some(dlq) = dead_letter {
-        // As template.yaml: what still fails goes back to the queue it came from. Visible again
-        // at once (visibility 0), so the test needs no waiting.
-        let policy = json!({"deadLetterTargetArn": dlq.arn, "maxReceiveCount": 1}).to_string();
-        create = create
-            .attributes(QueueAttributeName::RedrivePolicy, policy)
-            .attributes(QueueAttributeName::VisibilityTimeout, "0");
-    }
-    let url = create.send().await.expect("queue").queue_url.expect("url");
-    let arn = sqs
-        .get_queue_attributes()
-        .queue_url(&url)
-        .attribute_names(QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .expect("attributes")
-        .attributes
-        .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
-        .expect("arn");
-    Queue { url, arn }
-}
-
-/// Every message visible in `queue`: (receipt handle, body).
-async fn receive_all(sqs: &aws_sdk_sqs::Client, queue: &Queue) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    loop {
-        let batch = sqs
-            .receive_message()
-            .queue_url(&queue.url)
-            .max_number_of_messages(10)
-            .visibility_timeout(30)
-            .send()
-            .await
-            .expect("receive")
-            .messages
-            .unwrap_or_default();
-        if batch.is_empty() {
-            return out;
-        }
-        for m in batch {
-            out.push((
-                m.receipt_handle().unwrap_or_default().to_owned(),
-                m.body().unwrap_or_default().to_owned(),
-            ));
-        }
-    }
-}
 
 /// `aws sqs start-message-move-task --source-arn <from> --destination-arn <to>`, as SQS does it.
 async fn move_messages(sqs: &aws_sdk_sqs::Client, from: &Queue, to: &Queue) -> usize {
@@ -236,29 +111,6 @@ async fn consume(
     failed_bodies
 }
 
-/// A signals topic with a queue subscribed to read what was published.
-async fn topic(sdk: &aws_config::SdkConfig) -> (SnsPublisher, Queue) {
-    let sns = aws_sdk_sns::Client::new(sdk);
-    let sqs = aws_sdk_sqs::Client::new(sdk);
-    let topic = sns
-        .create_topic()
-        .name(unique("sesguard-redrive-signals"))
-        .send()
-        .await
-        .expect("topic")
-        .topic_arn
-        .expect("arn");
-    let inbox = queue(&sqs, "sesguard-redrive-signals", None).await;
-    sns.subscribe()
-        .topic_arn(&topic)
-        .protocol("sqs")
-        .endpoint(&inbox.arn)
-        .send()
-        .await
-        .expect("subscribe");
-    (SnsPublisher::new(sns, topic), inbox)
-}
-
 /// The signals published so far (each SNS message's `Message`), sorted.
 async fn published(sqs: &aws_sdk_sqs::Client, inbox: &Queue) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
@@ -293,8 +145,12 @@ async fn redriven_events_give_their_signals_once_and_what_still_fails_goes_back(
     let Some(endpoint) = endpoint() else { return };
     let sdk = sdk(&endpoint).await;
     let sqs = aws_sdk_sqs::Client::new(&sdk);
-    let (publisher, inbox) = topic(&sdk).await;
-    let handler = Handler::new(engine(), table(&sdk).await, publisher);
+    let (publisher, inbox) = topic(&sdk, "sesguard-redrive-signals").await;
+    let handler = Handler::new(
+        engine(),
+        table(&sdk, "sesguard-redrive-state").await,
+        publisher,
+    );
     let store = S3Objects::new(aws_sdk_s3::Client::new(&sdk));
 
     // The function failed on two events (the failure queue: destination records), EventBridge

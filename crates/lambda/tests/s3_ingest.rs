@@ -9,14 +9,14 @@
 //! Skipped without `SESGUARD_TEST_ENDPOINT` (failing instead under `SESGUARD_REQUIRE_EMULATORS`),
 //! as crates/lambda/tests/aws.rs.
 
+mod support;
+use support::*;
+
 use std::io::Write as _;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
 use aws_lambda_events::event::sqs::SqsBatchResponse;
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-};
 use aws_sdk_s3::types::{Event, NotificationConfiguration, QueueConfiguration};
 use aws_sdk_sqs::types::QueueAttributeName;
 use aws_smithy_runtime_api::box_error::BoxError;
@@ -34,75 +34,9 @@ use sesguard::deliver::Counts;
 use sesguard::lambda::Handler;
 use sesguard::notification::{Notice, parse};
 use sesguard::scan::scan_text;
-use sesguard_lambda::aws::dynamodb::{DynamoState, KEY_ATTRIBUTE};
 use sesguard_lambda::aws::s3::S3Objects;
 use sesguard_lambda::aws::sns::SnsPublisher;
 use sesguard_lambda::sqs::{handle_batch, sqs_batch};
-
-fn endpoint() -> Option<String> {
-    match std::env::var("SESGUARD_TEST_ENDPOINT") {
-        Ok(endpoint) if !endpoint.is_empty() => Some(endpoint),
-        _ => {
-            assert!(
-                std::env::var_os("SESGUARD_REQUIRE_EMULATORS").is_none(),
-                "SESGUARD_REQUIRE_EMULATORS is set but SESGUARD_TEST_ENDPOINT is not"
-            );
-            eprintln!("skipped: no SESGUARD_TEST_ENDPOINT (run ./scripts/test.sh)");
-            None
-        }
-    }
-}
-
-async fn sdk(endpoint: &str) -> aws_config::SdkConfig {
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .http_client(sesguard_lambda::aws::http_client())
-        .endpoint_url(endpoint)
-        .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-            "testing", "testing", None, None, "tests",
-        ))
-        .load()
-        .await
-}
-
-static UNIQUE: AtomicU64 = AtomicU64::new(0);
-
-fn unique(prefix: &str) -> String {
-    format!(
-        "{prefix}-{}-{}",
-        std::process::id(),
-        UNIQUE.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-const EVENTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../events");
-
-async fn table(sdk: &aws_config::SdkConfig) -> DynamoState {
-    let client = aws_sdk_dynamodb::Client::new(sdk);
-    let name = unique("sesguard-s3-state");
-    client
-        .create_table()
-        .table_name(&name)
-        .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name(KEY_ATTRIBUTE)
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .expect("attribute"),
-        )
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name(KEY_ATTRIBUTE)
-                .key_type(KeyType::Hash)
-                .build()
-                .expect("key"),
-        )
-        .send()
-        .await
-        .expect("create table");
-    DynamoState::new(client, name)
-}
 
 async fn queue(sqs: &aws_sdk_sqs::Client, name: &str) -> (String, String) {
     let url = sqs
@@ -367,7 +301,7 @@ async fn log_files_in_s3_give_exactly_the_signals_of_the_cli_once_whatever_the_d
     let sdk = sdk(&endpoint).await;
     let trail = Trail::new(&sdk).await;
     let (publisher, signals) = topic(&sdk).await;
-    let handler = Handler::new(engine(), table(&sdk).await, publisher);
+    let handler = Handler::new(engine(), table(&sdk, "sesguard-s3-state").await, publisher);
     let records: Vec<Value> = samples().into_iter().map(|(_, r)| r).collect();
     let (first, second) = records.split_at(records.len() / 2);
     let (first, second) = (log_file(first), log_file(second));
@@ -417,7 +351,7 @@ async fn an_event_seen_on_both_the_eventbridge_and_the_s3_path_gives_one_signal(
     let sdk = sdk(&endpoint).await;
     let trail = Trail::new(&sdk).await;
     let (publisher, signals) = topic(&sdk).await;
-    let handler = Handler::new(engine(), table(&sdk).await, publisher);
+    let handler = Handler::new(engine(), table(&sdk, "sesguard-s3-state").await, publisher);
     let samples = samples();
     let records: Vec<Value> = samples.iter().map(|(_, r)| r.clone()).collect();
     let file = log_file(&records);
@@ -446,7 +380,7 @@ async fn a_poisoned_log_file_fails_only_its_message_and_is_reported() {
     let sdk = sdk(&endpoint).await;
     let trail = Trail::new(&sdk).await;
     let (publisher, signals) = topic(&sdk).await;
-    let handler = Handler::new(engine(), table(&sdk).await, publisher);
+    let handler = Handler::new(engine(), table(&sdk, "sesguard-s3-state").await, publisher);
     let samples = samples();
     let good = |name: &str| -> String {
         let (_, record) = samples
@@ -582,7 +516,7 @@ async fn a_throttled_get_object_is_retried_and_publishes_each_signal_once() {
     let sdk = sdk(&endpoint).await;
     let trail = Trail::new(&sdk).await;
     let (publisher, signals) = topic(&sdk).await;
-    let handler = Handler::new(engine(), table(&sdk).await, publisher);
+    let handler = Handler::new(engine(), table(&sdk, "sesguard-s3-state").await, publisher);
     let records: Vec<Value> = samples().into_iter().map(|(_, r)| r).collect();
     let file = log_file(&records[..records.len() / 3]);
     trail
@@ -618,7 +552,7 @@ async fn a_throttled_get_object_is_retried_and_publishes_each_signal_once() {
     // Throttled past the SDK's retries: the message fails as transient, SQS delivers it again,
     // and the redelivery publishes nothing that was published.
     let (publisher, signals) = topic(&sdk).await;
-    let handler = Handler::new(engine(), table(&sdk).await, publisher);
+    let handler = Handler::new(engine(), table(&sdk, "sesguard-s3-state").await, publisher);
     let faults = SlowDown::default();
     faults.fail.store(1, Ordering::Relaxed);
     let store_once = store(&trail, client(false, &faults));
@@ -651,7 +585,7 @@ async fn notifications_through_sns_and_eventbridge_name_the_same_log_file() {
     let sdk = sdk(&endpoint).await;
     let trail = Trail::new(&sdk).await;
     let (publisher, signals) = topic(&sdk).await;
-    let handler = Handler::new(engine(), table(&sdk).await, publisher);
+    let handler = Handler::new(engine(), table(&sdk, "sesguard-s3-state").await, publisher);
     let records: Vec<Value> = samples().into_iter().map(|(_, r)| r).collect();
     let file = log_file(&records);
     let key = format!("{PREFIX}shapes.json.gz");

@@ -3,6 +3,9 @@
 //! counts the calls. Without the emulator the moto tests skip, unless
 //! `SESGUARD_REQUIRE_EMULATORS` is set.
 
+mod support;
+use support::*;
+
 use std::sync::{Arc, Mutex};
 
 use aws_credential_types::Credentials;
@@ -20,22 +23,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// moto's default account.
 const ACCOUNT: &str = "123456789012";
-
-fn endpoint() -> Option<String> {
-    match std::env::var("SESGUARD_TEST_ENDPOINT") {
-        Ok(endpoint) if !endpoint.is_empty() => Some(endpoint),
-        _ => {
-            assert!(
-                std::env::var_os("SESGUARD_REQUIRE_EMULATORS").is_none(),
-                "SESGUARD_REQUIRE_EMULATORS is set but SESGUARD_TEST_ENDPOINT is not"
-            );
-            eprintln!(
-                "skipped: no SESGUARD_TEST_ENDPOINT (run ./scripts/test.sh for the emulator tests)"
-            );
-            None
-        }
-    }
-}
 
 fn product() -> ProductArn {
     ProductArn::parse(&asff::product_arn("aws", "us-east-1", ACCOUNT)).expect("product ARN")

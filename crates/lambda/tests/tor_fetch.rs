@@ -2,6 +2,9 @@
 //! list is accepted, an HTML error page, a 500, a slow body and an oversized body are not; and,
 //! against moto's S3, a good list is stored and a failed fetch leaves the stored one as it was.
 
+mod support;
+use support::*;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -111,20 +114,6 @@ async fn plain_http_is_refused_except_from_the_loopback_address() {
     match download("http://check.torproject.org/torbulkexitlist", TIMEOUT, MAX).await {
         Err(FetchError::NotHttps { .. }) => {}
         other => panic!("{other:?}"),
-    }
-}
-
-fn endpoint() -> Option<String> {
-    match std::env::var("SESGUARD_TEST_ENDPOINT") {
-        Ok(endpoint) if !endpoint.is_empty() => Some(endpoint),
-        _ => {
-            assert!(
-                std::env::var_os("SESGUARD_REQUIRE_EMULATORS").is_none(),
-                "SESGUARD_REQUIRE_EMULATORS is set but SESGUARD_TEST_ENDPOINT is not"
-            );
-            eprintln!("skipped: no SESGUARD_TEST_ENDPOINT (run ./scripts/test.sh)");
-            None
-        }
     }
 }
 

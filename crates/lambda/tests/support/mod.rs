@@ -1,0 +1,179 @@
+//! What this crate's emulator tests share: moto's endpoint, an SDK configuration for it, unique
+//! names, the sample events, a state table, SQS queues and a signals topic read through one.
+//! Each test binary uses part of it.
+#![allow(dead_code)]
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+};
+use aws_sdk_sqs::types::QueueAttributeName;
+use sesguard_lambda::aws::dynamodb::{DynamoState, KEY_ATTRIBUTE};
+use sesguard_lambda::aws::sns::SnsPublisher;
+
+/// moto's endpoint (`SESGUARD_TEST_ENDPOINT`, set by scripts/emulators.sh); `None` skips the
+/// test, unless `SESGUARD_REQUIRE_EMULATORS` says the emulators must be there.
+pub fn endpoint() -> Option<String> {
+    match std::env::var("SESGUARD_TEST_ENDPOINT") {
+        Ok(endpoint) if !endpoint.is_empty() => Some(endpoint),
+        _ => {
+            assert!(
+                std::env::var_os("SESGUARD_REQUIRE_EMULATORS").is_none(),
+                "SESGUARD_REQUIRE_EMULATORS is set but SESGUARD_TEST_ENDPOINT is not"
+            );
+            eprintln!(
+                "skipped: no SESGUARD_TEST_ENDPOINT (run ./scripts/test.sh for the emulator tests)"
+            );
+            None
+        }
+    }
+}
+
+/// The SDK configuration for moto, on the Lambda's own HTTP client.
+pub async fn sdk(endpoint: &str) -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(sesguard_lambda::aws::http_client())
+        .endpoint_url(endpoint)
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "testing", "testing", None, None, "tests",
+        ))
+        .load()
+        .await
+}
+
+static UNIQUE: AtomicU64 = AtomicU64::new(0);
+
+/// A name no other test of any run against the same moto uses.
+pub fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        UNIQUE.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+pub const EVENTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../events");
+
+/// A sample event of `events/`.
+pub fn sample(name: &str) -> String {
+    std::fs::read_to_string(format!("{EVENTS}/{name}")).expect("sample event")
+}
+
+/// A new state table laid out as template.yaml's (hash key only): the admin client and its name.
+pub async fn create_table(
+    sdk: &aws_config::SdkConfig,
+    prefix: &str,
+) -> (aws_sdk_dynamodb::Client, String) {
+    let client = aws_sdk_dynamodb::Client::new(sdk);
+    let name = unique(prefix);
+    client
+        .create_table()
+        .table_name(&name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name(KEY_ATTRIBUTE)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .expect("attribute"),
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name(KEY_ATTRIBUTE)
+                .key_type(KeyType::Hash)
+                .build()
+                .expect("key"),
+        )
+        .send()
+        .await
+        .expect("create table");
+    (client, name)
+}
+
+/// The state in a new table.
+pub async fn table(sdk: &aws_config::SdkConfig, prefix: &str) -> DynamoState {
+    let (client, name) = create_table(sdk, prefix).await;
+    DynamoState::new(client, name)
+}
+
+/// An SQS queue.
+pub struct Queue {
+    pub url: String,
+    pub arn: String,
+}
+
+/// A new queue; with `dead_letter`, what fails once goes there (visible again at once:
+/// visibility 0, so no test waits).
+pub async fn queue(sqs: &aws_sdk_sqs::Client, name: &str, dead_letter: Option<&Queue>) -> Queue {
+    let mut create = sqs.create_queue().queue_name(unique(name));
+    if let Some(dlq) = dead_letter {
+        let policy =
+            serde_json::json!({"deadLetterTargetArn": dlq.arn, "maxReceiveCount": 1}).to_string();
+        create = create
+            .attributes(QueueAttributeName::RedrivePolicy, policy)
+            .attributes(QueueAttributeName::VisibilityTimeout, "0");
+    }
+    let url = create.send().await.expect("queue").queue_url.expect("url");
+    let arn = sqs
+        .get_queue_attributes()
+        .queue_url(&url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .expect("attributes")
+        .attributes
+        .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
+        .expect("arn");
+    Queue { url, arn }
+}
+
+/// Every message visible in `queue`: (receipt handle, body).
+pub async fn receive_all(sqs: &aws_sdk_sqs::Client, queue: &Queue) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    loop {
+        let batch = sqs
+            .receive_message()
+            .queue_url(&queue.url)
+            .max_number_of_messages(10)
+            .visibility_timeout(30)
+            .send()
+            .await
+            .expect("receive")
+            .messages
+            .unwrap_or_default();
+        if batch.is_empty() {
+            return out;
+        }
+        for m in batch {
+            out.push((
+                m.receipt_handle().unwrap_or_default().to_owned(),
+                m.body().unwrap_or_default().to_owned(),
+            ));
+        }
+    }
+}
+
+/// A signals topic named after `name` with a queue subscribed to read what was published.
+pub async fn topic(sdk: &aws_config::SdkConfig, name: &str) -> (SnsPublisher, Queue) {
+    let sns = aws_sdk_sns::Client::new(sdk);
+    let sqs = aws_sdk_sqs::Client::new(sdk);
+    let topic = sns
+        .create_topic()
+        .name(unique(name))
+        .send()
+        .await
+        .expect("topic")
+        .topic_arn
+        .expect("arn");
+    let inbox = queue(&sqs, name, None).await;
+    sns.subscribe()
+        .topic_arn(&topic)
+        .protocol("sqs")
+        .endpoint(&inbox.arn)
+        .send()
+        .await
+        .expect("subscribe");
+    (SnsPublisher::new(sns, topic), inbox)
+}
