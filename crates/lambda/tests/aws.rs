@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use aws_sdk_dynamodb::types::{AttributeValue, TimeToLiveSpecification};
+use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::Value;
 use sesguard::config::{Config, Overrides};
 use sesguard::deliver::{Collect, Counts};
@@ -29,19 +29,7 @@ use sesguard_lambda::aws::sns::SnsPublisher;
 /// A fresh table with the template's key schema and TTL attribute.
 async fn table(sdk: &aws_config::SdkConfig, counter: Option<CallCounter>) -> DynamoState {
     let (admin, name) = create_table(sdk, "sesguard-state").await;
-    admin
-        .update_time_to_live()
-        .table_name(&name)
-        .time_to_live_specification(
-            TimeToLiveSpecification::builder()
-                .attribute_name(TTL_ATTRIBUTE)
-                .enabled(true)
-                .build()
-                .expect("ttl"),
-        )
-        .send()
-        .await
-        .expect("ttl");
+    enable_ttl(&admin, &name).await;
     // Every request checked against DynamoDB's limits that moto does not enforce.
     let mut config = aws_sdk_dynamodb::config::Builder::from(sdk).interceptor(DynamoLimits);
     if let Some(counter) = counter {

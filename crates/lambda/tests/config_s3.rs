@@ -9,7 +9,6 @@
 mod support;
 use support::*;
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use aws_sdk_s3::primitives::ByteStream;
@@ -18,35 +17,9 @@ use sesguard::model::FailureKind;
 use sesguard::s3url::S3Url;
 use sesguard_lambda::aws::s3::S3Objects;
 
-static UNIQUE: AtomicU64 = AtomicU64::new(0);
-
-async fn bucket(endpoint: &str) -> (aws_sdk_s3::Client, String) {
-    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .http_client(sesguard_lambda::aws::http_client())
-        .endpoint_url(endpoint)
-        .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-            "testing", "testing", None, None, "tests",
-        ))
-        .load()
-        .await;
-    let client = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&sdk)
-            .force_path_style(true)
-            .build(),
-    );
-    let name = format!(
-        "sesguard-config-{}-{}",
-        std::process::id(),
-        UNIQUE.fetch_add(1, Ordering::Relaxed)
-    );
-    client
-        .create_bucket()
-        .bucket(&name)
-        .send()
-        .await
-        .expect("create bucket");
-    (client, name)
+/// A new bucket for a configuration.
+async fn config_bucket(endpoint: &str) -> (aws_sdk_s3::Client, String) {
+    bucket(&sdk(endpoint).await, "sesguard-config").await
 }
 
 async fn put(client: &aws_sdk_s3::Client, bucket: &str, key: &str, text: &str) {
@@ -67,7 +40,7 @@ fn url(bucket: &str, key: &str) -> S3Url {
 #[tokio::test]
 async fn moto_answers_a_conditional_get_with_304_while_the_object_is_unchanged() {
     let Some(endpoint) = endpoint() else { return };
-    let (client, bucket) = bucket(&endpoint).await;
+    let (client, bucket) = config_bucket(&endpoint).await;
     let store = S3Objects::new(client.clone());
     let config = url(&bucket, "sesguard.toml");
     put(&client, &bucket, "sesguard.toml", "dedup_minutes = 5\n").await;
@@ -119,7 +92,7 @@ fn live_env(bucket: &str) -> LambdaConfig {
 #[tokio::test]
 async fn a_warm_function_picks_up_a_change_and_keeps_the_last_good_file_over_a_bad_one() {
     let Some(endpoint) = endpoint() else { return };
-    let (client, bucket) = bucket(&endpoint).await;
+    let (client, bucket) = config_bucket(&endpoint).await;
     put(
         &client,
         &bucket,

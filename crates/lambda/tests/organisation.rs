@@ -18,66 +18,20 @@ use support::*;
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-    TimeToLiveSpecification,
-};
 use serde_json::{Value, json};
 use sesguard::config::{Config, Overrides};
 use sesguard::deliver::{Collect, Counts};
 use sesguard::lambda::Handler;
 use sesguard::scan::scan_text;
 use sesguard::{Engine, Signal};
-use sesguard_lambda::aws::dynamodb::{DynamoState, KEY_ATTRIBUTE, TTL_ATTRIBUTE};
+use sesguard_lambda::aws::dynamodb::DynamoState;
 
 /// A fresh table with the template's key schema and TTL attribute, through the Lambda's own
 /// HTTP client.
 async fn table(endpoint: &str) -> DynamoState {
-    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .http_client(sesguard_lambda::aws::http_client())
-        .endpoint_url(endpoint)
-        .region(aws_config::Region::new("eu-central-1"))
-        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-            "testing", "testing", None, None, "tests",
-        ))
-        .load()
-        .await;
-    let client = aws_sdk_dynamodb::Client::new(&sdk);
-    let name = format!("sesguard-organisation-{}", std::process::id());
-    client
-        .create_table()
-        .table_name(&name)
-        .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name(KEY_ATTRIBUTE)
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .expect("attribute"),
-        )
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name(KEY_ATTRIBUTE)
-                .key_type(KeyType::Hash)
-                .build()
-                .expect("key"),
-        )
-        .send()
-        .await
-        .expect("create table");
-    client
-        .update_time_to_live()
-        .table_name(&name)
-        .time_to_live_specification(
-            TimeToLiveSpecification::builder()
-                .attribute_name(TTL_ATTRIBUTE)
-                .enabled(true)
-                .build()
-                .expect("ttl"),
-        )
-        .send()
-        .await
-        .expect("ttl");
+    let sdk = sdk_in(endpoint, "eu-central-1").await;
+    let (client, name) = create_table(&sdk, "sesguard-organisation").await;
+    enable_ttl(&client, &name).await;
     DynamoState::new(client, name)
 }
 

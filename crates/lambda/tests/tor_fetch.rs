@@ -5,7 +5,6 @@
 mod support;
 use support::*;
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use sesguard::lambda::{TorFetchConfig, TorListRejected};
@@ -117,8 +116,6 @@ async fn plain_http_is_refused_except_from_the_loopback_address() {
     }
 }
 
-static UNIQUE: AtomicU64 = AtomicU64::new(0);
-
 async fn stored(client: &aws_sdk_s3::Client, url: &S3Url) -> String {
     let object = client
         .get_object()
@@ -135,31 +132,7 @@ async fn stored(client: &aws_sdk_s3::Client, url: &S3Url) -> String {
 async fn a_good_list_is_stored_and_a_failed_fetch_keeps_the_stored_one() {
     let Some(endpoint) = endpoint() else { return };
     let base = server().await;
-    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .http_client(sesguard_lambda::aws::http_client())
-        .endpoint_url(&endpoint)
-        .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-            "testing", "testing", None, None, "tests",
-        ))
-        .load()
-        .await;
-    let client = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&sdk)
-            .force_path_style(true)
-            .build(),
-    );
-    let bucket = format!(
-        "sesguard-tor-{}-{}",
-        std::process::id(),
-        UNIQUE.fetch_add(1, Ordering::Relaxed)
-    );
-    client
-        .create_bucket()
-        .bucket(&bucket)
-        .send()
-        .await
-        .expect("bucket");
+    let (client, bucket) = bucket(&sdk(&endpoint).await, "sesguard-tor").await;
     let destination = S3Url::parse(&format!("s3://{bucket}/tor-exit-list.txt")).expect("url");
     let config = |path: &str| TorFetchConfig {
         source: format!("{base}{path}"),

@@ -30,12 +30,17 @@ pub fn endpoint() -> Option<String> {
     }
 }
 
-/// The SDK configuration for moto, on the Lambda's own HTTP client.
+/// The SDK configuration for moto in `us-east-1`, on the Lambda's own HTTP client.
 pub async fn sdk(endpoint: &str) -> aws_config::SdkConfig {
+    sdk_in(endpoint, "us-east-1").await
+}
+
+/// The SDK configuration for moto in `region`, on the Lambda's own HTTP client.
+pub async fn sdk_in(endpoint: &str, region: &'static str) -> aws_config::SdkConfig {
     aws_config::defaults(aws_config::BehaviorVersion::latest())
         .http_client(sesguard_lambda::aws::http_client())
         .endpoint_url(endpoint)
-        .region(aws_config::Region::new("us-east-1"))
+        .region(aws_config::Region::new(region))
         .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
             "testing", "testing", None, None, "tests",
         ))
@@ -89,6 +94,40 @@ pub async fn create_table(
         .send()
         .await
         .expect("create table");
+    (client, name)
+}
+
+/// Turns on TTL on `expires_at`, as template.yaml does.
+pub async fn enable_ttl(client: &aws_sdk_dynamodb::Client, name: &str) {
+    client
+        .update_time_to_live()
+        .table_name(name)
+        .time_to_live_specification(
+            aws_sdk_dynamodb::types::TimeToLiveSpecification::builder()
+                .attribute_name(sesguard_lambda::aws::dynamodb::TTL_ATTRIBUTE)
+                .enabled(true)
+                .build()
+                .expect("ttl"),
+        )
+        .send()
+        .await
+        .expect("ttl");
+}
+
+/// A new S3 bucket (path-style addressing, as moto needs): the client and its name.
+pub async fn bucket(sdk: &aws_config::SdkConfig, prefix: &str) -> (aws_sdk_s3::Client, String) {
+    let client = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(sdk)
+            .force_path_style(true)
+            .build(),
+    );
+    let name = unique(prefix);
+    client
+        .create_bucket()
+        .bucket(&name)
+        .send()
+        .await
+        .expect("create bucket");
     (client, name)
 }
 
