@@ -34,6 +34,22 @@ pub const MARKER: &str = "sesguard-heartbeat";
 /// The call the heartbeat makes (an SES read that needs no resource and changes nothing).
 pub const CALL: &str = "GetSendQuota";
 const SES: &str = "ses.amazonaws.com";
+/// What the schedule invokes the function with to run the heartbeat (template.yaml).
+pub const REQUEST: &str = r#"{"sesguard": "heartbeat"}"#;
+
+/// Whether an invocation's `payload` is the heartbeat's [`REQUEST`]: an object with the one
+/// member `"sesguard": "heartbeat"` (no CloudTrail event, EventBridge envelope or SQS batch has
+/// that shape).
+pub fn is_request(payload: &str) -> bool {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Request<'a> {
+        #[serde(borrow)]
+        sesguard: &'a str,
+    }
+    payload.len() <= 256
+        && serde_json::from_str::<Request<'_>>(payload).is_ok_and(|r| r.sesguard == "heartbeat")
+}
 
 /// The two pipeline signals, for `sesguard rules` and the docs: (id, severity, title).
 pub const SIGNALS: [(&str, Severity, &str); 2] = [

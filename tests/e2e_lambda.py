@@ -55,6 +55,13 @@ What it does:
      deadline; the same process throughout); a bad file is rejected (the log names file and
      entry, ConfigRejected is emitted) and the last good one stays in force; a second watch
      started on an invalid file fails its invocation with errorType sesguard.ConfigError.
+ 13. scenario K (issue 17, the pipeline heartbeat, on the first watch after D): the function's
+     role (the template's SesguardFunctionRole, created in moto) and regions come from the
+     template. The canary as CloudTrail records it (that role, the marker in the user agent),
+     made two hours ago, publishes nothing; a heartbeat run (the schedule's request) calls
+     GetSendQuota on moto and publishes one sesguard-pipeline-blind; a second run none; a fresh
+     canary nothing; the next run one sesguard-pipeline-restored; the EMF line counts the runs
+     and no failed canary call.
 
 Prints one line per check and `N passed, M failed` (tests/checks.py; the counts also go to the
 file SESGUARD_CHECKS_REPORT names, if set); exits 1 on any failure.
@@ -228,6 +235,7 @@ class Aws:
         run = uuid.uuid4().hex[:8]
         self.name = f"sesguard-e2e-{run}"
         account = boto3.client("sts", **kw).get_caller_identity()["Account"]
+        self.region, self.account = region, account
         self.resolve = Resolver(
             template,
             pseudo={
@@ -253,6 +261,13 @@ class Aws:
         # The configuration bucket (issue 17): the functions' SESGUARD_TOR_EXIT_LIST (and, with
         # ConfigKey, SESGUARD_CONFIG) name objects in it.
         self.s3 = boto3.client("s3", **kw)
+        # The detector's role (issue 17: the heartbeat knows its own canaries by it).
+        self.role_arn = boto3.client("iam", **kw).create_role(
+            RoleName=self.name,
+            AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
+                {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]}),
+        )["Role"]["Arn"]
+        self.resolve.attributes["SesguardFunctionRole.Arn"] = self.role_arn
         self.config_bucket = None
         if "ConfigBucket" in (template.get("Resources") or {}):
             self.config_bucket = self.name
@@ -1098,6 +1113,90 @@ SUPPRESSED = "ses-identity-deleted"
 KEPT = "ses-modification"
 
 
+HEARTBEAT_REQUEST = '{"sesguard": "heartbeat"}'
+
+
+def canary_event(role_arn, region, at, account):
+    """The heartbeat's GetSendQuota as EventBridge delivers CloudTrail's record of it: a session
+    of `role_arn`, the marker in the user agent, made at `at` (a UTC datetime)."""
+    when = at.strftime("%Y-%m-%dT%H:%M:%SZ")
+    name = role_arn.rsplit("/", 1)[-1]
+    return {
+        "version": "0", "id": str(uuid.uuid4()), "detail-type": "AWS API Call via CloudTrail",
+        "source": "aws.ses", "account": account, "time": when, "region": region, "resources": [],
+        "detail": {
+            "eventVersion": "1.09",
+            "userIdentity": {
+                "type": "AssumedRole", "principalId": f"AROAEXAMPLE:{name}",
+                "arn": f"arn:aws:sts::{account}:assumed-role/{name}/{name}",
+                "accountId": account, "accessKeyId": "ASIAEXAMPLEHEARTBEAT",
+                "sessionContext": {
+                    "sessionIssuer": {"type": "Role", "principalId": "AROAEXAMPLE", "arn": role_arn,
+                                      "accountId": account, "userName": name},
+                    "attributes": {"creationDate": when, "mfaAuthenticated": "false"},
+                },
+            },
+            "eventTime": when, "eventSource": "ses.amazonaws.com", "eventName": "GetSendQuota",
+            "awsRegion": region, "sourceIPAddress": "203.0.113.10",
+            "userAgent": "sesguard-heartbeat/0.1.0",
+            "requestParameters": None, "responseElements": None,
+            "requestID": str(uuid.uuid4()), "eventID": str(uuid.uuid4()), "readOnly": True,
+            "eventType": "AwsApiCall", "managementEvent": True, "recipientAccountId": account,
+            "eventCategory": "Management",
+        },
+    }
+
+
+def heartbeat_scenario(checks, aws, watch, function_env, workdir):
+    """K: the pipeline heartbeat through the real binary: canaries recorded and never a rule's,
+    one blind signal per outage, one restored signal, the canary call answered by moto."""
+    check = checks.check
+    role = function_env.get("SESGUARD_HEARTBEAT_ROLE_ARN")
+    regions = (function_env.get("SESGUARD_HEARTBEAT_REGIONS") or "").split(",")
+    if not check("K: the template gives the function its own role and the heartbeat's regions",
+                 role == aws.role_arn and regions == [aws.region], f"{role} {regions}"):
+        return
+    region, account = regions[0], aws.account
+    request = workdir / "K-heartbeat.json"
+    request.write_text(HEARTBEAT_REQUEST)
+    log_before = len(Path(watch.log_path).read_text(errors="replace"))
+
+    def invoke(name, path):
+        code, output = watch.invoke(path)
+        ok = code == 0 and not is_error_output(code, output)
+        check(f"K: {name} -> the invocation succeeds", ok, f"exit {code}: {output.strip()[-500:]}")
+        return rules_of(aws.drain())
+
+    def canary(name, at):
+        path = workdir / f"K-{name}.json"
+        path.write_text(json.dumps(canary_event(role, region, at, account)))
+        return path
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+    got = invoke("a canary made two hours ago", canary("old", now - datetime.timedelta(hours=2)))
+    check("K: ... publishes nothing (no first sighting of the role: no rule reads the canary)", not got,
+          f"{[s['rule_id'] for s in got]}")
+    got = invoke("a heartbeat run", request)
+    blind = [s for s in got if s["rule_id"] == "sesguard-pipeline-blind"]
+    check(f"K: ... publishes one sesguard-pipeline-blind for {region} (high), the last canary two hours old",
+          len(got) == 1 and len(blind) == 1 and blind[0].get("region") == region
+          and blind[0].get("severity") == "high"
+          and (blind[0].get("details") or {}).get("last_seen") == (now - datetime.timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+          json.dumps(got)[:600])
+    got = invoke("a second heartbeat run", request)
+    check("K: ... publishes nothing (one blind signal per outage)", not got, f"{[s['rule_id'] for s in got]}")
+    got = invoke("a fresh canary", canary("fresh", datetime.datetime.now(datetime.timezone.utc)))
+    check("K: ... publishes nothing", not got, f"{[s['rule_id'] for s in got]}")
+    got = invoke("the next heartbeat run", request)
+    check(f"K: ... publishes one sesguard-pipeline-restored for {region} (info)",
+          [(s["rule_id"], s.get("region"), s.get("severity")) for s in got]
+          == [("sesguard-pipeline-restored", region, "info")], json.dumps(got)[:600])
+    log = Path(watch.log_path).read_text(errors="replace")[log_before:]
+    runs = re.findall(r'\{"_aws".*?"HeartbeatRuns":1[^\n]*', log)
+    check("K: each run emits HeartbeatRuns, and moto answered every GetSendQuota (HeartbeatCanaryFailed 0)",
+          len(runs) == 3 and all('"HeartbeatCanaryFailed":0' in r for r in runs), "\n".join(runs)[-600:] or log[-600:])
+
+
 def config_scenarios(checks, root, aws, function_env, workdir, watches):
     """J: the configuration in S3 (SESGUARD_CONFIG=s3://..., refreshed every second). A change
     reaches the warm function without a restart; a bad file is rejected, named in the log, and
@@ -1387,6 +1486,9 @@ def run(root, checks):
         )
         checks.check("D: ... and publishes nothing for a quiet event", not aws.drain())
         note(f"scenarios A-D took {time.monotonic() - started:.1f} s")
+
+        # ---------------------------------------------------------------- K: heartbeat
+        heartbeat_scenario(checks, aws, watch, function_env, workdir)
         watch.stop()
 
         # ---------------------------------------------------------------- J: config in S3

@@ -7,9 +7,12 @@ mod support;
 
 use serde_json::json;
 use sesguard::deliver::{Collect, Counts};
-use sesguard::heartbeat::{BLIND, Canary, Heartbeat, HeartbeatStore, MARKER, RESTORED};
-use sesguard::lambda::Handler;
+use sesguard::heartbeat::{
+    BLIND, Canary, Heartbeat, HeartbeatStore, MARKER, REQUEST, RESTORED, is_request,
+};
+use sesguard::lambda::{Handler, Message, ObjectError, ObjectStore};
 use sesguard::model::{MINUTE, Severity};
+use sesguard::notification::ObjectRef;
 use sesguard::{Engine, MemoryState, Signal};
 use support::*;
 
@@ -231,6 +234,98 @@ async fn the_canary_reaches_no_rule_and_leaves_no_rule_state() {
             .expect("view");
         assert_eq!(view.last_seen, None);
     }
+}
+
+/// A log file in memory, for the S3 path.
+struct OneFile(Vec<u8>);
+
+impl ObjectStore for OneFile {
+    type Body = std::io::Cursor<Vec<u8>>;
+    async fn open(&self, _: &ObjectRef) -> Result<Self::Body, ObjectError> {
+        Ok(std::io::Cursor::new(self.0.clone()))
+    }
+}
+
+#[tokio::test]
+async fn a_canary_in_a_log_file_reaches_no_rule_and_is_not_recorded() {
+    let handler = new_handler();
+    let records: Vec<serde_json::Value> = [ROLE, "arn:aws:iam::111122223333:role/attacker"]
+        .iter()
+        .map(|role| {
+            let event: serde_json::Value =
+                serde_json::from_str(&canary_event(role, &agent(), "us-east-1", T0)).expect("json");
+            event["detail"].clone()
+        })
+        .collect();
+    let file = json!({ "Records": records }).to_string().into_bytes();
+    let object = ObjectRef {
+        bucket: "trail".to_owned(),
+        key: "AWSLogs/111122223333/CloudTrail/us-east-1/2026/03/02/111122223333_CloudTrail_us-east-1_20260302T0900Z_a.json".to_owned(),
+        size: None,
+    };
+    let mut counts = Counts::default();
+    handler
+        .handle_object(&OneFile(file), &object, &mut counts)
+        .await
+        .expect("read");
+    let signals = handler.sink().collected().signals;
+    assert_eq!(count(&signals, R2), 1, "the other role's call is evaluated");
+    assert!(
+        signals.iter().all(|s| !s
+            .subject
+            .principal
+            .as_deref()
+            .unwrap_or_default()
+            .contains("sesguard-SesguardFunctionRole")),
+        "the canary gives no signal"
+    );
+    let view = handler
+        .state()
+        .check_region("us-east-1", T0 + 60)
+        .await
+        .expect("view");
+    assert_eq!(
+        view.last_seen, None,
+        "the heartbeat watches the EventBridge path: a log file does not count"
+    );
+}
+
+#[tokio::test]
+async fn a_failed_heartbeat_run_redriven_is_acknowledged_and_does_nothing() {
+    let handler = new_handler();
+    let failed_run = format!(
+        r#"{{"version":"1.0","requestContext":{{"requestId":"r","condition":"RetriesExhausted"}},"requestPayload":{REQUEST},"responsePayload":{{"errorType":"sesguard.StateUnavailable"}}}}"#
+    );
+    let messages = [Message {
+        id: "m-1",
+        body: &failed_run,
+    }];
+    let mut counts = Counts::default();
+    let failures = handler
+        .handle_messages(&OneFile(Vec::new()), &messages, &mut counts)
+        .await;
+    assert!(failures.is_empty(), "{failures:?}");
+    assert!(handler.sink().collected().signals.is_empty());
+    assert!(handler.state().is_empty());
+}
+
+#[test]
+fn the_heartbeat_request_is_told_apart_from_every_other_payload() {
+    assert!(is_request(REQUEST));
+    assert!(is_request(r#"{"sesguard":"heartbeat"}"#));
+    for other in [
+        r#"{"sesguard": "refresh-tor-exit-list"}"#,
+        r#"{"sesguard": "heartbeat", "detail": {}}"#,
+        r#"{"Records": []}"#,
+        r#"{"sesguard": "hea\u0072tbeat"}"#,
+        "heartbeat",
+        "",
+        "[]",
+    ] {
+        assert!(!is_request(other), "{other}");
+    }
+    let event = canary_event(ROLE, &agent(), "us-east-1", T0);
+    assert!(!is_request(&event));
 }
 
 #[test]

@@ -60,7 +60,23 @@ ENV_VARS = {
     # issue 17: the configuration and the Tor exit list in S3 (with the default parameters)
     "SESGUARD_CONFIG_REFRESH_SECONDS",
     "SESGUARD_TOR_EXIT_LIST",
+    # issue 17: the pipeline heartbeat (on by default)
+    "SESGUARD_HEARTBEAT_ROLE_ARN",
+    "SESGUARD_HEARTBEAT_REGIONS",
+    "SESGUARD_HEARTBEAT_MAX_DELAY_MINUTES",
 }
+# The heartbeat's runs are the EventBridge function's; the S3 path only skips the canary.
+HEARTBEAT_RUN_VARS = {"SESGUARD_HEARTBEAT_REGIONS", "SESGUARD_HEARTBEAT_MAX_DELAY_MINUTES"}
+# The one action allowed on Resource "*": SES's account-level reads take no resource ARN, and the
+# heartbeat's canary is one of them (held to the heartbeat's regions by aws:RequestedRegion).
+STAR_RESOURCE_ACTIONS = {"ses:GetSendQuota"}
+
+
+def star_allowed(st) -> bool:
+    """A Resource "*" statement the template may have: the heartbeat's canary action alone,
+    held to regions."""
+    return (set(as_list(st.get("Action"))) == STAR_RESOURCE_ACTIONS
+            and "aws:RequestedRegion" in ((st.get("Condition") or {}).get("StringEquals") or {}))
 # Operations of the SDK clients, as the Rust SDK's fluent builders name them.
 DYNAMODB_OPERATIONS = {
     "get_item": "GetItem",
@@ -493,8 +509,8 @@ def check_deployment(template):
         star = any(r == "*" for r in resources_)
         kms_conditioned = all(isinstance(a, str) and a.startswith("kms:") for a in actions) and bool(
             st.get("Condition"))
-        check(f"IAM {where} ({st.get('Sid', '')}): no wildcard resource",
-              bool(resources_) and (not star or kms_conditioned), f"{resources_}")
+        check(f"IAM {where} ({st.get('Sid', '')}): no wildcard resource (but ses:GetSendQuota's, held to regions)",
+              bool(resources_) and (not star or kms_conditioned or star_allowed(st)), f"{resources_}")
     for name, pol in sorted(policies.items()):
         for i, st in enumerate(as_list(props(pol).get("PolicyDocument", {}).get("Statement"))):
             principal = st.get("Principal")
@@ -667,7 +683,7 @@ def check_trail_ingestion(template):
           (meta.get("BuildProperties") or {}).get("Binary") == "sesguard-lambda"
           and fn.get("Architectures") == ["arm64"] and fn.get("Runtime") == "provided.al2023")
     variables = set(((fn.get("Environment") or {}).get("Variables") or {}).keys())
-    want = ENV_VARS | {"SESGUARD_TRAIL_BUCKET", "SESGUARD_TRAIL_BUCKET_OWNER"}
+    want = (ENV_VARS - HEARTBEAT_RUN_VARS) | {"SESGUARD_TRAIL_BUCKET", "SESGUARD_TRAIL_BUCKET_OWNER"}
     check("S3 ingestion: environment variables exactly those the Lambda reads", variables == want,
           f"extra {sorted(variables - want)}, missing {sorted(want - variables)}")
     check("S3 ingestion: reserved concurrency from TrailReservedConcurrency",
@@ -722,7 +738,7 @@ def check_trail_ingestion(template):
             for st in as_list(pol.get("PolicyDocument", {}).get("Statement")):
                 check(f"{role}: statement {st.get('Sid')} allows named actions on named resources",
                       st.get("Effect") == "Allow" and not any("*" in a for a in as_list(st.get("Action")))
-                      and "*" not in as_list(st.get("Resource")) and "NotAction" not in st)
+                      and ("*" not in as_list(st.get("Resource")) or star_allowed(st)) and "NotAction" not in st)
                 for action in as_list(st.get("Action")):
                     for resource in as_list(st.get("Resource")):
                         where = target(resource) or (resource.get("Fn::Sub") if isinstance(resource, dict) else resource)
@@ -731,9 +747,10 @@ def check_trail_ingestion(template):
                         out.add((action, where, next(iter(sorted(keys)), None)))
         return out
 
+    # (less the heartbeat's canary call: the S3 path makes no heartbeat)
     base = {g for g in grants("SesguardFunctionRole")
             if g[0] != "sqs:SendMessage" and not g[0].startswith("logs:")
-            and g[1] not in REDRIVE_QUEUES}
+            and g[1] not in REDRIVE_QUEUES and g[0] not in STAR_RESOURCE_ACTIONS}
     trail = {g for g in grants("TrailIngestFunctionRole") if not g[0].startswith("logs:")}
     check("S3 ingestion: its role grants exactly the EventBridge function's rights plus s3:GetObject on "
           "the trail prefix, kms:Decrypt of the trail key through S3, and the queue's receive/delete/attributes",
@@ -940,6 +957,99 @@ def check_security_hub(template):
           f"{sorted({w.split('/')[0] for w, _ in statements})}")
 
 
+HEARTBEAT_RESOURCES = {"HeartbeatSchedule", "HeartbeatScheduleRole", "HeartbeatRunsAlarm",
+                       "HeartbeatCanaryFailedAlarm"}
+
+
+def check_heartbeat(template):
+    """The pipeline heartbeat (issue 17, item 4): on by default every 15 minutes in the stack's
+    region; the schedule invokes the detector with the request it recognises; its role alone may
+    call ses:GetSendQuota, on "*" held to the heartbeat's regions; alarms on runs that stop and
+    canary calls that fail, on metrics the function emits; HeartbeatMinutes 0 removes it all."""
+    params = template.get("Parameters") or {}
+    got = {k: (params.get(k) or {}).get("Default") for k in ("HeartbeatMinutes", "HeartbeatRegions", "HeartbeatMaxDelayMinutes")}
+    check("heartbeat: parameters HeartbeatMinutes 15, HeartbeatRegions empty (the home region), HeartbeatMaxDelayMinutes 30",
+          got == {"HeartbeatMinutes": 15, "HeartbeatRegions": "", "HeartbeatMaxDelayMinutes": 30}, f"{got}")
+    source = "\n".join(p.read_text(encoding="utf-8") for p in (ROOT / "src").rglob("*.rs"))
+    request = re.search(r'pub const REQUEST: &str = r#"(.*?)"#;', (ROOT / "src/heartbeat.rs").read_text())
+    marker = re.search(r'pub const MARKER: &str = "(.*?)";', (ROOT / "src/heartbeat.rs").read_text())
+    caller = (ROOT / "crates/lambda/src/aws/ses.rs").read_text()
+    check("heartbeat: the canary call is GetSendQuota with the marker the detector looks for",
+          marker is not None and "heartbeat::MARKER" in caller and "Action=GetSendQuota" in caller
+          and 'CALL: &str = "GetSendQuota"' in (ROOT / "src/heartbeat.rs").read_text())
+
+    for parameters, regions in (({}, {"Ref": "AWS::Region"}),
+                                ({"HeartbeatRegions": "us-east-1,eu-west-1"}, {"Ref": "HeartbeatRegions"})):
+        resources = with_parameters(template, {**TRAIL_PARAMETERS, **parameters})["Resources"]
+        label = "default regions" if not parameters else "HeartbeatRegions set"
+        check(f"heartbeat ({label}): its resources", HEARTBEAT_RESOURCES <= set(resources),
+              f"missing {sorted(HEARTBEAT_RESOURCES - set(resources))}")
+        if not HEARTBEAT_RESOURCES <= set(resources):
+            return
+        variables = (props(resources["SesguardFunction"]).get("Environment") or {}).get("Variables") or {}
+        check(f"heartbeat ({label}): the detector knows its own role, the regions and the delay",
+              target(variables.get("SESGUARD_HEARTBEAT_ROLE_ARN")) == "SesguardFunctionRole"
+              and variables.get("SESGUARD_HEARTBEAT_REGIONS") == regions
+              and target(variables.get("SESGUARD_HEARTBEAT_MAX_DELAY_MINUTES")) == "HeartbeatMaxDelayMinutes"
+              and '"SESGUARD_HEARTBEAT_REGIONS"' in source and '"SESGUARD_HEARTBEAT_MAX_DELAY_MINUTES"' in source,
+              json.dumps(plain({k: v for k, v in variables.items() if "HEARTBEAT" in k})))
+        trail = (props(resources["TrailIngestFunction"]).get("Environment") or {}).get("Variables") or {}
+        check(f"heartbeat ({label}): the S3 path knows the canary's role (to skip it), and makes no heartbeat",
+              target(trail.get("SESGUARD_HEARTBEAT_ROLE_ARN")) == "SesguardFunctionRole"
+              and not HEARTBEAT_RUN_VARS & set(trail))
+        canary = [(w, st) for w, st in iam_statements(resources)
+                  if any(str(a).lower().startswith("ses:") for a in as_list(st.get("Action")))]
+        check(f"heartbeat ({label}): only the detector's role may call SES, and only ses:GetSendQuota",
+              [w.split("/")[0] for w, _ in canary] == ["SesguardFunctionRole"]
+              and all(as_list(st.get("Action")) == ["ses:GetSendQuota"] for _, st in canary),
+              json.dumps(plain(canary))[:300])
+        st = canary[0][1] if canary else {}
+        held = ((st.get("Condition") or {}).get("StringEquals") or {}).get("aws:RequestedRegion")
+        check(f"heartbeat ({label}): its Resource \"*\" is held to the heartbeat's regions (aws:RequestedRegion)",
+              as_list(st.get("Resource")) == ["*"] and st.get("Effect") == "Allow"
+              and held == {"Fn::Split": [",", regions]}, json.dumps(plain(st))[:300])
+        schedule = props(resources["HeartbeatSchedule"])
+        tgt = schedule.get("Target") or {}
+        check(f"heartbeat ({label}): every HeartbeatMinutes, invoking the detector with the request it recognises",
+              schedule.get("ScheduleExpression") == {"Fn::Sub": "rate(${HeartbeatMinutes} minutes)"}
+              and target(tgt.get("Arn")) == "SesguardFunction" and request is not None
+              and json.loads(tgt.get("Input") or "null") == json.loads(request.group(1))
+              and (schedule.get("FlexibleTimeWindow") or {}).get("Mode") == "OFF",
+              json.dumps(plain(schedule))[:300])
+        invoke = [st for w, st in iam_statements(resources) if w.startswith("HeartbeatScheduleRole")]
+        check(f"heartbeat ({label}): the schedule's role may only invoke the detector",
+              len(invoke) == 1 and as_list(invoke[0].get("Action")) == ["lambda:InvokeFunction"]
+              and [target(r) for r in as_list(invoke[0].get("Resource"))] == ["SesguardFunction"], f"{invoke}")
+        trust = as_list(props(resources["HeartbeatScheduleRole"]).get("AssumeRolePolicyDocument", {}).get("Statement"))
+        check(f"heartbeat ({label}): only EventBridge Scheduler of this account assumes the schedule's role",
+              len(trust) == 1 and (trust[0].get("Principal") or {}).get("Service") == "scheduler.amazonaws.com"
+              and "aws:SourceAccount" in ((trust[0].get("Condition") or {}).get("StringEquals") or {}))
+        alarms = {props(a).get("MetricName"): props(a) for a in of_type(resources, "AWS::CloudWatch::Alarm").values()}
+        runs = alarms.get("HeartbeatRuns") or {}
+        check(f"heartbeat ({label}): alarm when runs stop (no HeartbeatRuns, missing data breaching) -> the health topic",
+              runs.get("Namespace") == "sesguard" and runs.get("ComparisonOperator") == "LessThanThreshold"
+              and runs.get("Threshold") == 1 and runs.get("TreatMissingData") == "breaching"
+              and [target(a) for a in as_list(runs.get("AlarmActions"))] == ["HealthTopic"]
+              and '"HeartbeatRuns"' in source, json.dumps(runs)[:300])
+        failed = alarms.get("HeartbeatCanaryFailed") or {}
+        check(f"heartbeat ({label}): alarm on a failed canary call -> the health topic",
+              failed.get("Namespace") == "sesguard" and failed.get("Threshold") == 0
+              and failed.get("ComparisonOperator") == "GreaterThanThreshold"
+              and [target(a) for a in as_list(failed.get("AlarmActions"))] == ["HealthTopic"]
+              and '"HeartbeatCanaryFailed"' in source, json.dumps(failed)[:300])
+    every_minute = with_parameters(template, {"HeartbeatMinutes": "1"})["Resources"]
+    check("heartbeat: HeartbeatMinutes 1 is rate(1 minute) (EventBridge Scheduler's singular)",
+          props(every_minute["HeartbeatSchedule"]).get("ScheduleExpression") == "rate(1 minute)")
+    off = with_parameters(template, {**TRAIL_PARAMETERS, "HeartbeatMinutes": "0"})["Resources"]
+    off_vars = {name: set(((props(off[name]).get("Environment") or {}).get("Variables") or {}))
+                for name in ("SesguardFunction", "TrailIngestFunction")}
+    check("heartbeat: HeartbeatMinutes 0 -> no schedule, alarms, SES right or heartbeat variable",
+          not HEARTBEAT_RESOURCES & set(off)
+          and not any(str(a).startswith("ses:") for _, st in iam_statements(off) for a in as_list(st.get("Action")))
+          and not any("HEARTBEAT" in v for vs in off_vars.values() for v in vs),
+          f"{sorted(HEARTBEAT_RESOURCES & set(off))} {off_vars}")
+
+
 def main() -> int:
     if len(sys.argv) not in (2, 3):
         print(__doc__, file=sys.stderr)
@@ -957,6 +1067,8 @@ def main() -> int:
     # Issue 17: the configuration bucket, the Tor exit list fetcher, their rights and alarms.
     check_runtime_config(template)
     check_security_hub(template)
+    # Issue 17, item 4: the pipeline heartbeat's schedule, rights and alarms.
+    check_heartbeat(template)
     # Issue 14: the detector's own bus, forwarder.yaml, and the routing between them.
     expected = json.loads(subprocess.run([binary, "rules", "--format", "eventbridge"], check=True,
                                          capture_output=True, text=True).stdout)

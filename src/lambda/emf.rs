@@ -72,6 +72,20 @@ pub fn config_emf_line(events: &super::ConfigEvents, timestamp_ms: u128) -> Opti
     Some(metric_line(&totals, timestamp_ms))
 }
 
+/// The EMF line of one heartbeat run: `HeartbeatRuns` (1: template.yaml alarms when runs stop),
+/// `HeartbeatCanaryFailed` (regions whose `GetSendQuota` call failed) and `PipelineSignals`
+/// (blind and restored signals published).
+pub fn heartbeat_emf_line(canary_failed: u64, pipeline_signals: u64, timestamp_ms: u128) -> String {
+    metric_line(
+        &[
+            ("HeartbeatRuns", 1),
+            ("HeartbeatCanaryFailed", canary_failed),
+            ("PipelineSignals", pipeline_signals),
+        ],
+        timestamp_ms,
+    )
+}
+
 /// One EMF line of counts without dimensions (namespace `sesguard`).
 pub(super) fn metric_line(totals: &[(&str, u64)], timestamp_ms: u128) -> String {
     let mut line = serde_json::json!({
@@ -96,6 +110,20 @@ pub(super) fn metric_line(totals: &[(&str, u64)], timestamp_ms: u128) -> String 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_heartbeat_run_counts_itself_its_failed_calls_and_its_signals() {
+        let line: serde_json::Value =
+            serde_json::from_str(&heartbeat_emf_line(2, 1, 7)).expect("json");
+        assert_eq!(line["HeartbeatRuns"], 1);
+        assert_eq!(line["HeartbeatCanaryFailed"], 2);
+        assert_eq!(line["PipelineSignals"], 1);
+        assert_eq!(
+            line["_aws"]["CloudWatchMetrics"][0]["Namespace"],
+            "sesguard"
+        );
+        assert_eq!(line["_aws"]["Timestamp"], 7);
+    }
 
     #[test]
     fn the_config_line_is_written_only_when_s3_was_asked() {

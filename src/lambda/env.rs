@@ -32,6 +32,12 @@ pub struct LambdaConfig {
     /// `SESGUARD_HEARTBEAT_ROLE_ARN`: the function's own role, whose heartbeat canaries are
     /// recorded and never evaluated (see `crate::heartbeat`), if set.
     pub heartbeat_role_arn: Option<String>,
+    /// `SESGUARD_HEARTBEAT_REGIONS` (comma-separated; default the function's `AWS_REGION`): the
+    /// regions a heartbeat run calls and watches.
+    pub heartbeat_regions: Vec<String>,
+    /// `SESGUARD_HEARTBEAT_MAX_DELAY_MINUTES` (default 30): a region whose last canary is older
+    /// (wall clock) is blind.
+    pub heartbeat_max_delay: crate::model::Seconds,
     /// `SESGUARD_SECURITY_HUB_PRODUCT_ARN`: when set, every signal is imported into Security Hub
     /// as a finding of this product (the account's `product/<account>/default`) before it is
     /// published to SNS.
@@ -88,6 +94,58 @@ fn s3_object(
     Ok(Some(url))
 }
 pub const HEARTBEAT_ROLE_ARN: &str = "SESGUARD_HEARTBEAT_ROLE_ARN";
+pub const HEARTBEAT_REGIONS: &str = "SESGUARD_HEARTBEAT_REGIONS";
+pub const HEARTBEAT_MAX_DELAY_MINUTES: &str = "SESGUARD_HEARTBEAT_MAX_DELAY_MINUTES";
+/// Twice the default schedule (15 minutes): one late or lost canary is not an outage.
+pub const DEFAULT_HEARTBEAT_MAX_DELAY_MINUTES: u32 = 30;
+
+/// Whether `name` is shaped like an AWS region (`eu-west-1`, `us-gov-west-1`, `cn-north-1`).
+fn is_region(name: &str) -> bool {
+    let mut parts = name.split('-');
+    let first = parts.next().unwrap_or_default();
+    let rest: Vec<&str> = parts.collect();
+    first.len() == 2
+        && first.bytes().all(|b| b.is_ascii_lowercase())
+        && rest.len() >= 2
+        && rest
+            .last()
+            .is_some_and(|n| !n.is_empty() && n.len() <= 2 && n.bytes().all(|b| b.is_ascii_digit()))
+        && rest[..rest.len() - 1]
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase()))
+}
+
+/// The heartbeat's regions: `SESGUARD_HEARTBEAT_REGIONS`, else `AWS_REGION` (none if neither).
+fn heartbeat_regions(
+    lookup: &impl Fn(&str) -> Option<String>,
+) -> Result<Vec<String>, StartupError> {
+    let listed = lookup(HEARTBEAT_REGIONS).filter(|v| !v.trim().is_empty());
+    let text = match listed {
+        Some(text) => text,
+        None => {
+            return Ok(lookup("AWS_REGION")
+                .filter(|r| is_region(r))
+                .into_iter()
+                .collect());
+        }
+    };
+    let mut regions: Vec<String> = Vec::new();
+    for name in text.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        if !is_region(name) {
+            return Err(StartupError {
+                variable: HEARTBEAT_REGIONS,
+                message: format!(
+                    "{:?} is not a region name (comma-separated, e.g. us-east-1,eu-west-1)",
+                    crate::text::truncate(name, 40)
+                ),
+            });
+        }
+        if !regions.iter().any(|r| r == name) {
+            regions.push(name.to_owned());
+        }
+    }
+    Ok(regions)
+}
 pub const SECURITY_HUB_PRODUCT_ARN: &str = "SESGUARD_SECURITY_HUB_PRODUCT_ARN";
 
 /// The configuration file compiled into the function: used when `SESGUARD_CONFIG` names
@@ -180,7 +238,34 @@ impl LambdaConfig {
                 }
                 other => other,
             },
+            heartbeat_regions: heartbeat_regions(&lookup)?,
+            heartbeat_max_delay: match number(HEARTBEAT_MAX_DELAY_MINUTES)? {
+                Some(0) => {
+                    return Err(StartupError {
+                        variable: HEARTBEAT_MAX_DELAY_MINUTES,
+                        message: "must be at least 1".to_owned(),
+                    });
+                }
+                minutes => {
+                    crate::model::Seconds::from(
+                        minutes.unwrap_or(DEFAULT_HEARTBEAT_MAX_DELAY_MINUTES),
+                    ) * crate::model::MINUTE
+                }
+            },
             security_hub,
+        })
+    }
+
+    /// The heartbeat's settings, if the heartbeat is on (`SESGUARD_HEARTBEAT_ROLE_ARN` set).
+    pub fn heartbeat(&self) -> Option<crate::heartbeat::Heartbeat> {
+        let role_arn = self.heartbeat_role_arn.clone()?;
+        // arn:<partition>:iam::<account>:role/<name>: the account is the fifth field.
+        let account_id = role_arn.split(':').nth(4).unwrap_or_default().to_owned();
+        Some(crate::heartbeat::Heartbeat {
+            regions: self.heartbeat_regions.clone(),
+            max_delay: self.heartbeat_max_delay,
+            account_id,
+            role_arn,
         })
     }
 
@@ -353,6 +438,67 @@ mod tests {
             err.to_string().starts_with("SESGUARD_HEARTBEAT_ROLE_ARN: "),
             "{err}"
         );
+    }
+
+    #[test]
+    fn the_heartbeat_watches_the_listed_regions_else_the_functions_own() {
+        let role = "arn:aws:iam::111122223333:role/path/sesguard-fn";
+        let config = LambdaConfig::from_env(env(&[
+            (TABLE_NAME, "t"),
+            (TOPIC_ARN, "arn"),
+            ("AWS_REGION", "eu-west-1"),
+        ]))
+        .expect("config");
+        assert_eq!(config.heartbeat(), None, "off without the role");
+        assert_eq!(config.heartbeat_regions, ["eu-west-1"]);
+        let config = LambdaConfig::from_env(env(&[
+            (TABLE_NAME, "t"),
+            (TOPIC_ARN, "arn"),
+            ("AWS_REGION", "eu-west-1"),
+            (HEARTBEAT_ROLE_ARN, role),
+            (
+                HEARTBEAT_REGIONS,
+                " us-east-1, eu-west-1,us-gov-west-1,,us-east-1 ",
+            ),
+            (HEARTBEAT_MAX_DELAY_MINUTES, "45"),
+        ]))
+        .expect("config");
+        let heartbeat = config.heartbeat().expect("on");
+        assert_eq!(
+            heartbeat.regions,
+            ["us-east-1", "eu-west-1", "us-gov-west-1"]
+        );
+        assert_eq!(heartbeat.max_delay, 45 * crate::model::MINUTE);
+        assert_eq!(heartbeat.account_id, "111122223333");
+        assert_eq!(heartbeat.role_arn, role);
+        let default = LambdaConfig::from_env(env(&[
+            (TABLE_NAME, "t"),
+            (TOPIC_ARN, "arn"),
+            (HEARTBEAT_ROLE_ARN, role),
+        ]))
+        .expect("config");
+        assert_eq!(
+            default.heartbeat().map(|h| h.max_delay),
+            Some(30 * crate::model::MINUTE)
+        );
+        for (variable, bad) in [
+            (HEARTBEAT_REGIONS, "eu-west-1,eu west 1"),
+            (HEARTBEAT_REGIONS, "*"),
+            (HEARTBEAT_REGIONS, "EU-WEST-1"),
+            (HEARTBEAT_MAX_DELAY_MINUTES, "0"),
+            (HEARTBEAT_MAX_DELAY_MINUTES, "half an hour"),
+        ] {
+            let err = LambdaConfig::from_env(env(&[
+                (TABLE_NAME, "t"),
+                (TOPIC_ARN, "a"),
+                (variable, bad),
+            ]))
+            .expect_err(bad);
+            assert!(
+                err.to_string().starts_with(&format!("{variable}: ")),
+                "{err}"
+            );
+        }
     }
 
     #[test]

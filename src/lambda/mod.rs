@@ -11,12 +11,12 @@ mod redact;
 mod redrive;
 mod tor_fetch;
 
-pub use emf::{config_emf_line, emf_lines};
+pub use emf::{config_emf_line, emf_lines, heartbeat_emf_line};
 pub use env::*;
 pub use live::{ConfigEvents, ConfigStore, Fetched, LiveConfig, Refresh};
 pub use objects::{Message, MessageFailure, ObjectError, ObjectStore, RECORDS_IN_FLIGHT};
 pub use redact::redact_quoted;
-pub use redrive::is_redriven_event;
+pub use redrive::{is_redriven_event, is_redriven_heartbeat};
 pub use tor_fetch::*;
 
 use std::sync::{Arc, PoisonError, RwLock};
@@ -171,20 +171,30 @@ impl<S: State + HeartbeatStore, K: Sink> Handler<S, K> {
             })
     }
 
+    /// Where and when the record in `json` was made, if it is the function's canary.
+    fn canary_in(&self, json: &str) -> Option<(String, crate::model::Seconds)> {
+        let canary = self.canary.as_ref()?;
+        if !Canary::may_be(json) {
+            return None;
+        }
+        Record::parse(json).ok().and_then(|r| canary.seen_in(&r))
+    }
+
     /// Records the record in `json` if it is the function's canary; whether it was.
     async fn canary(&self, json: &str) -> Result<bool, StateError> {
-        let Some(canary) = &self.canary else {
-            return Ok(false);
-        };
-        if !Canary::may_be(json) {
-            return Ok(false);
-        }
-        let Some((region, at)) = Record::parse(json).ok().and_then(|r| canary.seen_in(&r)) else {
+        let Some((region, at)) = self.canary_in(json) else {
             return Ok(false);
         };
         self.state.canary_seen(&region, at).await?;
         tracing::debug!(region = %region, "heartbeat canary seen");
         Ok(true)
+    }
+
+    /// Whether the record in `json` is the function's canary, read from a log file: skipped
+    /// (no rule evaluates it) but not recorded, as the heartbeat watches the EventBridge path
+    /// (a log file comes minutes later, and would hide that path's outage).
+    pub(crate) fn is_logged_canary(&self, json: &str) -> bool {
+        self.canary_in(json).is_some()
     }
 
     pub fn state(&self) -> &S {

@@ -79,7 +79,11 @@ impl<S: State + HeartbeatStore, K: Sink> Handler<S, K> {
             // A redriven event (from the failure queue or the rules' dead-letter queue, via a
             // redrive queue) is evaluated as an invocation with it would be; anything else is a
             // log file notification.
-            let result = if super::is_redriven_event(message.body) {
+            let result = if super::is_redriven_heartbeat(message.body) {
+                // A heartbeat run that failed: the next run checks every region again.
+                tracing::info!(message_id = %truncate(message.id, 100), "a failed heartbeat run redriven: nothing to redo");
+                Ok(())
+            } else if super::is_redriven_event(message.body) {
                 self.handle(message.body, message.id, counts).await
             } else {
                 self.handle_message(store, message.body, counts).await
@@ -174,6 +178,7 @@ impl<S: State + HeartbeatStore, K: Sink> Handler<S, K> {
         let mut failure = None;
         while let Some(found) = rx.recv().await {
             match found {
+                Found::Record(json, _) if self.is_logged_canary(&json) => {}
                 Found::Record(json, position) => {
                     match delivery.record(&json, &position, counts).await {
                         Ok(()) => {}

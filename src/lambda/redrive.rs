@@ -37,9 +37,40 @@ pub fn is_redriven_event(body: &str) -> bool {
     }
 }
 
+/// Whether an SQS message body is the destination record of a failed heartbeat run (the
+/// schedule's request under `requestPayload`): there is nothing to redo (the next run checks
+/// every region again), so it is acknowledged rather than failed forever.
+pub fn is_redriven_heartbeat(body: &str) -> bool {
+    #[derive(Deserialize)]
+    struct Shape<'a> {
+        #[serde(rename = "requestContext", borrow)]
+        _request_context: &'a RawValue,
+        #[serde(rename = "requestPayload", borrow)]
+        request_payload: &'a RawValue,
+    }
+    serde_json::from_str::<Shape>(body)
+        .is_ok_and(|shape| crate::heartbeat::is_request(shape.request_payload.get()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failed_heartbeat_run_is_told_from_a_failed_event() {
+        let heartbeat = r#"{"version":"1.0","requestContext":{"requestId":"r","condition":"RetriesExhausted"},"requestPayload":{"sesguard": "heartbeat"},"responsePayload":{"errorType":"sesguard.StateUnavailable"}}"#;
+        assert!(is_redriven_heartbeat(heartbeat));
+        assert!(is_redriven_event(heartbeat), "it comes by the redrive path");
+        let event = include_str!("../../events/ses-GetAccount.json");
+        let destination = format!(
+            r#"{{"version":"1.0","requestContext":{{"requestId":"r"}},"requestPayload":{event},"responsePayload":null}}"#
+        );
+        assert!(!is_redriven_heartbeat(&destination));
+        assert!(
+            !is_redriven_heartbeat(r#"{"sesguard": "heartbeat"}"#),
+            "not redriven"
+        );
+    }
 
     #[test]
     fn events_and_destination_records_are_told_from_s3_notifications() {

@@ -15,15 +15,17 @@ use lambda_runtime::{Error, LambdaEvent, service_fn};
 use serde_json::value::RawValue;
 use sesguard::Engine;
 use sesguard::deliver::Counts;
+use sesguard::heartbeat::Heartbeat;
 use sesguard::lambda::{
     ConfigEvents, Handler, HandlerError, LambdaConfig, LiveConfig, Refresh, config_emf_line,
-    emf_lines,
+    emf_lines, heartbeat_emf_line,
 };
 use sesguard_lambda::Failure;
 use sesguard_lambda::aws::calls::CallCounter;
 use sesguard_lambda::aws::dynamodb::DynamoState;
 use sesguard_lambda::aws::s3::S3Objects;
 use sesguard_lambda::aws::security_hub::{ImportThen, SecurityHub};
+use sesguard_lambda::aws::ses::CanaryCaller;
 use sesguard_lambda::aws::sns::SnsPublisher;
 use sesguard_lambda::sqs::{handle_batch, sqs_batch};
 
@@ -34,6 +36,8 @@ struct App {
     /// The configuration in S3 (`SESGUARD_CONFIG` or `SESGUARD_TOR_EXIT_LIST` an s3:// URL),
     /// checked at the start of invocations; `None`: loaded once at the cold start, as before.
     live: Option<LiveConfig<S3Objects>>,
+    /// The heartbeat's settings and canary caller (`SESGUARD_HEARTBEAT_ROLE_ARN` set).
+    heartbeat: Option<(Heartbeat, CanaryCaller)>,
 }
 
 /// What an invocation answers: nothing for an EventBridge event (`null`), the failed messages
@@ -92,6 +96,7 @@ async fn start() -> Result<App, Error> {
             "sesguard-lambda ready"
         );
     }
+    let heartbeat = config.heartbeat();
     let mut state = DynamoState::new(dynamodb, config.table_name);
     if let Some(lease) = config.claim_lease {
         state = state.with_lease(lease);
@@ -104,15 +109,20 @@ async fn start() -> Result<App, Error> {
             SnsPublisher::new(sns, config.topic_arn).with_format(config.signal_format),
         ),
     );
-    if let Some(role) = config.heartbeat_role_arn {
-        // The function's own GetSendQuota canaries are recorded, never evaluated by a rule.
-        handler = handler.with_canary(sesguard::heartbeat::Canary::new(role));
-    }
+    let heartbeat = match heartbeat {
+        None => None,
+        Some(heartbeat) => {
+            // The function's own GetSendQuota canaries are recorded, never evaluated by a rule.
+            handler = handler.with_canary(sesguard::heartbeat::Canary::new(&heartbeat.role_arn));
+            Some((heartbeat, CanaryCaller::new(&sdk)?))
+        }
+    };
     let app = App {
         handler,
         objects,
         dynamodb_calls,
         live,
+        heartbeat,
     };
     // The cold start's read; if it fails, each invocation tries again (and fails until then).
     if let Err(err) = app.refresh_config().await {
@@ -154,6 +164,9 @@ impl App {
             return Err(Failure(err));
         }
         self.dynamodb_calls.reset();
+        if sesguard::heartbeat::is_request(event.payload.get()) {
+            return self.heartbeat().await.map(Response::Event).map_err(Failure);
+        }
         let mut counts = Counts::default();
         if let Some(batch) = sqs_batch(event.payload.get()) {
             let response = handle_batch(&self.handler, &self.objects, &batch, &mut counts).await;
@@ -175,6 +188,62 @@ impl App {
             );
         }
         result.map(Response::Event).map_err(Failure)
+    }
+
+    /// One heartbeat run (the schedule's [`sesguard::heartbeat::REQUEST`]): the canary call in
+    /// every region, at once (each comes back through CloudTrail and EventBridge for the next
+    /// runs to find), then the regions' last canaries against the wall clock. A failed call is
+    /// logged and counted, not fatal: CloudTrail records a refused call too, and a region whose
+    /// canary stops coming is what the run reports. A state or publish failure fails the run
+    /// (the schedule retries it; claims keep a signal from going out twice).
+    async fn heartbeat(&self) -> Result<(), HandlerError> {
+        let Some((settings, caller)) = &self.heartbeat else {
+            let err = HandlerError::Config(
+                "a heartbeat request, but the heartbeat is off (SESGUARD_HEARTBEAT_ROLE_ARN is not set)"
+                    .to_owned(),
+            );
+            tracing::error!(error = %err, error_type = err.error_type(), "heartbeat not run");
+            return Err(err);
+        };
+        let mut calls = tokio::task::JoinSet::new();
+        for region in &settings.regions {
+            let (caller, region) = (caller.clone(), region.clone());
+            calls.spawn(async move { caller.call(&region).await });
+        }
+        let mut failed = 0;
+        while let Some(result) = calls.join_next().await {
+            let outcome = result
+                .map_err(|err| err.to_string())
+                .and_then(|r| r.map_err(|e| e.to_string()));
+            if let Err(error) = outcome {
+                failed += 1;
+                tracing::warn!(error = %error, "heartbeat canary call failed");
+            }
+        }
+        let now = i64::try_from(now_ms() / 1000).unwrap_or(i64::MAX);
+        let result = self.handler.heartbeat(settings, now).await;
+        let published = result.as_ref().map_or(0, Vec::len);
+        println!("{}", heartbeat_emf_line(failed, published as u64, now_ms()));
+        match result {
+            Ok(signals) => {
+                tracing::info!(
+                    regions = settings.regions.len(),
+                    canary_failed = failed,
+                    pipeline_signals = signals.len(),
+                    "heartbeat run"
+                );
+                Ok(())
+            }
+            Err(err) => {
+                tracing::error!(
+                    error = %err,
+                    error_type = err.error_type(),
+                    transient = err.is_transient(),
+                    "heartbeat run failed; the schedule will retry it"
+                );
+                Err(err)
+            }
+        }
     }
 
     fn metrics(&self, counts: &Counts) {

@@ -10,8 +10,10 @@ mod support;
 use support::*;
 
 use serde_json::Value;
+use sesguard::heartbeat::MARKER;
 use sesguard::heartbeat::{BLIND, Heartbeat, HeartbeatStore, RESTORED, RegionView};
 use sesguard::model::MINUTE;
+use sesguard_lambda::aws::ses::{CanaryCaller, CanaryError};
 
 const T0: i64 = 1_772_442_000;
 
@@ -145,4 +147,101 @@ async fn a_heartbeat_run_publishes_one_blind_and_one_restored_signal_on_sns() {
         "{got:?}"
     );
     assert_eq!(got[0].3, got[1].3, "one outage");
+}
+
+/// The canary call as it leaves the function: `POST /` of the v1 Query API's `GetSendQuota`,
+/// signed for `ses` in each region, the marker in the user agent (unsigned: CloudTrail records
+/// it as written).
+#[tokio::test]
+async fn the_canary_call_is_get_send_quota_signed_for_ses_in_its_region_with_the_marker() {
+    let (url, requests) = http_stub(|_| {
+        (
+            200,
+            "<GetSendQuotaResponse><GetSendQuotaResult><Max24HourSend>200.0</Max24HourSend></GetSendQuotaResult></GetSendQuotaResponse>".to_owned(),
+        )
+    })
+    .await;
+    let caller = CanaryCaller::with_endpoint(test_credentials(), Some(url));
+    for region in ["us-east-1", "eu-west-1"] {
+        caller.call(region).await.expect("answered");
+    }
+    let requests = requests.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    assert_eq!(requests.len(), 2);
+    for (request, region) in requests.iter().zip(["us-east-1", "eu-west-1"]) {
+        assert!(
+            request.head.starts_with("post / http/1.1\r\n"),
+            "{}",
+            request.head
+        );
+        assert_eq!(request.body, b"Action=GetSendQuota&Version=2010-12-01");
+        assert!(
+            request
+                .head
+                .contains(&format!("/{region}/ses/aws4_request")),
+            "{}",
+            request.head
+        );
+        let agent = request
+            .head
+            .lines()
+            .find_map(|l| l.strip_prefix("user-agent: "))
+            .expect("a user agent");
+        assert!(agent.starts_with(MARKER), "{agent}");
+        let signed = request
+            .head
+            .lines()
+            .find_map(|l| l.split_once("signedheaders=").map(|(_, rest)| rest))
+            .expect("signed headers");
+        assert!(!signed.contains("user-agent"), "{signed}");
+    }
+}
+
+#[tokio::test]
+async fn a_refused_or_unreachable_canary_call_is_an_error_naming_its_region() {
+    let (url, _) = http_stub(|_| {
+        (
+            403,
+            "<ErrorResponse><Error><Type>Sender</Type><Code>AccessDenied</Code><Message>User: arn:aws:sts::111122223333:assumed-role/x/y is not authorized</Message></Error></ErrorResponse>".to_owned(),
+        )
+    })
+    .await;
+    let err = CanaryCaller::with_endpoint(test_credentials(), Some(url))
+        .call("ap-south-1")
+        .await
+        .expect_err("refused");
+    assert_eq!(
+        err,
+        CanaryError::Status {
+            region: "ap-south-1".to_owned(),
+            status: 403,
+            code: "AccessDenied".to_owned()
+        }
+    );
+    assert_eq!(
+        err.to_string(),
+        "GetSendQuota in ap-south-1 answered HTTP 403 AccessDenied",
+        "nothing of SES's message (it names the caller)"
+    );
+    // A port nothing listens on: the connection is refused.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    drop(listener);
+    let err =
+        CanaryCaller::with_endpoint(test_credentials(), Some(format!("http://127.0.0.1:{port}")))
+            .call("eu-west-1")
+            .await
+            .expect_err("refused");
+    assert!(
+        matches!(&err, CanaryError::Call { region, .. } if region == "eu-west-1"),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn moto_answers_the_canary_call_in_each_region() {
+    let Some(endpoint) = endpoint() else { return };
+    let caller = CanaryCaller::with_endpoint(test_credentials(), Some(endpoint));
+    for region in ["us-east-1", "eu-west-1", "ap-southeast-2"] {
+        caller.call(region).await.expect("GetSendQuota answered");
+    }
 }

@@ -8,8 +8,6 @@ use support::*;
 
 use std::sync::{Arc, Mutex};
 
-use aws_credential_types::Credentials;
-use aws_credential_types::provider::SharedCredentialsProvider;
 use serde_json::{Value, json};
 use sesguard::config::{Config, Overrides};
 use sesguard::deliver::{Collect, Counts, Sink, SinkError};
@@ -19,7 +17,6 @@ use sesguard::output::asff::{self, ImportError, ProductArn};
 use sesguard::state::MemoryState;
 use sesguard::{Engine, Signal};
 use sesguard_lambda::aws::security_hub::{ImportThen, SecurityHub};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// moto's default account.
 const ACCOUNT: &str = "123456789012";
@@ -29,9 +26,7 @@ fn product() -> ProductArn {
 }
 
 fn hub(endpoint: &str) -> SecurityHub {
-    let credentials =
-        SharedCredentialsProvider::new(Credentials::new("testing", "testing", None, None, "tests"));
-    SecurityHub::with_endpoint(credentials, product(), endpoint.to_owned())
+    SecurityHub::with_endpoint(test_credentials(), product(), endpoint.to_owned())
 }
 
 const EVENTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../events");
@@ -219,61 +214,19 @@ fn signal(id: &str) -> Signal {
 /// A stub Security Hub on 127.0.0.1: answers every `POST /findings/import` with all its findings
 /// imported, and keeps how many each call carried.
 async fn stub() -> (String, Arc<Mutex<Vec<usize>>>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("addr"));
-    let calls = Arc::new(Mutex::new(Vec::new()));
-    let kept = calls.clone();
-    tokio::spawn(async move {
-        while let Ok((mut socket, _)) = listener.accept().await {
-            let kept = kept.clone();
-            tokio::spawn(async move {
-                let mut buffer = Vec::new();
-                loop {
-                    // One request: headers, then Content-Length bytes of body.
-                    let (head_end, length) = loop {
-                        if let Some(at) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
-                            let head = String::from_utf8_lossy(&buffer[..at]).to_lowercase();
-                            let length = head
-                                .lines()
-                                .find_map(|l| l.strip_prefix("content-length:"))
-                                .and_then(|v| v.trim().parse::<usize>().ok())
-                                .unwrap_or(0);
-                            break (at + 4, length);
-                        }
-                        let mut chunk = [0u8; 8192];
-                        match socket.read(&mut chunk).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => buffer.extend_from_slice(&chunk[..n]),
-                        }
-                    };
-                    while buffer.len() < head_end + length {
-                        let mut chunk = [0u8; 65536];
-                        match socket.read(&mut chunk).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => buffer.extend_from_slice(&chunk[..n]),
-                        }
-                    }
-                    let body: Value = serde_json::from_slice(&buffer[head_end..head_end + length])
-                        .unwrap_or(Value::Null);
-                    buffer.drain(..head_end + length);
-                    let n = body["Findings"].as_array().map_or(0, Vec::len);
-                    kept.lock().unwrap_or_else(|e| e.into_inner()).push(n);
-                    let answer = json!({"FailedCount": 0, "SuccessCount": n, "FailedFindings": []})
-                        .to_string();
-                    let response = format!(
-                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{answer}",
-                        answer.len()
-                    );
-                    if socket.write_all(response.as_bytes()).await.is_err() {
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    (url, calls)
+    let counts = Arc::new(Mutex::new(Vec::new()));
+    let kept = counts.clone();
+    let (url, _) = http_stub(move |request| {
+        let body: Value = serde_json::from_slice(&request.body).unwrap_or(Value::Null);
+        let n = body["Findings"].as_array().map_or(0, Vec::len);
+        kept.lock().unwrap_or_else(|e| e.into_inner()).push(n);
+        (
+            200,
+            json!({"FailedCount": 0, "SuccessCount": n, "FailedFindings": []}).to_string(),
+        )
+    })
+    .await;
+    (url, counts)
 }
 
 #[tokio::test]

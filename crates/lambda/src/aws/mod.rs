@@ -1,10 +1,12 @@
-//! AWS adapters: the DynamoDB State, the SNS Sink, the Security Hub import and the S3 object
-//! store. The only place the AWS SDK appears.
+//! AWS adapters: the DynamoDB State, the SNS Sink, the Security Hub import, the heartbeat's SES
+//! canary call and the S3 object store. The only place the AWS SDK appears.
 
 pub mod calls;
 pub mod dynamodb;
 pub mod s3;
 pub mod security_hub;
+pub mod ses;
+pub mod signed;
 pub mod sns;
 
 use std::time::Duration;

@@ -7,61 +7,38 @@
 //! finding. A call that fails, or whose answer lists failed findings, is an error of kind
 //! [`ImportError::kind`]: the invocation fails and Lambda retries it (nothing is lost).
 
-use std::sync::Arc;
-use std::time::SystemTime;
-
-use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
-use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
-use aws_sigv4::sign::v4;
-use aws_smithy_http_client::{Connector, tls};
-use aws_smithy_runtime_api::client::http::{HttpConnector, HttpConnectorSettings};
-use aws_smithy_types::body::SdkBody;
-use aws_smithy_types::byte_stream::ByteStream;
+use aws_credential_types::provider::SharedCredentialsProvider;
 use serde_json::Value;
 
 use sesguard::deliver::SinkError;
 use sesguard::output::asff::{self, ImportError, ProductArn};
 use sesguard::signal::Signal;
 
-use super::{ATTEMPT_TIMEOUT, CONNECT_TIMEOUT};
+use super::signed::{CallError, Post, SignedHttp};
 
 /// Security Hub's signing name.
 const SERVICE: &str = "securityhub";
 
 /// Imports findings into one account's Security Hub.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct SecurityHub {
-    connector: Arc<Connector>,
-    credentials: SharedCredentialsProvider,
+    http: SignedHttp,
     product: ProductArn,
     endpoint: String,
-}
-
-impl std::fmt::Debug for SecurityHub {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SecurityHub")
-            .field("product", &self.product)
-            .field("endpoint", &self.endpoint)
-            .finish_non_exhaustive()
-    }
 }
 
 /// Security Hub's endpoint: `AWS_ENDPOINT_URL_SECURITYHUB`, else `AWS_ENDPOINT_URL` (as the SDK
 /// clients honour them: a local emulator in tests), else the product's region.
 pub fn endpoint(lookup: impl Fn(&str) -> Option<String>, product: &ProductArn) -> String {
-    ["AWS_ENDPOINT_URL_SECURITYHUB", "AWS_ENDPOINT_URL"]
-        .iter()
-        .find_map(|name| lookup(name).filter(|v| !v.trim().is_empty()))
-        .map_or_else(
-            || product.endpoint(),
-            |url| url.trim().trim_end_matches('/').to_owned(),
-        )
+    super::signed::endpoint(lookup, "AWS_ENDPOINT_URL_SECURITYHUB", || {
+        product.endpoint()
+    })
 }
 
-fn call_failed(message: impl Into<String>, timed_out: bool) -> ImportError {
+fn call_failed(err: CallError) -> ImportError {
     ImportError::Call {
-        message: message.into(),
-        timed_out,
+        message: err.message,
+        timed_out: err.timed_out,
     }
 }
 
@@ -69,11 +46,13 @@ impl SecurityHub {
     /// A client for `product`'s account and region, with the credentials of `sdk` (the
     /// function's role) and the endpoint of the environment (see [`endpoint`]).
     pub fn new(sdk: &aws_config::SdkConfig, product: ProductArn) -> Result<Self, ImportError> {
-        let credentials = sdk
-            .credentials_provider()
-            .ok_or_else(|| call_failed("no credentials provider", false))?;
+        let http = SignedHttp::from_sdk(sdk).map_err(call_failed)?;
         let endpoint = endpoint(|name| std::env::var(name).ok(), &product);
-        Ok(Self::with_endpoint(credentials, product, endpoint))
+        Ok(SecurityHub {
+            http,
+            product,
+            endpoint,
+        })
     }
 
     pub fn with_endpoint(
@@ -81,21 +60,8 @@ impl SecurityHub {
         product: ProductArn,
         endpoint: String,
     ) -> Self {
-        let connector = Connector::builder()
-            .connector_settings(
-                HttpConnectorSettings::builder()
-                    .connect_timeout(CONNECT_TIMEOUT)
-                    .read_timeout(ATTEMPT_TIMEOUT)
-                    .build(),
-            )
-            .sleep_impl(aws_smithy_async::rt::sleep::TokioSleep::new())
-            .tls_provider(tls::Provider::Rustls(
-                tls::rustls_provider::CryptoMode::Ring,
-            ))
-            .build();
         SecurityHub {
-            connector: Arc::new(connector),
-            credentials,
+            http: SignedHttp::new(credentials),
             product,
             endpoint,
         }
@@ -171,72 +137,21 @@ impl SecurityHub {
 
     /// One signed POST of `body` to `path`: the status and the body of the answer.
     async fn post(&self, path: &str, body: String) -> Result<(u16, Vec<u8>), ImportError> {
-        let credentials = self
-            .credentials
-            .provide_credentials()
-            .await
-            .map_err(|err| call_failed(format!("no credentials: {err}"), false))?;
-        let identity = credentials.into();
         let url = format!("{}{path}", self.endpoint);
-        let params = v4::SigningParams::builder()
-            .identity(&identity)
-            .region(&self.product.region)
-            .name(SERVICE)
-            .time(SystemTime::now())
-            .settings(SigningSettings::default())
-            .build()
-            .map_err(|err| call_failed(format!("signing: {err}"), false))?
-            .into();
-        let headers = [("content-type", "application/json")];
-        let signable = SignableRequest::new(
-            "POST",
-            &url,
-            headers.iter().copied(),
-            SignableBody::Bytes(body.as_bytes()),
-        )
-        .map_err(|err| call_failed(format!("signing: {err}"), false))?;
-        let (instructions, _) = sign(signable, &params)
-            .map_err(|err| call_failed(format!("signing: {err}"), false))?
-            .into_parts();
-        let mut request = http::Request::builder()
-            .method("POST")
-            .uri(&url)
-            .header("content-type", "application/json")
-            .body(SdkBody::from(body))
-            .map_err(|err| call_failed(format!("request: {err}"), false))?;
-        instructions.apply_to_request_http1x(&mut request);
-        let request = request
-            .try_into()
-            .map_err(|err| call_failed(format!("request: {err}"), false))?;
-        let call = async {
-            let response = self
-                .connector
-                .call(request)
-                .await
-                .map_err(|err| call_failed(describe(&err), err.is_timeout()))?;
-            let status = response.status().as_u16();
-            let body = ByteStream::new(response.into_body())
-                .collect()
-                .await
-                .map_err(|err| call_failed(format!("reading the answer: {err}"), false))?;
-            Ok((status, body.into_bytes().to_vec()))
-        };
-        tokio::time::timeout(ATTEMPT_TIMEOUT, call)
+        let answer = self
+            .http
+            .post(Post {
+                url: &url,
+                region: &self.product.region,
+                service: SERVICE,
+                content_type: "application/json",
+                body: &body,
+                user_agent: None,
+            })
             .await
-            .map_err(|_| call_failed(format!("no answer within {ATTEMPT_TIMEOUT:?}"), true))?
+            .map_err(call_failed)?;
+        Ok((answer.status, answer.body))
     }
-}
-
-/// A connector error with its causes (a bare "io error" says nothing of a refused connection).
-fn describe(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]

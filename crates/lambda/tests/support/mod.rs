@@ -216,3 +216,83 @@ pub async fn topic(sdk: &aws_config::SdkConfig, name: &str) -> (SnsPublisher, Qu
         .expect("subscribe");
     (SnsPublisher::new(sns, topic), inbox)
 }
+
+/// Static test credentials, for the calls signed by hand (Security Hub, the heartbeat's SES).
+pub fn test_credentials() -> aws_credential_types::provider::SharedCredentialsProvider {
+    aws_credential_types::provider::SharedCredentialsProvider::new(
+        aws_credential_types::Credentials::new("testing", "testing", None, None, "tests"),
+    )
+}
+
+/// One HTTP request a [`http_stub`] received: its head (request line and headers, lower-cased)
+/// and body.
+#[derive(Debug, Clone)]
+pub struct StubRequest {
+    pub head: String,
+    pub body: Vec<u8>,
+}
+
+/// A stub HTTP server on 127.0.0.1 (keep-alive, `Content-Length` bodies): `answer` gives each
+/// request's status and body; every request is kept. Returns its URL and the requests.
+pub async fn http_stub<F>(answer: F) -> (String, std::sync::Arc<std::sync::Mutex<Vec<StubRequest>>>)
+where
+    F: Fn(&StubRequest) -> (u16, String) + Send + Sync + 'static,
+{
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let kept = requests.clone();
+    let answer = std::sync::Arc::new(answer);
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let (kept, answer) = (kept.clone(), answer.clone());
+            tokio::spawn(async move {
+                let mut buffer = Vec::new();
+                loop {
+                    // One request: headers, then Content-Length bytes of body.
+                    let (head_end, length) = loop {
+                        if let Some(at) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+                            let head = String::from_utf8_lossy(&buffer[..at]).to_lowercase();
+                            let length = head
+                                .lines()
+                                .find_map(|l| l.strip_prefix("content-length:"))
+                                .and_then(|v| v.trim().parse::<usize>().ok())
+                                .unwrap_or(0);
+                            break (at + 4, length);
+                        }
+                        let mut chunk = [0u8; 8192];
+                        match socket.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+                        }
+                    };
+                    while buffer.len() < head_end + length {
+                        let mut chunk = [0u8; 65536];
+                        match socket.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                    let request = StubRequest {
+                        head: String::from_utf8_lossy(&buffer[..head_end]).to_lowercase(),
+                        body: buffer[head_end..head_end + length].to_vec(),
+                    };
+                    buffer.drain(..head_end + length);
+                    let (status, body) = answer(&request);
+                    kept.lock().unwrap_or_else(|e| e.into_inner()).push(request);
+                    let response = format!(
+                        "HTTP/1.1 {status} Stub\r\ncontent-type: text/plain\r\ncontent-length: {}\r\n\r\n{body}",
+                        body.len()
+                    );
+                    if socket.write_all(response.as_bytes()).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (url, requests)
+}
