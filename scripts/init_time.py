@@ -47,6 +47,10 @@ def measure(binary: str) -> float:
         SESGUARD_TABLE_NAME="sesguard-state",
         SESGUARD_TOPIC_ARN="arn:aws:sns:us-east-1:111122223333:sesguard-signals",
         SESGUARD_CONFIG="sesguard.toml",
+        # The pipeline heartbeat, on as the template deploys it (its SES client is built at the
+        # first heartbeat run, not at init).
+        SESGUARD_HEARTBEAT_ROLE_ARN="arn:aws:iam::111122223333:role/sesguard-SesguardFunctionRole-EXAMPLE",
+        SESGUARD_HEARTBEAT_REGIONS="us-east-1",
         AWS_LAMBDA_LOG_LEVEL="warn",
     )
     start = time.perf_counter()
