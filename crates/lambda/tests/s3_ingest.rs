@@ -18,7 +18,6 @@ use std::sync::{Arc, Mutex};
 
 use aws_lambda_events::event::sqs::SqsBatchResponse;
 use aws_sdk_s3::types::{Event, NotificationConfiguration, QueueConfiguration};
-use aws_sdk_sqs::types::QueueAttributeName;
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::interceptors::context::BeforeDeserializationInterceptorContextMut;
@@ -38,28 +37,6 @@ use sesguard_lambda::aws::s3::S3Objects;
 use sesguard_lambda::aws::sns::SnsPublisher;
 use sesguard_lambda::sqs::{handle_batch, sqs_batch};
 
-async fn queue(sqs: &aws_sdk_sqs::Client, name: &str) -> (String, String) {
-    let url = sqs
-        .create_queue()
-        .queue_name(unique(name))
-        .send()
-        .await
-        .expect("queue")
-        .queue_url
-        .expect("url");
-    let arn = sqs
-        .get_queue_attributes()
-        .queue_url(&url)
-        .attribute_names(QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .expect("attributes")
-        .attributes
-        .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
-        .expect("arn");
-    (url, arn)
-}
-
 /// A signals topic with a queue subscribed to read what was published.
 async fn topic(sdk: &aws_config::SdkConfig) -> (SnsPublisher, String) {
     let sns = aws_sdk_sns::Client::new(sdk);
@@ -72,7 +49,7 @@ async fn topic(sdk: &aws_config::SdkConfig) -> (SnsPublisher, String) {
         .expect("topic")
         .topic_arn
         .expect("arn");
-    let (url, arn) = queue(&sqs, "sesguard-s3-signals").await;
+    let Queue { url, arn } = queue(&sqs, "sesguard-s3-signals", None).await;
     sns.subscribe()
         .topic_arn(&topic)
         .protocol("sqs")
@@ -142,7 +119,10 @@ impl Trail {
             .send()
             .await
             .expect("bucket");
-        let (queue_url, queue_arn) = queue(&sqs, "sesguard-ingest").await;
+        let Queue {
+            url: queue_url,
+            arn: queue_arn,
+        } = queue(&sqs, "sesguard-ingest", None).await;
         s3.put_bucket_notification_configuration()
             .bucket(&bucket)
             .notification_configuration(
